@@ -1,0 +1,69 @@
+"""Integration hub: the public API for provider plugins.
+
+A plugin imports only what is listed in ``__all__``: the hook marker, the value types
+that cross the boundary, the typed errors, and the OAuth 2.0 helpers.
+"""
+
+from .errors import (
+    BadRequest,
+    GrantRejected,
+    HubError,
+    MalformedResponse,
+    NotFound,
+    ProviderAuthError,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    TokenExpired,
+    TransientProviderError,
+    ValidationFailed,
+)
+from .hookspecs import hookimpl
+from .oauth import bearer, parse_token_response, raise_for_status, token_request
+from .types import (
+    CLIENT_CREDENTIALS,
+    AccountInfo,
+    Action,
+    AuthorizationRequest,
+    CallContext,
+    ConfigField,
+    Endpoints,
+    Provider,
+    ProviderInfo,
+    TokenSet,
+)
+from .upstream import ProviderHTTP, UpstreamResponse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CLIENT_CREDENTIALS",
+    "AccountInfo",
+    "Action",
+    "AuthorizationRequest",
+    "BadRequest",
+    "CallContext",
+    "ConfigField",
+    "Endpoints",
+    "GrantRejected",
+    "HubError",
+    "MalformedResponse",
+    "NotFound",
+    "Provider",
+    "ProviderAuthError",
+    "ProviderError",
+    "ProviderHTTP",
+    "ProviderInfo",
+    "ProviderTimeout",
+    "RateLimited",
+    "TokenExpired",
+    "TokenSet",
+    "TransientProviderError",
+    "UpstreamResponse",
+    "ValidationFailed",
+    "bearer",
+    "hookimpl",
+    "parse_token_response",
+    "raise_for_status",
+    "token_request",
+]

@@ -1,0 +1,102 @@
+"""Caller authentication: the host application's end-user JWTs (PyJWT).
+
+HS256 with a shared secret, or RS256 / ES256 with a configured public key. ``exp`` and
+``sub`` are required; ``iss`` and ``aud`` are checked when configured. The ``sub`` claim
+is the user id, a string the host application owns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from .errors import Unauthorized
+
+ASYMMETRIC = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256")
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: str
+    claims: dict[str, Any]
+
+
+class JWTVerifier:
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        public_key: str | None = None,
+        algorithms: list[str] | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
+        leeway: int = 30,
+    ) -> None:
+        if public_key:
+            if "-----BEGIN" not in public_key and Path(public_key).is_file():
+                public_key = Path(public_key).read_text()
+            self._key: Any = public_key
+            self.algorithms = algorithms or ["RS256", "ES256"]
+            if any(a.startswith("HS") for a in self.algorithms):
+                raise ValueError("auth.algorithms: HS* cannot be used with a public key")
+        elif secret:
+            self._key = secret
+            self.algorithms = algorithms or ["HS256"]
+            if any(a in ASYMMETRIC for a in self.algorithms):
+                raise ValueError("auth.algorithms: RS*/ES* need auth.jwt_public_key, not a shared secret")
+        else:
+            raise ValueError("auth: configure jwt_secret or jwt_public_key")
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+
+    def verify(self, header: str | None) -> Caller:
+        if not header:
+            raise Unauthorized("missing Authorization header: send 'Authorization: Bearer <JWT>'")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <JWT>'")
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self._key,
+                algorithms=self.algorithms,
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.leeway,
+                options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the JWT has expired", code="token_expired") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthorized(f"the JWT lacks the required '{exc.claim}' claim") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthorized("the JWT's issuer is not the configured one") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthorized("the JWT's audience is not the configured one") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthorized("the JWT's signature does not verify") from None
+        except jwt.InvalidAlgorithmError:
+            raise Unauthorized(f"the JWT's algorithm is not accepted (accepted: {', '.join(self.algorithms)})") from None
+        except jwt.PyJWTError:
+            raise Unauthorized("the JWT is malformed") from None
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub or len(sub) > 255:
+            raise Unauthorized("the JWT's 'sub' must be a non-empty string of at most 255 characters")
+        return Caller(sub, claims)
+
+
+def issue_token(secret: str, user_id: str, *, ttl_seconds: int = 3600, issuer: str | None = None, audience: str | None = None) -> str:
+    """Mint an HS256 JWT (for ``hub token`` and tests; a host app mints its own)."""
+    import time
+
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode(claims, secret, algorithm="HS256")

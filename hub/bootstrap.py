@@ -1,0 +1,83 @@
+"""Secrets for the embedded default, so the hub runs on a fresh machine.
+
+When no JWT secret or encryption key is configured and ``server.production`` is off, the
+hub creates them once in its data directory (mode 0600) and warns loudly. In production
+their absence is a start-up error instead: generated secrets on a server would silently
+change when its disk does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ConfigError, HubConfig
+from .crypto import generate_key
+
+log = logging.getLogger("hub")
+
+JWT_FILE = "jwt_secret"
+KEYS_FILE = "encryption_keys"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    jwt_secret: str | None
+    encryption_keys: str
+    generated: tuple[Path, ...] = ()
+
+
+def resolve_secrets(config: HubConfig) -> Secrets:
+    jwt_secret = config.auth.jwt_secret
+    keys = config.security.encryption_keys
+    needs_jwt = not jwt_secret and not config.auth.jwt_public_key
+    if config.server.production and (needs_jwt or not keys):
+        missing = []
+        if needs_jwt:
+            missing.append("auth.jwt_secret (or auth.jwt_public_key)")
+        if not keys:
+            missing.append("security.encryption_keys")
+        raise ConfigError([f"{m}: required when server.production is true" for m in missing], config.source)
+    generated: list[Path] = []
+    if needs_jwt:
+        jwt_secret, path, made = _read_or_create(config.data_dir / JWT_FILE, lambda: secrets.token_urlsafe(48))
+        if made:
+            generated.append(path)
+        _warn("auth.jwt_secret", path, made)
+    if not keys:
+        keys, path, made = _read_or_create(config.data_dir / KEYS_FILE, lambda: generate_key("dev1"))
+        if made:
+            generated.append(path)
+        _warn("security.encryption_keys", path, made)
+    return Secrets(jwt_secret, keys, tuple(generated))
+
+
+def _read_or_create(path: Path, make: callable) -> tuple[str, Path, bool]:  # type: ignore[valid-type]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value, path, False
+    except FileNotFoundError:
+        pass
+    value = make()
+    # O_EXCL: two processes starting together must not each write a different secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip(), path, False
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value + "\n")
+    return value, path, True
+
+
+def _warn(setting: str, path: Path, made: bool) -> None:
+    verb = "GENERATED" if made else "using generated"
+    log.warning(
+        "*** %s %s from %s: fine for trying the hub, NOT for production. "
+        "Set it in the config (and server.production: true) before real users connect. ***",
+        verb, setting, path,
+    )

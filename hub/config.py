@@ -1,0 +1,216 @@
+"""Configuration: ``config/hub.yaml`` read into typed objects.
+
+``${VAR}`` and ``${VAR:-default}`` are replaced from the environment before validation,
+so secrets stay out of the file. A value that is exactly ``${VAR}`` with ``VAR`` unset
+becomes "not set" (``null``), which lets a default config enable providers whose
+credentials a given machine does not have. Every error names the YAML path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG_PATH = Path("config/hub.yaml")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        where = f" in {source}" if source else ""
+        super().__init__(f"invalid configuration{where}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str | None = None
+    allowed_redirects: list[str] = Field(default_factory=list)
+    production: bool = False
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    shutdown_timeout: float = Field(30.0, gt=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://", v):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/") if v else v
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite+aiosqlite:///data/hub.db"
+    pool_size: int = Field(10, ge=1)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _driver(cls, v: str) -> str:
+        if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+        return v
+
+
+class AuthConfig(_Section):
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    algorithms: list[str] | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    leeway_seconds: int = Field(30, ge=0)
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_length(cls, v: str | None) -> str | None:
+        if v is not None and len(v) < 32:
+            raise ValueError("must be at least 32 characters (HS256 needs a 256-bit secret)")
+        return v
+
+
+class SecurityConfig(_Section):
+    encryption_keys: str | None = None
+    state_ttl_seconds: int = Field(600, ge=30, le=3600)
+    refresh_margin_seconds: int = Field(60, ge=0)
+
+
+class ActivityConfig(_Section):
+    retention_days: int = Field(90, ge=1)
+    flush_interval_ms: int = Field(200, ge=10)
+    batch_size: int = Field(500, ge=1)
+    buffer_limit: int = Field(10_000, ge=1)
+    max_payload_bytes: int = Field(8192, ge=256)
+
+
+class UpstreamConfig(_Section):
+    connect_timeout: float = Field(5.0, gt=0)
+    total_timeout: float = Field(30.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+    max_retry_wait: float = Field(10.0, ge=0)
+    max_response_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_concurrency: int = Field(64, ge=1)
+
+
+class ProviderConfig(BaseModel):
+    """One ``providers.<name>`` section. Keys beyond these are the plugin's own
+    (``client_id``, ``client_secret``, …) and are checked against what it declares."""
+
+    model_config = ConfigDict(extra="allow")
+
+    enabled: bool = True
+    scopes: list[str] | None = None
+    urls: dict[str, str] = Field(default_factory=dict)
+    max_concurrency: int | None = Field(None, ge=1)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class HubConfig(_Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+    activity: ActivityConfig = Field(default_factory=ActivityConfig)
+    upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+
+    source: str | None = Field(None, exclude=True)
+
+    @property
+    def public_url(self) -> str:
+        return self.server.public_url or f"http://{self.server.host}:{self.server.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the embedded defaults live: the SQLite file's folder, else ``./data``."""
+        url = self.database.url
+        if url.startswith("sqlite") and ":///" in url and ":memory:" not in url:
+            return Path(url.split(":///", 1)[1]).expanduser().resolve().parent
+        return Path("data").resolve()
+
+    def enabled_providers(self) -> dict[str, ProviderConfig]:
+        return {name: p for name, p in self.providers.items() if p.enabled}
+
+
+def interpolate(value: Any, env: Mapping[str, str]) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a YAML tree."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    whole = _VAR.fullmatch(value.strip())
+    if whole:
+        name, default = whole.groups()
+        found = env.get(name)
+        if found not in (None, ""):
+            return found
+        return default if default is not None else None
+    return _VAR.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> HubConfig:
+    """Read, interpolate and validate a config file.
+
+    ``path`` falls back to ``$HUB_CONFIG``, then ``config/hub.yaml`` if it exists, then
+    the built-in defaults.
+    """
+    env = os.environ if env is None else env
+    chosen = path or env.get("HUB_CONFIG")
+    if chosen is None and DEFAULT_CONFIG_PATH.exists():
+        chosen = DEFAULT_CONFIG_PATH
+    if chosen is None:
+        return config_from_dict({}, env=env)
+    source = str(chosen)
+    try:
+        text = Path(chosen).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read the file: {exc.strerror}"], source) from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"], source) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(["the top level must be a mapping (server:, database:, providers:, ...)"], source)
+    return config_from_dict(raw, env=env, source=source)
+
+
+def config_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: str | None = None) -> HubConfig:
+    data = interpolate(dict(raw), os.environ if env is None else env)
+    for name, section in list((data.get("providers") or {}).items()):
+        if section is None:
+            data["providers"][name] = {}
+    try:
+        config = HubConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_describe(err) for err in exc.errors()], source) from None
+    config.source = source
+    return config
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{path}: unknown key"
+    if err["type"] == "missing":
+        return f"{path}: required"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{path}: {msg}"

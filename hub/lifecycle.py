@@ -1,0 +1,84 @@
+"""The integration state machine. Every status change in the hub goes through :func:`move`.
+
+A move is checked against the table below, applied to the row, and returned as an
+activity row (``kind="transition"``) carrying from / to / reason, to be written in the
+same transaction as the change itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from .errors import Conflict
+from .models import Integration, IntegrationLog, utcnow
+
+
+class Status(str, enum.Enum):
+    ACTIVE = "ACTIVE"
+    EXPIRED = "EXPIRED"
+    ERROR = "ERROR"
+    INACTIVE = "INACTIVE"
+    DELETED = "DELETED"
+
+
+A, X, E, I, D = Status.ACTIVE, Status.EXPIRED, Status.ERROR, Status.INACTIVE, Status.DELETED
+
+# from-state -> the states it may move to. ``None`` is "no integration yet".
+ALLOWED: dict[Status | None, frozenset[Status]] = {
+    None: frozenset({A}),
+    A: frozenset({X, E, I, D}),
+    X: frozenset({A, E, I, D}),
+    E: frozenset({A, I, D}),
+    I: frozenset({A, D}),
+    D: frozenset({A}),
+}
+
+# What a person can do to get out of each state, for 409 messages.
+ADVICE: dict[Status, str] = {
+    A: "",
+    X: "refresh it with POST .../refresh, or connect again",
+    E: "connect again (GET .../connect) to grant new access",
+    I: "reactivate it with PATCH .../status {\"status\": \"ACTIVE\"}, or connect again",
+    D: "connect again to create it anew",
+}
+
+
+def can_move(current: Status | None, to: Status) -> bool:
+    return to in ALLOWED[current]
+
+
+def move(integration: Integration, to: Status, reason: str, *, now: datetime | None = None) -> IntegrationLog | None:
+    """Apply ``to`` to the row, or raise :class:`Conflict` naming the allowed moves.
+
+    Moving to the state the row is already in is not a transition and returns ``None``.
+    """
+    current = Status(integration.status) if integration.status else None
+    if current == to:
+        return None
+    if not can_move(current, to):
+        raise refused(integration.provider, current, f"move to {to.value}")
+    now = now or utcnow()
+    integration.status = to.value
+    integration.status_reason = reason
+    integration.updated_at = now
+    integration.version = (integration.version or 0) + 1
+    return IntegrationLog(
+        integration_id=integration.id,
+        kind="transition",
+        action="status_change",
+        status="SUCCESS",
+        request_data={"from": current.value if current else None, "to": to.value, "reason": reason},
+        duration_ms=0,
+        created_at=now,
+    )
+
+
+def refused(provider: str, current: Status | None, what: str) -> Conflict:
+    state = current.value if current else "not connected"
+    allowed = sorted(s.value for s in ALLOWED[current])
+    advice = ADVICE.get(current, "") if current else "connect it first"
+    message = f"cannot {what}: the {provider} integration is {state}"
+    if advice:
+        message += f"; {advice}"
+    return Conflict(message, details={"status": state, "allowedTransitions": allowed})

@@ -1,0 +1,253 @@
+"""Finding provider plugins, checking them, and calling the right one.
+
+Plugins come from the ``hub.providers`` entry-point group; the entry point's name is the
+provider's name. Each is loaded on its own: one that fails to import or to describe
+itself is recorded with its error and the others carry on (``strict=True`` makes any such
+failure fatal). Clashes that would make routing ambiguous (a reserved or duplicated
+action) stop start-up with a message naming the plugins involved.
+
+Dispatch never broadcasts: :meth:`Registry.call` runs the implementation registered by
+the provider's own plugin, or the core default from :mod:`hub.oauth`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs, oauth
+from .errors import HubError
+from .types import HTTP_METHODS, Action, ProviderInfo
+
+ENTRY_POINT_GROUP = "hub.providers"
+DEFAULTS_NAME = "hub.oauth"
+RESERVED = frozenset(
+    {"connect", "callback", "tokens", "refresh", "status", "logs", "stats", "disconnect", "webhook"}
+)
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_SEGMENT = re.compile(r"^(\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9_.-]+)$")
+
+
+class StartupError(Exception):
+    """A problem that must stop the hub from starting, with a message for the operator."""
+
+
+@dataclass
+class LoadFailure:
+    name: str
+    source: str
+    error: str
+
+
+@dataclass
+class ProviderPlugin:
+    """One loaded provider: its plugin object, description and actions."""
+
+    name: str
+    plugin: object
+    source: str
+    info: ProviderInfo
+    actions: tuple[Action, ...]
+    hooks: dict[str, Any] = field(default_factory=dict)
+
+    def find_action(self, method: str, path: str) -> tuple[Action | None, dict[str, str], list[str]]:
+        """Match ``path`` against the action paths. Returns (action, path params, methods
+        allowed on that path) — an empty list when nothing matches the path at all."""
+        segments = path.strip("/").split("/")
+        allowed: list[str] = []
+        hit: tuple[Action, dict[str, str]] | None = None
+        for action in self.actions:
+            params = _match(action.path.split("/"), segments)
+            if params is None:
+                continue
+            allowed.append(action.method)
+            if action.method == method and hit is None:
+                hit = (action, params)
+        if hit:
+            return hit[0], hit[1], allowed
+        return None, {}, allowed
+
+
+class Registry:
+    def __init__(self, *, strict: bool = False) -> None:
+        self.pm = pluggy.PluginManager("hub")
+        self.pm.add_hookspecs(hookspecs)
+        self.pm.register(oauth, name=DEFAULTS_NAME)
+        self.strict = strict
+        self.providers: dict[str, ProviderPlugin] = {}
+        self.failures: list[LoadFailure] = []
+
+    # --- loading ---------------------------------------------------------------------
+
+    def load_entry_points(self, only: Iterable[str] | None = None) -> None:
+        wanted = set(only) if only is not None else None
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if wanted is not None and ep.name not in wanted:
+                continue
+            source = f"{ep.value} ({ep.dist.name if ep.dist else 'unknown distribution'})"
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # any import-time failure of third-party code
+                self._fail(ep.name, source, f"import failed: {type(exc).__name__}: {exc}")
+                continue
+            self.add(ep.name, plugin, source=source)
+
+    def add(self, name: str, plugin: object, *, source: str | None = None) -> ProviderPlugin | None:
+        """Register ``plugin`` as provider ``name``. Returns ``None`` (and records why) when
+        the plugin is broken; raises :class:`StartupError` for clashes."""
+        source = source or getattr(plugin, "__name__", type(plugin).__name__)
+        if not _NAME.match(name):
+            self._fail(name, source, "a provider name is lowercase letters, digits and '_', starting with a letter")
+            return None
+        if name in self.providers:
+            raise StartupError(f"provider {name!r} is offered by both {self.providers[name].source} and {source}")
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:
+            self._fail(name, source, f"registration failed: {exc}")
+            return None
+        try:
+            hooks = self._own_hooks(plugin)
+            if "hub_provider" not in hooks:
+                raise _Broken("does not implement hub_provider")
+            info = _call_sync(hooks["hub_provider"])
+            if not isinstance(info, ProviderInfo):
+                raise _Broken("hub_provider must return a hub.ProviderInfo")
+            if info.name != name:
+                raise _Broken(f"describes itself as {info.name!r} but is installed as {name!r}")
+            actions = tuple(_call_sync(hooks["hub_actions"]) or ()) if "hub_actions" in hooks else ()
+            _check_actions(name, source, actions)
+        except StartupError:
+            self.pm.unregister(plugin)
+            raise
+        except _Broken as exc:
+            self.pm.unregister(plugin)
+            self._fail(name, source, str(exc))
+            return None
+        except Exception as exc:
+            self.pm.unregister(plugin)
+            self._fail(name, source, f"failed while describing itself: {type(exc).__name__}: {exc}")
+            return None
+        loaded = ProviderPlugin(name, plugin, source, info, actions, hooks)
+        self.providers[name] = loaded
+        return loaded
+
+    def remove(self, name: str) -> None:
+        loaded = self.providers.pop(name, None)
+        if loaded is not None:
+            self.pm.unregister(loaded.plugin)
+
+    def check_pending(self) -> None:
+        """Refuse hook implementations whose name matches no hook (a misspelling)."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise StartupError(f"{exc}") from None
+
+    def _own_hooks(self, plugin: object) -> dict[str, Any]:
+        own: dict[str, Any] = {}
+        for hook_name in _hook_names():
+            caller = getattr(self.pm.hook, hook_name)
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin:
+                    own[hook_name] = impl
+        return own
+
+    def _fail(self, name: str, source: str, error: str) -> None:
+        if self.strict:
+            raise StartupError(f"provider plugin {name!r} from {source}: {error}")
+        self.failures.append(LoadFailure(name, source, error))
+
+    # --- dispatch --------------------------------------------------------------------
+
+    async def call(self, provider: str, hook_name: str, **kwargs: Any) -> Any:
+        """Run ``hook_name`` for ``provider`` only: its own implementation if it has one,
+        else the core default. Async implementations are awaited."""
+        impl = self.providers[provider].hooks.get(hook_name)
+        if impl is None:
+            impl = _default_impl(self.pm, hook_name)
+        args = {k: v for k, v in kwargs.items() if k in impl.argnames}
+        result = impl.function(**args)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+class _Broken(Exception):
+    pass
+
+
+def _hook_names() -> list[str]:
+    return [n for n, v in vars(hookspecs).items() if n.startswith("hub_") and callable(v)]
+
+
+def _default_impl(pm: pluggy.PluginManager, hook_name: str) -> Any:
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        if impl.plugin_name == DEFAULTS_NAME:
+            return impl
+    raise HubError(f"no implementation of {hook_name}")
+
+
+def _call_sync(impl: Any) -> Any:
+    result = impl.function()
+    if inspect.isawaitable(result):
+        result.close()
+        raise _Broken(f"{impl.function.__name__} must be a plain function, not async")
+    return result
+
+
+def _check_actions(provider: str, source: str, actions: tuple[Action, ...]) -> None:
+    seen_names: dict[str, Action] = {}
+    seen_routes: set[tuple[str, str]] = set()
+    for action in actions:
+        if not isinstance(action, Action):
+            raise _Broken("hub_actions must return hub.Action objects")
+        first = action.path.strip("/").split("/")[0]
+        if action.name in RESERVED or first in RESERVED:
+            raise StartupError(
+                f"provider {provider!r} ({source}): action {action.name!r} at path {action.path!r} uses a name "
+                f"reserved by the hub's own routes ({', '.join(sorted(RESERVED))})"
+            )
+        if action.method not in HTTP_METHODS:
+            raise _Broken(f"action {action.name!r}: method must be one of {', '.join(HTTP_METHODS)}")
+        if not all(_SEGMENT.match(s) for s in action.path.strip("/").split("/")):
+            raise _Broken(f"action {action.name!r}: path {action.path!r} is not a valid route")
+        if action.name in seen_names:
+            raise StartupError(f"provider {provider!r} ({source}) declares action {action.name!r} twice")
+        route = (action.method, _shape(action.path))
+        if route in seen_routes:
+            raise StartupError(f"provider {provider!r} ({source}) declares {action.method} {action.path} twice")
+        if not inspect.iscoroutinefunction(action.handler):
+            raise _Broken(f"action {action.name!r}: handler must be an async function")
+        schema = action.input_schema
+        if not isinstance(schema, Mapping) or schema.get("type") != "object":
+            raise _Broken(f"action {action.name!r}: input_schema must be a JSON Schema of type 'object'")
+        seen_names[action.name] = action
+        seen_routes.add(route)
+
+
+def _shape(path: str) -> str:
+    return "/".join("{}" if s.startswith("{") else s for s in path.strip("/").split("/"))
+
+
+def _match(pattern: list[str], segments: list[str]) -> dict[str, str] | None:
+    if len(pattern) != len(segments):
+        return None
+    params: dict[str, str] = {}
+    for want, got in zip(pattern, segments):
+        if want.startswith("{"):
+            if not got:
+                return None
+            params[want[1:-1]] = got
+        elif want != got:
+            return None
+    return params
+
+
+__all__ = ["ENTRY_POINT_GROUP", "RESERVED", "Registry", "StartupError", "LoadFailure", "ProviderPlugin"]

@@ -1,0 +1,77 @@
+"""Redaction: what may be written to activity rows, server logs and error messages.
+
+Two nets. By key name: any mapping key that names a credential has its value replaced.
+By value: the exact secrets in play for a call (its token, the client secret) and
+strings shaped like well-known credentials are masked wherever they appear, including
+inside longer strings such as URLs or provider error messages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MASK = "[REDACTED]"
+
+_SECRET_KEY = re.compile(
+    r"(token|secret|password|passwd|authorization|api[_-]?key|apikey|cookie|signature|verifier|"
+    r"credential|private[_-]?key|^code$|^state$|^key$|^client_assertion$)",
+    re.IGNORECASE,
+)
+# Shapes of credentials worth masking even when nobody told us the exact value.
+_SECRET_SHAPES = re.compile(
+    r"(xox[abposre]-[A-Za-z0-9-]{8,}"  # Slack tokens
+    r"|xoxe(?:\.xox[bp])?-\d-[A-Za-z0-9-]{8,}"  # Slack refresh tokens
+    r"|ya29\.[A-Za-z0-9_-]{8,}"  # Google access tokens
+    r"|1//[A-Za-z0-9_-]{16,}"  # Google refresh tokens
+    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"  # JWTs
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/-]{8,}=*"
+    r"|oauth_token=\"[^\"]+\")"
+)
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
+def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """A copy of ``value`` (JSON-like) with credentials masked."""
+    known = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+    return _walk(value, known)
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    known = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+    return _mask_string(text, known)
+
+
+def _walk(value: Any, known: list[str]) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            str(k): (MASK if is_secret_key(str(k)) and v not in (None, "", False) else _walk(v, known))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_walk(v, known) for v in value]
+    if isinstance(value, str):
+        return _mask_string(value, known)
+    return value
+
+
+def _mask_string(text: str, known: list[str]) -> str:
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return _SECRET_SHAPES.sub(MASK, text)
+
+
+def capped(value: Any, limit: int) -> Any:
+    """``value`` itself if its JSON form fits in ``limit`` bytes, else a marked preview."""
+    if value is None:
+        return None
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    if len(text.encode("utf-8")) <= limit:
+        return value
+    return {"truncated": True, "size": len(text), "preview": text[: max(0, limit - 100)]}

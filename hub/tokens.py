@@ -1,0 +1,268 @@
+"""The per-integration token session: decrypt, check expiry, refresh once, store.
+
+Provider know-how (how to refresh) lives in the plugin; the state lives here. A refresh
+is single-flight twice over:
+
+* in one process, concurrent callers for one integration share one in-flight refresh;
+* across processes, the refresher first claims a short lease on the row with a
+  compare-and-swap on ``version``; the others wait for the lease to be released and
+  read the token it stored. No process ever spends a refresh token another one is using,
+  which matters for providers that rotate refresh tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+
+from .crypto import DecryptionFailed, KeyRing, token_context
+from .errors import (
+    Conflict,
+    GrantRejected,
+    HubError,
+    MalformedResponse,
+    ServiceUnavailable,
+    StoredTokenUnreadable,
+    TransientProviderError,
+)
+from .lifecycle import Status, move
+from .models import Integration, utcnow
+from .types import TokenSet
+
+if TYPE_CHECKING:
+    from .service import Hub, ProviderRuntime
+
+log = logging.getLogger("hub.tokens")
+
+LEASE_SECONDS = 30.0
+POLL_SECONDS = 0.05
+
+
+class ReconnectRequired(Conflict):
+    """The provider refused the integration's credentials for good; the user must reconnect."""
+
+    code = "reconnect_required"
+
+
+@dataclass
+class Snapshot:
+    """What one read of the integration row says about its credentials."""
+
+    integration: Integration
+    token: TokenSet
+
+
+def decrypt_token(keyring: KeyRing, row: Integration) -> TokenSet:
+    """The row's token set in clear. Raises :class:`DecryptionFailed` on tampering."""
+    if row.access_token is None:
+        raise StoredTokenUnreadable(f"the {row.provider} integration holds no credentials; connect again")
+    access = keyring.decrypt(row.access_token, token_context(row.user_id, row.provider, "access_token"))
+    refresh = None
+    if row.refresh_token:
+        refresh = keyring.decrypt(row.refresh_token, token_context(row.user_id, row.provider, "refresh_token"))
+    return TokenSet(
+        access_token=access,
+        refresh_token=refresh,
+        expires_at=row.token_expiry,
+        scopes=tuple(row.scopes or ()),
+        raw=dict((row.meta or {}).get("token", {})),
+    )
+
+
+def encrypt_into(keyring: KeyRing, row: Integration, token: TokenSet) -> None:
+    row.access_token = keyring.encrypt(token.access_token, token_context(row.user_id, row.provider, "access_token"))
+    row.refresh_token = (
+        keyring.encrypt(token.refresh_token, token_context(row.user_id, row.provider, "refresh_token"))
+        if token.refresh_token
+        else None
+    )
+    row.token_expiry = token.expires_at
+    row.scopes = list(token.scopes)
+
+
+def merge(old: TokenSet, new: TokenSet) -> TokenSet:
+    """A refreshed token over the old one: what the provider leaves out is kept."""
+    return TokenSet(
+        access_token=new.access_token,
+        refresh_token=new.refresh_token or old.refresh_token,
+        expires_at=new.expires_at,
+        scopes=new.scopes or old.scopes,
+        token_type=new.token_type,
+        raw={**old.raw, **new.raw},
+    )
+
+
+class TokenSessions:
+    """Refresh coordination for every integration of this process."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._inflight: dict[int, asyncio.Task[Snapshot]] = {}
+
+    async def load(self, runtime: ProviderRuntime, user_id: str) -> Integration | None:
+        async with self.hub.sessions() as session:
+            return await session.scalar(
+                select(Integration).where(Integration.user_id == user_id, Integration.provider == runtime.name)
+            )
+
+    async def usable(self, runtime: ProviderRuntime, row: Integration) -> Snapshot:
+        """A token that may be used now, refreshing first if it is (nearly) expired."""
+        token = await self.read(row)
+        margin = self.hub.config.security.refresh_margin_seconds
+        if not token.expired(margin_seconds=margin) and row.status == Status.ACTIVE:
+            return Snapshot(row, token)
+        if not token.refresh_token:
+            if token.expired():
+                await self.mark_expired(row, "the access token has expired and the provider gave no refresh token")
+                raise ReconnectRequired(
+                    f"the {runtime.info.title} token has expired and cannot be refreshed: connect again",
+                    details={"status": Status.EXPIRED.value},
+                )
+            return Snapshot(row, token)
+        try:
+            return await self.refresh(runtime, row, reason="access token near expiry")
+        except TransientProviderError:
+            # A token still inside its lifetime beats an error: use it and refresh later.
+            if not token.expired() and row.status == Status.ACTIVE:
+                return Snapshot(row, token)
+            raise
+
+    async def read(self, row: Integration) -> TokenSet:
+        try:
+            return decrypt_token(self.hub.keyring, row)
+        except DecryptionFailed:
+            reason = "stored credentials failed to decrypt (tampered with, moved, or their key was removed): connect again"
+            await self.hub.set_status(row, Status.ERROR, reason)
+            raise StoredTokenUnreadable(f"the {row.provider} integration's {reason}", details={"status": "ERROR"}) from None
+
+    async def mark_expired(self, row: Integration, reason: str) -> None:
+        if row.status == Status.ACTIVE:
+            await self.hub.set_status(row, Status.EXPIRED, reason)
+
+    async def refresh(self, runtime: ProviderRuntime, row: Integration, *, reason: str, stale: str | None = None) -> Snapshot:
+        """Refresh once for everyone asking about this integration right now.
+
+        ``stale`` is the access token the caller found wanting (after a 401); if the
+        stored one already differs, another caller refreshed in the meantime.
+        """
+        task = self._inflight.get(row.id)
+        if task is None:
+            task = asyncio.create_task(self._refresh(runtime, row.id, reason, stale))
+            self._inflight[row.id] = task
+            task.add_done_callback(lambda _t, key=row.id: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _refresh(self, runtime: ProviderRuntime, integration_id: int, reason: str, stale: str | None) -> Snapshot:
+        hub = self.hub
+        deadline = time.monotonic() + LEASE_SECONDS * 2
+        while True:
+            row = await self._get(integration_id)
+            if row.status not in (Status.ACTIVE, Status.EXPIRED):
+                raise hub_state_conflict(runtime, row)
+            token = await self.read(row)
+            fresh_enough = not token.expired(margin_seconds=hub.config.security.refresh_margin_seconds)
+            if stale is not None and token.access_token != stale and not token.expired():
+                return Snapshot(row, token)
+            if stale is None and fresh_enough and row.status == Status.ACTIVE and row.refresh_lease_until is None:
+                return Snapshot(row, token)
+            if not token.refresh_token:
+                raise ReconnectRequired(f"the {runtime.info.title} integration has no refresh token: connect again")
+            now = utcnow()
+            lease_free = row.refresh_lease_until is None or row.refresh_lease_until <= now
+            if lease_free and await self._claim(row, now):
+                return await self._refresh_holding_lease(runtime, row, token, reason)
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable("another process is refreshing this integration; try again shortly")
+            # Someone else holds the lease: wait for it to store a token, then use that.
+            await self._wait_for_lease(integration_id)
+            stale = None
+
+    async def _claim(self, row: Integration, now: datetime) -> bool:
+        async with self.hub.sessions.begin() as session:
+            result = await session.execute(
+                update(Integration)
+                .where(Integration.id == row.id, Integration.version == row.version)
+                .values(refresh_lease_until=now + timedelta(seconds=LEASE_SECONDS), version=row.version + 1)
+            )
+        if result.rowcount == 1:
+            row.version += 1
+            row.refresh_lease_until = now + timedelta(seconds=LEASE_SECONDS)
+            return True
+        return False
+
+    async def _refresh_holding_lease(self, runtime: ProviderRuntime, row: Integration, token: TokenSet, reason: str) -> Snapshot:
+        hub = self.hub
+        started = time.perf_counter()
+        try:
+            new = await hub.registry.call(runtime.name, "hub_refresh_token", provider=runtime.provider, token=token)
+            if not isinstance(new, TokenSet) or not new.access_token:
+                raise MalformedResponse(f"{runtime.info.title} refresh gave no usable access token")
+        except BaseException as exc:
+            await self._release_after_failure(runtime, row, token, exc, started)
+            raise self._client_error(runtime, exc) from None
+        merged = merge(token, new)
+        await hub.store_refreshed(runtime, row, merged, started)
+        return Snapshot(row, merged)
+
+    async def _release_after_failure(
+        self, runtime: ProviderRuntime, row: Integration, token: TokenSet, exc: BaseException, started: float
+    ) -> None:
+        hub = self.hub
+        async with hub.sessions.begin() as session:
+            fresh = await session.get(Integration, row.id, with_for_update=False)
+            assert fresh is not None
+            fresh.refresh_lease_until = None
+            fresh.version += 1
+            transition = None
+            if isinstance(exc, GrantRejected):
+                transition = move(fresh, Status.ERROR, f"refresh refused by {runtime.info.title}: {exc.message}; reconnect required")
+            elif token.expired() and fresh.status == Status.ACTIVE:
+                transition = move(fresh, Status.EXPIRED, f"refresh failed for now ({_describe(exc)}); will retry")
+            if transition is not None:
+                session.add(transition)
+        row.status, row.version, row.refresh_lease_until = fresh.status, fresh.version, None
+        await hub.record(row.id, "refresh_token", started, error=exc, request={"reason": "refresh"})
+
+    def _client_error(self, runtime: ProviderRuntime, exc: BaseException) -> BaseException:
+        if isinstance(exc, GrantRejected):
+            return ReconnectRequired(
+                f"{runtime.info.title} refused the refresh token ({exc.provider_code or 'rejected'}); "
+                "the integration is now ERROR: reconnect required",
+                details={"status": Status.ERROR.value, "providerError": exc.provider_code},
+            )
+        return exc
+
+    async def _get(self, integration_id: int) -> Integration:
+        async with self.hub.sessions() as session:
+            row = await session.get(Integration, integration_id)
+        if row is None:
+            raise Conflict("the integration was removed while refreshing")
+        return row
+
+    async def _wait_for_lease(self, integration_id: int) -> None:
+        end = time.monotonic() + LEASE_SECONDS + 1
+        while time.monotonic() < end:
+            await asyncio.sleep(POLL_SECONDS)
+            row = await self._get(integration_id)
+            if row.refresh_lease_until is None or row.refresh_lease_until <= utcnow():
+                return
+
+
+def hub_state_conflict(runtime: ProviderRuntime, row: Integration) -> HubError:
+    from .lifecycle import refused
+
+    return refused(runtime.name, Status(row.status), "use its credentials")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, HubError):
+        return exc.message
+    return type(exc).__name__
+
+

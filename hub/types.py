@@ -1,0 +1,200 @@
+"""Value types that cross the plugin boundary.
+
+Plain frozen dataclasses: a plugin builds them, the core reads them. Nothing here touches
+the database or the web layer, so a plugin importing these pulls in nothing heavy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .upstream import ProviderHTTP
+
+AuthKind = Literal["oauth2", "token"]
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """A provider's upstream URLs. Every one can be overridden in config (``urls:``)."""
+
+    api: str
+    authorize: str | None = None
+    token: str | None = None
+    revoke: str | None = None
+    userinfo: str | None = None
+
+    def merged(self, overrides: Mapping[str, str]) -> Endpoints:
+        return replace(self, **{k: v for k, v in overrides.items() if v})
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """A key a provider reads from its ``providers.<name>`` config section."""
+
+    name: str
+    description: str = ""
+    secret: bool = False
+    required: bool = True
+    default: Any = None
+
+
+CLIENT_CREDENTIALS = (
+    ConfigField("client_id", "OAuth client id issued by the provider"),
+    ConfigField("client_secret", "OAuth client secret issued by the provider", secret=True),
+)
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What a provider is. Returned by the ``hub_provider`` hook."""
+
+    name: str
+    title: str
+    endpoints: Endpoints
+    auth: AuthKind = "oauth2"
+    default_scopes: tuple[str, ...] = ()
+    scope_separator: str = " "
+    pkce: bool = True
+    config_fields: tuple[ConfigField, ...] = CLIENT_CREDENTIALS
+    description: str = ""
+
+    @property
+    def secret_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.config_fields if f.secret)
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """Credentials for one integration. Only the core stores them, always encrypted.
+
+    ``raw`` keeps the non-secret parts of the provider's token answer that a plugin may
+    want later (Slack's team, for instance); the core strips secret-looking keys from it
+    before it is stored in clear.
+    """
+
+    access_token: str
+    refresh_token: str | None = None
+    expires_at: datetime | None = None
+    scopes: tuple[str, ...] = ()
+    token_type: str = "Bearer"
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def expired(self, now: datetime | None = None, margin_seconds: float = 0) -> bool:
+        if self.expires_at is None:
+            return False
+        now = now or datetime.now(timezone.utc)
+        return (self.expires_at - now).total_seconds() <= margin_seconds
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """Who the token belongs to upstream. Stored (in clear) as the integration's metadata."""
+
+    id: str
+    name: str | None = None
+    email: str | None = None
+    team_id: str | None = None
+    team_name: str | None = None
+    url: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_metadata(self) -> dict[str, Any]:
+        data = {
+            "accountId": self.id,
+            "accountName": self.name,
+            "email": self.email,
+            "teamId": self.team_id,
+            "teamName": self.team_name,
+            "url": self.url,
+        }
+        data.update(self.extra)
+        return {k: v for k, v in data.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """Everything needed to build the URL the user's browser is sent to."""
+
+    state: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A provider as configured on this hub; passed to every provider hook.
+
+    ``settings`` holds the values of the provider's declared ``config_fields``;
+    ``http`` is a client for token endpoints (no integration's credentials attached).
+    """
+
+    name: str
+    info: ProviderInfo
+    endpoints: Endpoints
+    scopes: tuple[str, ...]
+    settings: Mapping[str, Any]
+    http: ProviderHTTP
+
+    @property
+    def client_id(self) -> str | None:
+        return self.settings.get("client_id")
+
+    @property
+    def client_secret(self) -> str | None:
+        return self.settings.get("client_secret")
+
+
+ActionHandler = Callable[["CallContext"], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One operation a provider offers at ``{method} /api/integrations/<provider>/<path>``.
+
+    ``path`` may carry parameters (``users/{user_id}``); they join the validated input.
+    ``input_schema`` is a JSON Schema object: it validates the request (query string for
+    GET and DELETE, JSON body otherwise) and feeds the OpenAPI document.
+    """
+
+    name: str
+    method: str
+    path: str
+    handler: ActionHandler
+    input_schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    summary: str = ""
+    description: str = ""
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        return tuple(seg[1:-1] for seg in self.path.split("/") if seg.startswith("{") and seg.endswith("}"))
+
+
+@dataclass
+class CallContext:
+    """What an action handler receives for one call.
+
+    ``http`` is bound to the provider's API base URL with this integration's credentials
+    attached; ``access_token`` is there for the rare provider that needs it in a body.
+    ``metadata`` is the integration's stored metadata; changes made through
+    :meth:`update_metadata` are saved when the action succeeds.
+    """
+
+    provider: Provider
+    action: Action
+    input: dict[str, Any]
+    user_id: str
+    http: ProviderHTTP
+    access_token: str
+    metadata: Mapping[str, Any]
+    metadata_updates: dict[str, Any] = field(default_factory=dict)
+    mark_synced: bool = False
+
+    def update_metadata(self, **values: Any) -> None:
+        self.metadata_updates.update(values)

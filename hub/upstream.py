@@ -1,0 +1,275 @@
+"""The one pooled HTTP client the hub uses to talk to providers.
+
+:class:`Upstream` owns the ``aiohttp.ClientSession`` (created once per process, closed on
+shutdown). Each provider gets a :class:`ProviderHTTP` view of it: bound to a base URL,
+limited to a number of concurrent calls, with timeouts, a response-size cap and retries
+for idempotent calls that hit 429 or 5xx. Every response passes through the provider's
+``hub_check_response`` hook, so a handler only ever sees answers that succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from .errors import (
+    HubError,
+    MalformedResponse,
+    ProviderTimeout,
+    RateLimited,
+    TransientProviderError,
+)
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    """A provider's answer, read whole (bounded by ``max_response_bytes``)."""
+
+    provider: str
+    method: str
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON; a body that is not JSON is a :class:`MalformedResponse`."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise MalformedResponse(
+                f"{self.provider} answered with a body that is not valid JSON (HTTP {self.status})"
+            ) from None
+
+    def retry_after(self) -> float | None:
+        value = self.headers.get("Retry-After")
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    connect_timeout: float = 5.0
+    total_timeout: float = 30.0
+    max_retries: int = 2
+    max_retry_wait: float = 10.0
+    max_response_bytes: int = 10 * 1024 * 1024
+    max_concurrency: int = 64
+
+
+ResponseCheck = Callable[[UpstreamResponse], Awaitable[None]]
+
+
+class Upstream:
+    """Owner of the shared ``ClientSession``."""
+
+    def __init__(self, settings: UpstreamSettings | None = None) -> None:
+        self.settings = settings or UpstreamSettings()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(
+                    total=self.settings.total_timeout, sock_connect=self.settings.connect_timeout
+                ),
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                raise_for_status=False,
+                auto_decompress=True,
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("Upstream.start() has not been called")
+        return self._session
+
+    def for_provider(
+        self,
+        provider: str,
+        *,
+        base_url: str,
+        check: ResponseCheck | None = None,
+        max_concurrency: int | None = None,
+    ) -> ProviderHTTP:
+        limit = asyncio.Semaphore(max_concurrency or self.settings.max_concurrency)
+        return ProviderHTTP(self, provider, base_url, check, limit, {})
+
+
+class ProviderHTTP:
+    """An HTTP client bound to one provider's base URL (and, for actions, one token).
+
+    ``path`` may be relative (joined to the base URL) or an absolute URL (token and
+    revoke endpoints live elsewhere).
+    """
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        provider: str,
+        base_url: str,
+        check: ResponseCheck | None,
+        limit: asyncio.Semaphore,
+        headers: Mapping[str, str],
+    ) -> None:
+        self._upstream = upstream
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self._check = check
+        self._limit = limit
+        self._headers = dict(headers)
+
+    def with_headers(self, headers: Mapping[str, str]) -> ProviderHTTP:
+        """A copy that sends ``headers`` on every request (credentials, for instance)."""
+        return ProviderHTTP(
+            self._upstream, self.provider, self.base_url, self._check, self._limit, {**self._headers, **headers}
+        )
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def get(self, path: str, **kw: Any) -> UpstreamResponse:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> UpstreamResponse:
+        return await self.request("POST", path, **kw)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: aiohttp.BasicAuth | None = None,
+        retry: bool | None = None,
+        check: bool = True,
+    ) -> UpstreamResponse:
+        """Send a request; return the response once the provider's check accepts it.
+
+        Idempotent methods (or ``retry=True``) are retried on 429, 5xx and timeouts, with
+        backoff that honours ``Retry-After`` up to a cap; anything else raises the typed
+        error at once, so a 429 reaches the client with its ``Retry-After``.
+        """
+        method = method.upper()
+        settings = self._upstream.settings
+        may_retry = (method in IDEMPOTENT) if retry is None else retry
+        attempts = settings.max_retries + 1 if may_retry else 1
+        for attempt in range(attempts):
+            try:
+                response = await self._send(method, path, params, json, data, headers, auth)
+                if check and self._check is not None:
+                    await self._check(response)
+                return response
+            except (RateLimited, TransientProviderError) as exc:
+                if attempt + 1 >= attempts:
+                    raise
+                wait = _backoff(attempt, getattr(exc, "retry_after", None))
+                if wait > settings.max_retry_wait:
+                    raise
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        data: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        auth: aiohttp.BasicAuth | None,
+    ) -> UpstreamResponse:
+        url = self.url(path)
+        settings = self._upstream.settings
+        all_headers = {**self._headers, **(headers or {})}
+        async with self._limit:
+            try:
+                async with self._upstream.session.request(
+                    method,
+                    url,
+                    params=_clean_params(params),
+                    json=json_body,
+                    data=data,
+                    headers=all_headers,
+                    auth=auth,
+                    allow_redirects=False,
+                ) as resp:
+                    body = await _read_capped(resp, settings.max_response_bytes, self.provider)
+                    return UpstreamResponse(
+                        provider=self.provider,
+                        method=method,
+                        url=str(resp.url.with_query(None)),
+                        status=resp.status,
+                        headers=dict(resp.headers),
+                        body=body,
+                    )
+            except HubError:
+                raise
+            except asyncio.TimeoutError:
+                raise ProviderTimeout(f"{self.provider} did not answer in time") from None
+            except aiohttp.ClientError as exc:
+                raise TransientProviderError(
+                    f"could not reach {self.provider}: {type(exc).__name__}"
+                ) from None
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int, provider: str) -> bytes:
+    if resp.content_length is not None and resp.content_length > cap:
+        raise MalformedResponse(f"{provider} answered with {resp.content_length} bytes, over the {cap}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            raise MalformedResponse(f"{provider} answered with more than the {cap}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _clean_params(params: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """Drop ``None`` values and spell booleans the way web APIs expect."""
+    if not params:
+        return None
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        else:
+            out[key] = str(value)
+    return out
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return retry_after
+    return 0.2 * (2**attempt) + random.uniform(0, 0.1)

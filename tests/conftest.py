@@ -1,0 +1,135 @@
+"""Shared fixtures: a database per test (SQLite, or PostgreSQL when
+``HUB_TEST_DATABASE_URL`` is set), the fake Slack on loopback, and a real hub server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+import hub_slack
+from hub.auth import issue_token
+from hub.bootstrap import Secrets
+from hub.config import HubConfig, config_from_dict
+from hub.crypto import generate_key
+from hub.db import create_engine, upgrade
+from hub.plugins import Registry
+from hub.service import Hub
+from hub.web import create_app
+from hub_slack.fake import FakeSlack, start_fake_slack
+
+JWT_SECRET = "test-secret-" + "x" * 40
+PG_URL = os.environ.get("HUB_TEST_DATABASE_URL")
+TABLES = ("integration_logs", "oauth_states", "integrations")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"hub database: {'PostgreSQL ' + PG_URL.split('@')[-1] if PG_URL else 'SQLite (per-test file)'}"
+
+
+@pytest.fixture(scope="session")
+def _pg_schema() -> None:
+    """On PostgreSQL: start from an empty schema once per run, then migrate."""
+    if not PG_URL:
+        return
+
+    async def reset() -> None:
+        engine = create_engine(PG_URL)
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE IF EXISTS integration_logs, oauth_states, integrations, alembic_version CASCADE"))
+        await upgrade(engine)
+        await engine.dispose()
+
+    asyncio.run(reset())
+
+
+@pytest.fixture
+async def db_url(tmp_path: Path, _pg_schema: None) -> AsyncIterator[str]:
+    if not PG_URL:
+        yield f"sqlite+aiosqlite:///{tmp_path}/hub.db"
+        return
+    engine = create_engine(PG_URL)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+    yield PG_URL
+
+
+@pytest.fixture
+def encryption_keys() -> str:
+    return generate_key("k1")
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack(client_id="slack-client", client_secret="slack-secret-value-123")
+    runner, base = await start_fake_slack(fake)
+    fake.base_url = base  # type: ignore[attr-defined]
+    yield fake
+    await runner.cleanup()
+
+
+def slack_section(fake: FakeSlack) -> dict[str, Any]:
+    base = fake.base_url  # type: ignore[attr-defined]
+    return {
+        "client_id": "slack-client",
+        "client_secret": "slack-secret-value-123",
+        "scopes": ["channels:read", "groups:read", "chat:write", "users:read"],
+        "urls": {
+            "authorize": f"{base}/oauth/v2/authorize",
+            "token": f"{base}/api/oauth.v2.access",
+            "api": f"{base}/api",
+        },
+    }
+
+
+@pytest.fixture
+def make_config(db_url: str, encryption_keys: str, fake_slack: FakeSlack) -> Callable[..., HubConfig]:
+    def make(**sections: Any) -> HubConfig:
+        raw: dict[str, Any] = {
+            "server": {"public_url": "http://127.0.0.1:9", "allowed_redirects": ["https://app.example.com/"]},
+            "database": {"url": db_url},
+            "auth": {"jwt_secret": JWT_SECRET},
+            "security": {"encryption_keys": encryption_keys},
+            "activity": {"flush_interval_ms": 20},
+            "upstream": {"max_retry_wait": 2, "total_timeout": 5},
+            "providers": {"slack": slack_section(fake_slack)},
+        }
+        for key, value in sections.items():
+            raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+        return config_from_dict(raw, env={})
+
+    return make
+
+
+def make_registry(**extra: object) -> Registry:
+    registry = Registry()
+    registry.add("slack", hub_slack)
+    for name, plugin in extra.items():
+        registry.add(name, plugin)
+    return registry
+
+
+def build_hub(config: HubConfig, registry: Registry | None = None) -> Hub:
+    return Hub(config, registry or make_registry(), Secrets(JWT_SECRET, config.security.encryption_keys or ""))
+
+
+@pytest.fixture
+async def hub_app(make_config: Callable[..., HubConfig], aiohttp_client: Any) -> AsyncIterator[Any]:
+    """A started hub behind a real HTTP server on loopback. Yields the test client; the
+    hub is at ``client.hub``."""
+    config = make_config()
+    hub = build_hub(config)
+    client = await aiohttp_client(create_app(hub))
+    hub.config.server.public_url = str(client.make_url("")).rstrip("/")
+    client.hub = hub
+    yield client
+
+
+def auth(user: str = "alice", **kw: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(JWT_SECRET, user, **kw)}"}
