@@ -19,7 +19,7 @@ from .errors import (
     ValidationFailed,
 )
 from .hookspecs import hookimpl
-from .oauth import bearer, parse_token_response, raise_for_status, token_request
+from .oauth import bearer, client_auth_headers, parse_token_response, raise_for_status, token_request
 from .types import (
     CLIENT_CREDENTIALS,
     AccountInfo,
@@ -62,6 +62,7 @@ __all__ = [
     "UpstreamResponse",
     "ValidationFailed",
     "bearer",
+    "client_auth_headers",
     "hookimpl",
     "parse_token_response",
     "raise_for_status",

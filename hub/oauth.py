@@ -9,12 +9,11 @@ OAuth 2.0 therefore supplies only its :class:`hub.Endpoints` and its actions.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlencode
-
-import aiohttp
+from urllib.parse import quote_plus, urlencode
 
 from .errors import (
     GrantRejected,
@@ -83,7 +82,7 @@ async def hub_revoke_token(provider: Provider, token: TokenSet) -> None:
     response = await provider.http.post(
         provider.endpoints.revoke,
         data={"token": value, "token_type_hint": hint},
-        auth=_client_auth(provider),
+        headers=client_auth_headers(provider),
         check=False,
     )
     # RFC 7009 §2.2: an unknown or already-invalid token is still a 200; only a refusal
@@ -150,7 +149,7 @@ async def token_request(provider: Provider, form: Mapping[str, str]) -> Mapping[
     if not provider.endpoints.token:
         raise ProviderNotConfigured(f"{provider.name} has no token URL")
     response = await provider.http.post(
-        provider.endpoints.token, data=dict(form), auth=_client_auth(provider), check=False, retry=False
+        provider.endpoints.token, data=dict(form), headers=client_auth_headers(provider), check=False, retry=False
     )
     status = response.status
     if status == 429 or status >= 500:
@@ -192,11 +191,13 @@ def parse_token_response(provider: Provider, body: Mapping[str, Any], *, now: da
     )
 
 
-def _client_auth(provider: Provider) -> aiohttp.BasicAuth | None:
-    # RFC 6749 §2.3.1: servers must accept HTTP Basic for client credentials.
-    if provider.client_id and provider.client_secret:
-        return aiohttp.BasicAuth(provider.client_id, provider.client_secret)
-    return None
+def client_auth_headers(provider: Provider) -> dict[str, str]:
+    """HTTP Basic client authentication (RFC 6749 §2.3.1, which servers must accept):
+    id and secret are form-encoded first, then joined and base64-encoded."""
+    if not (provider.client_id and provider.client_secret):
+        return {}
+    pair = f"{quote_plus(provider.client_id)}:{quote_plus(provider.client_secret)}"
+    return {"Authorization": "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")}
 
 
 def _error_fields(response: UpstreamResponse) -> tuple[str | None, str | None]:
@@ -222,5 +223,5 @@ def _with_query(url: str, query: Mapping[str, str]) -> str:
     return f"{url}{'&' if '?' in url else '?'}{urlencode(query)}"
 
 
-__all__ = ["bearer", "parse_token_response", "raise_for_status", "token_request"]
+__all__ = ["bearer", "client_auth_headers", "parse_token_response", "raise_for_status", "token_request"]
 

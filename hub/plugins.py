@@ -166,10 +166,10 @@ class Registry:
 
     # --- dispatch --------------------------------------------------------------------
 
-    async def call(self, provider: str, hook_name: str, **kwargs: Any) -> Any:
+    async def call(self, name: str, hook_name: str, /, **kwargs: Any) -> Any:
         """Run ``hook_name`` for ``provider`` only: its own implementation if it has one,
         else the core default. Async implementations are awaited."""
-        impl = self.providers[provider].hooks.get(hook_name)
+        impl = self.providers[name].hooks.get(hook_name)
         if impl is None:
             impl = _default_impl(self.pm, hook_name)
         args = {k: v for k, v in kwargs.items() if k in impl.argnames}

@@ -766,7 +766,7 @@ class Hub:
         """Run ``fn(snapshot)``; on an auth failure refresh once where possible, else ERROR."""
         try:
             return await fn(snap)
-        except ProviderAuthError as exc:
+        except ProviderAuthError:
             if snap.token.refresh_token:
                 fresh = await self.tokens.refresh(rt, snap.integration, reason="provider rejected the access token", stale=snap.token.access_token)
                 try:

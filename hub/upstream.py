@@ -168,7 +168,6 @@ class ProviderHTTP:
         json: Any = None,
         data: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
-        auth: aiohttp.BasicAuth | None = None,
         retry: bool | None = None,
         check: bool = True,
     ) -> UpstreamResponse:
@@ -184,7 +183,7 @@ class ProviderHTTP:
         attempts = settings.max_retries + 1 if may_retry else 1
         for attempt in range(attempts):
             try:
-                response = await self._send(method, path, params, json, data, headers, auth)
+                response = await self._send(method, path, params, json, data, headers)
                 if check and self._check is not None:
                     await self._check(response)
                 return response
@@ -205,7 +204,6 @@ class ProviderHTTP:
         json_body: Any,
         data: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
-        auth: aiohttp.BasicAuth | None,
     ) -> UpstreamResponse:
         url = self.url(path)
         settings = self._upstream.settings
@@ -219,7 +217,6 @@ class ProviderHTTP:
                     json=json_body,
                     data=data,
                     headers=all_headers,
-                    auth=auth,
                     allow_redirects=False,
                 ) as resp:
                     body = await _read_capped(resp, settings.max_response_bytes, self.provider)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -12,19 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-import hub_slack
-from hub.auth import issue_token
-from hub.bootstrap import Secrets
 from hub.config import HubConfig, config_from_dict
 from hub.crypto import generate_key
 from hub.db import create_engine, upgrade
-from hub.plugins import Registry
-from hub.service import Hub
 from hub.web import create_app
 from hub_slack.fake import FakeSlack, start_fake_slack
+from support import JWT_SECRET, PG_URL, build_hub, slack_section
 
-JWT_SECRET = "test-secret-" + "x" * 40
-PG_URL = os.environ.get("HUB_TEST_DATABASE_URL")
 TABLES = ("integration_logs", "oauth_states", "integrations")
 
 
@@ -74,20 +67,6 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     await runner.cleanup()
 
 
-def slack_section(fake: FakeSlack) -> dict[str, Any]:
-    base = fake.base_url  # type: ignore[attr-defined]
-    return {
-        "client_id": "slack-client",
-        "client_secret": "slack-secret-value-123",
-        "scopes": ["channels:read", "groups:read", "chat:write", "users:read"],
-        "urls": {
-            "authorize": f"{base}/oauth/v2/authorize",
-            "token": f"{base}/api/oauth.v2.access",
-            "api": f"{base}/api",
-        },
-    }
-
-
 @pytest.fixture
 def make_config(db_url: str, encryption_keys: str, fake_slack: FakeSlack) -> Callable[..., HubConfig]:
     def make(**sections: Any) -> HubConfig:
@@ -107,18 +86,6 @@ def make_config(db_url: str, encryption_keys: str, fake_slack: FakeSlack) -> Cal
     return make
 
 
-def make_registry(**extra: object) -> Registry:
-    registry = Registry()
-    registry.add("slack", hub_slack)
-    for name, plugin in extra.items():
-        registry.add(name, plugin)
-    return registry
-
-
-def build_hub(config: HubConfig, registry: Registry | None = None) -> Hub:
-    return Hub(config, registry or make_registry(), Secrets(JWT_SECRET, config.security.encryption_keys or ""))
-
-
 @pytest.fixture
 async def hub_app(make_config: Callable[..., HubConfig], aiohttp_client: Any) -> AsyncIterator[Any]:
     """A started hub behind a real HTTP server on loopback. Yields the test client; the
@@ -131,5 +98,3 @@ async def hub_app(make_config: Callable[..., HubConfig], aiohttp_client: Any) ->
     yield client
 
 
-def auth(user: str = "alice", **kw: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(JWT_SECRET, user, **kw)}"}

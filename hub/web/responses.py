@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import logging
 import time
 import uuid
@@ -68,6 +69,8 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     except Exception as exc:  # the outermost net: nothing unexpected leaks to a client
         frame = _innermost(exc)
         log.error("unexpected %s at %s while serving %s %s [request %s]", type(exc).__name__, frame, request.method, request.path, rid)
+        if os.environ.get("HUB_DEBUG_TRACEBACKS"):
+            log.error("traceback (HUB_DEBUG_TRACEBACKS is set; never in production)", exc_info=exc)
         response = error_response(500, "internal_error", f"the hub failed unexpectedly; quote request id {rid} to the operator")
     response.headers["X-Request-Id"] = rid
     access.info(

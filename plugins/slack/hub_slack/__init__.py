@@ -169,12 +169,10 @@ async def get_user(ctx: CallContext) -> dict[str, Any]:
 
 
 async def _token_call(provider: Provider, form: dict[str, str]) -> Mapping[str, Any]:
-    import aiohttp
-
     response = await provider.http.post(
         provider.endpoints.token or "oauth.v2.access",
         data=form,
-        auth=aiohttp.BasicAuth(provider.client_id or "", provider.client_secret or ""),
+        headers=hub.client_auth_headers(provider),
         check=False,
         retry=False,
     )

@@ -1,0 +1,47 @@
+"""Test support shared by fixtures and tests."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import hub_slack
+from hub.auth import issue_token
+from hub.bootstrap import Secrets
+from hub.config import HubConfig
+from hub.plugins import Registry
+from hub.service import Hub
+from hub_slack.fake import FakeSlack
+
+JWT_SECRET = "test-secret-" + "x" * 40
+PG_URL = os.environ.get("HUB_TEST_DATABASE_URL")
+
+
+def slack_section(fake: FakeSlack) -> dict[str, Any]:
+    base = fake.base_url  # type: ignore[attr-defined]
+    return {
+        "client_id": "slack-client",
+        "client_secret": "slack-secret-value-123",
+        "scopes": ["channels:read", "groups:read", "chat:write", "users:read"],
+        "urls": {
+            "authorize": f"{base}/oauth/v2/authorize",
+            "token": f"{base}/api/oauth.v2.access",
+            "api": f"{base}/api",
+        },
+    }
+
+
+def make_registry(**extra: object) -> Registry:
+    registry = Registry()
+    registry.add("slack", hub_slack)
+    for name, plugin in extra.items():
+        registry.add(name, plugin)
+    return registry
+
+
+def build_hub(config: HubConfig, registry: Registry | None = None) -> Hub:
+    return Hub(config, registry or make_registry(), Secrets(JWT_SECRET, config.security.encryption_keys or ""))
+
+
+def auth(user: str = "alice", **kw: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(JWT_SECRET, user, **kw)}"}
