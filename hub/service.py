@@ -766,26 +766,26 @@ class Hub:
         """Run ``fn(snapshot)``; on an auth failure refresh once where possible, else ERROR."""
         try:
             return await fn(snap)
-        except ProviderAuthError:
-            if snap.token.refresh_token:
-                fresh = await self.tokens.refresh(rt, snap.integration, reason="provider rejected the access token", stale=snap.token.access_token)
-                try:
-                    return await fn(fresh)
-                except ProviderAuthError as again:
-                    exc = again
-            if isinstance(exc, TokenExpired) and not snap.token.refresh_token:
-                await self.tokens.mark_expired(snap.integration, f"{rt.info.title} says the token expired")
-                raise ReconnectRequired(
-                    f"the {rt.info.title} token has expired and cannot be refreshed: connect again",
-                    details={"status": Status.EXPIRED.value, "providerError": exc.provider_code},
-                ) from None
-            reason = f"{rt.info.title} rejected the credentials ({exc.provider_code or 'unauthorized'}): reconnect required"
-            await self.set_status(snap.integration, Status.ERROR, reason)
+        except ProviderAuthError as exc:
+            failure = exc
+        if snap.token.refresh_token:
+            fresh = await self.tokens.refresh(rt, snap.integration, reason="provider rejected the access token", stale=snap.token.access_token)
+            try:
+                return await fn(fresh)
+            except ProviderAuthError as exc:
+                failure = exc
+        code = failure.provider_code or "unauthorized"
+        if isinstance(failure, TokenExpired) and not snap.token.refresh_token:
+            await self.tokens.mark_expired(snap.integration, f"{rt.info.title} says the token expired")
             raise ReconnectRequired(
-                f"{rt.info.title} no longer accepts this integration's credentials ({exc.provider_code or 'unauthorized'}); "
-                "the integration is now ERROR: connect again",
-                details={"status": Status.ERROR.value, "providerError": exc.provider_code},
-            ) from None
+                f"the {rt.info.title} token has expired and cannot be refreshed: connect again",
+                details={"status": Status.EXPIRED.value, "providerError": code},
+            )
+        await self.set_status(snap.integration, Status.ERROR, f"{rt.info.title} rejected the credentials ({code}): reconnect required")
+        raise ReconnectRequired(
+            f"{rt.info.title} no longer accepts this integration's credentials ({code}); the integration is now ERROR: connect again",
+            details={"status": Status.ERROR.value, "providerError": code},
+        )
 
     # --- keys --------------------------------------------------------------------------
 

@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.config import HubConfig, config_from_dict
 from hub.crypto import generate_key
@@ -26,31 +30,53 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def _pg_schema() -> None:
-    """On PostgreSQL: start from an empty schema once per run, then migrate."""
+def _pg_url() -> Iterator[str | None]:
+    """On PostgreSQL: a scratch database of this run's own, created through the configured
+    one and dropped at the end, so concurrent runs never truncate each other's tables.
+    Falls back to the configured database itself when it may not create databases."""
     if not PG_URL:
+        yield None
         return
+    base = make_url(PG_URL)
+    private = base.set(database=f"{base.database}_run{os.getpid()}")
+
+    async def admin(sql: str) -> bool:
+        engine = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text(sql))
+            return True
+        except DBAPIError:
+            return False
+        finally:
+            await engine.dispose()
+
+    created = asyncio.run(admin(f'CREATE DATABASE "{private.database}"'))
+    url = private.render_as_string(hide_password=False) if created else PG_URL
 
     async def reset() -> None:
-        engine = create_engine(PG_URL)
+        engine = create_engine(url)
         async with engine.begin() as conn:
             await conn.execute(text("DROP TABLE IF EXISTS integration_logs, oauth_states, integrations, alembic_version CASCADE"))
         await upgrade(engine)
         await engine.dispose()
 
     asyncio.run(reset())
+    yield url
+    if created:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{private.database}" WITH (FORCE)'))
 
 
 @pytest.fixture
-async def db_url(tmp_path: Path, _pg_schema: None) -> AsyncIterator[str]:
-    if not PG_URL:
+async def db_url(tmp_path: Path, _pg_url: str | None) -> AsyncIterator[str]:
+    if not _pg_url:
         yield f"sqlite+aiosqlite:///{tmp_path}/hub.db"
         return
-    engine = create_engine(PG_URL)
+    engine = create_engine(_pg_url)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
     await engine.dispose()
-    yield PG_URL
+    yield _pg_url
 
 
 @pytest.fixture
