@@ -97,8 +97,8 @@ def hub_error_response(request: web.Request, exc: HubError) -> web.Response:
 
 
 def http_exception_response(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
-    if exc.status < 400:
-        return exc  # redirects pass through
+    if exc.status < 400:  # a redirect, raised by a handler: answer it as a plain response
+        return web.Response(status=exc.status, headers=exc.headers, text=exc.text)
     status = exc.status
     if status == 404:
         message = f"no route {request.method} {request.path}"
