@@ -31,6 +31,12 @@ _SECRET_SHAPES = re.compile(
     r"|oauth_token=\"[^\"]+\")"
 )
 
+# Credentials carried in a URL's query string (callback codes and states, API keys).
+_SECRET_PARAMS = re.compile(
+    r"([?&;](?:code|state|token|access_token|refresh_token|id_token|client_secret|key|api_key|apikey|signature)=)[^&#\s\"']+",
+    re.IGNORECASE,
+)
+
 
 def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
@@ -64,6 +70,7 @@ def _mask_string(text: str, known: list[str]) -> str:
     for secret in known:
         if secret in text:
             text = text.replace(secret, MASK)
+    text = _SECRET_PARAMS.sub(lambda m: m.group(1) + MASK, text)
     return _SECRET_SHAPES.sub(MASK, text)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -118,7 +119,11 @@ async def hub_app(make_config: Callable[..., HubConfig], aiohttp_client: Any) ->
     hub is at ``client.hub``."""
     config = make_config()
     hub = build_hub(config)
-    client = await aiohttp_client(create_app(hub))
+    # Serve it as `hub serve` does: without aiohttp's own access log, which would print
+    # whole URLs (callback codes included); the hub writes its own, query-free line.
+    server = TestServer(create_app(hub))
+    await server.start_server(access_log=None)
+    client = await aiohttp_client(server)
     hub.config.server.public_url = str(client.make_url("")).rstrip("/")
     client.hub = hub
     yield client

@@ -1,0 +1,61 @@
+"""No token, code, state or secret reaches an activity row, a log line or a response."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sqlalchemy import select
+
+from helpers import callback_path, consent, query_of
+from hub.models import Integration, IntegrationLog, OAuthState
+from support import JWT_SECRET, auth
+
+
+async def test_full_flow_leaks_nothing(hub_app, fake_slack, caplog):
+    caplog.set_level(logging.DEBUG)
+    fake_slack.rotation = True
+    client, h = hub_app, auth("alice")
+    bodies: list[str] = []
+
+    async def call(method, path, **kw):
+        resp = await client.request(method, path, **kw)
+        bodies.append(await resp.text())
+        bodies.append(json.dumps(dict(resp.headers)))
+        return resp
+
+    resp = await call("GET", "/api/integrations/slack/connect", headers=h)
+    auth_url = json.loads(bodies[-2])["data"]["authUrl"]
+    state = query_of(auth_url)["state"]
+    del bodies[:]  # the authUrl is the one place the state must appear: it goes to the browser
+    location = await consent(auth_url)
+    code = query_of(location)["code"]
+    await call("GET", callback_path(location))
+    await call("GET", callback_path(location), headers={"Accept": "application/json"})  # replayed
+    await call("POST", "/api/integrations/slack/message", json={"channel": "general", "text": "hi"}, headers=h)
+    await call("POST", "/api/integrations/slack/message", json={"channel": "nowhere", "text": "hi"}, headers=h)
+    await call("POST", "/api/integrations/slack/refresh", headers=h)
+    await call("GET", "/api/integrations/slack/channels", headers=h)
+    await call("GET", "/api/integrations/slack/status", headers=h)
+    await call("GET", "/api/integrations/slack/logs", headers=h)
+    await call("GET", "/api/integrations/slack", headers=h)
+    await call("DELETE", "/api/integrations/slack/disconnect", headers=h)
+    await client.hub.activity.flush()
+
+    async with client.hub.sessions() as s:
+        logs = (await s.scalars(select(IntegrationLog))).all()
+        rows = [json.dumps([r.request_data, r.response_data, r.error_message, r.action]) for r in logs]
+        rows += [json.dumps([i.meta, i.status_reason, i.scopes]) for i in (await s.scalars(select(Integration))).all()]
+        rows += [json.dumps([o.state_hash, o.code_verifier, o.return_url]) for o in (await s.scalars(select(OAuthState))).all()]
+
+    secrets = [*fake_slack.issued_tokens, code, state, "slack-secret-value-123", JWT_SECRET, h["Authorization"].split()[1]]
+    assert len(fake_slack.issued_tokens) >= 4  # access + refresh, before and after the refresh
+    # aiohttp.access lines come only from the fake provider: the hub serves without them
+    hub_log = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
+    assert "POST /api/integrations/slack/message 200" in hub_log  # the hub's own access line
+    haystacks = {"activity and rows": "\n".join(rows), "responses": "\n".join(bodies), "server log": hub_log}
+    for where, text in haystacks.items():
+        for secret in secrets:
+            assert secret not in text, f"a secret leaked into the {where}"
+    # and the redaction did not just blank everything: the activity is still informative
+    assert "post_message" in haystacks["activity and rows"] and "channel_not_found" in haystacks["activity and rows"]
