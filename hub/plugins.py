@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import logging
+import os
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +27,8 @@ import pluggy
 from . import hookspecs, oauth
 from .errors import HubError
 from .types import HTTP_METHODS, Action, ProviderInfo
+
+trace_log = logging.getLogger("hub.plugins.trace")
 
 ENTRY_POINT_GROUP = "hub.providers"
 DEFAULTS_NAME = "hub.oauth"
@@ -82,6 +87,7 @@ class Registry:
         self.strict = strict
         self.providers: dict[str, ProviderPlugin] = {}
         self.failures: list[LoadFailure] = []
+        self.trace = os.environ.get("HUB_TRACE_PLUGINS", "") not in ("", "0")
 
     # --- loading ---------------------------------------------------------------------
 
@@ -173,10 +179,23 @@ class Registry:
         if impl is None:
             impl = _default_impl(self.pm, hook_name)
         args = {k: v for k, v in kwargs.items() if k in impl.argnames}
-        result = impl.function(**args)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+        if not self.trace:
+            result = impl.function(**args)
+            return await result if inspect.isawaitable(result) else result
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = impl.function(**args)
+            if inspect.isawaitable(result):
+                result = await result
+            outcome = type(result).__name__
+            return result
+        finally:
+            # Argument values can hold tokens: the trace names them, never prints them.
+            trace_log.info(
+                "%s[%s] %s(%s) -> %s in %.1f ms", hook_name, name, impl.plugin_name,
+                ", ".join(args), outcome, (time.perf_counter() - started) * 1000,
+            )
 
 
 class _Broken(Exception):

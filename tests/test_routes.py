@@ -138,3 +138,32 @@ async def test_get_user_action(hub_app, fake_slack):
     assert resp.status == 200 and (await resp.json())["data"]["name"] == "grace"
     resp = await hub_app.get("/api/integrations/slack/users/U0000000099", headers=h)
     assert resp.status == 404
+
+
+async def test_tokens_route_verifies_before_storing(hub_app, fake_slack):
+    # a token minted for someone else's install, pasted in by alice
+    await connect_slack(hub_app, auth("bob"))
+    pasted = next(t for t in fake_slack.issued_tokens if t.startswith("xoxb-"))
+    resp = await hub_app.post("/api/integrations/slack/tokens", json={"token": "xoxb-not-a-real-one"}, headers=auth("alice"))
+    body = await resp.json()
+    assert resp.status == 400 and body["error"]["code"] == "token_rejected"
+    assert (await get_view(hub_app))[0] == 404  # nothing stored
+    resp = await hub_app.post("/api/integrations/slack/tokens", json={"token": pasted}, headers=auth("alice"))
+    assert resp.status == 201, await resp.text()
+    data = (await resp.json())["data"]
+    assert data["status"] == "ACTIVE" and data["account"]["teamId"] == "T0000000001"
+    resp = await hub_app.post("/api/integrations/slack/message", json={"channel": "general", "text": "x"}, headers=auth("alice"))
+    assert resp.status == 200
+
+
+async def test_plugin_trace_names_hooks_but_never_values(hub_app, fake_slack, caplog):
+    import logging
+
+    hub_app.hub.registry.trace = True
+    caplog.set_level(logging.INFO, logger="hub.plugins.trace")
+    await connect_slack(hub_app, auth("alice"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "hub.plugins.trace"]
+    assert any(line.startswith("hub_exchange_code[slack] slack(provider, code, redirect_uri)") for line in lines)
+    assert any(line.startswith("hub_account_identity[slack]") for line in lines)
+    for token in fake_slack.issued_tokens:
+        assert all(token not in line for line in lines)
