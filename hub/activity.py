@@ -143,9 +143,10 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = text.partition(":")
-        if kind != "id":
+        row_id = int(value)
+        if kind != "id" or not 0 < row_id < 2**63:
             raise ValueError
-        return int(value)
+        return row_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadRequest("cursor: not a cursor this API returned (use nextCursor from the previous page)", details={"field": "cursor"}) from None
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import jwt.exceptions
 
 from .errors import Unauthorized
 
@@ -79,6 +80,8 @@ class JWTVerifier:
             raise Unauthorized("the JWT's audience is not the configured one") from None
         except jwt.InvalidSignatureError:
             raise Unauthorized("the JWT's signature does not verify") from None
+        except jwt.exceptions.InvalidSubjectError:
+            raise Unauthorized("the JWT's 'sub' must be a non-empty string") from None
         except jwt.InvalidAlgorithmError:
             raise Unauthorized(f"the JWT's algorithm is not accepted (accepted: {', '.join(self.algorithms)})") from None
         except jwt.PyJWTError:

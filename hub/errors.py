@@ -65,6 +65,10 @@ class PayloadTooLarge(HubError):
     status, code = 413, "payload_too_large"
 
 
+class UnsupportedMediaType(HubError):
+    status, code = 415, "unsupported_media_type"
+
+
 class ServiceUnavailable(HubError):
     status, code = 503, "unavailable"
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..activity import LOG_STATUSES, LogQuery
 from ..auth import Caller
-from ..errors import BadRequest, HubError, MethodNotAllowed, ServiceUnavailable
+from ..errors import BadRequest, HubError, MethodNotAllowed, ServiceUnavailable, UnsupportedMediaType
 from ..plugins import RESERVED
 from ..schema import QUERY_METHODS
 from ..service import Hub
@@ -259,16 +259,37 @@ async def _json_object(request: web.Request, *, allow_empty: bool = False) -> di
             return {}
         raise BadRequest("body: a JSON object is required", details={"field": "(body)"})
     ctype = request.content_type
-    if ctype not in ("application/json", "application/octet-stream", "text/plain") and not ctype.endswith("+json"):
-        raise BadRequest(f"Content-Type: expected application/json, got {ctype}", details={"field": "Content-Type"}, code="unsupported_media_type")
+    # No Content-Type at all arrives as application/octet-stream: accept it as JSON.
+    if ctype not in ("application/json", "application/octet-stream") and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type: expected application/json, got {ctype}", details={"field": "Content-Type"})
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except RecursionError:
+        raise BadRequest("body: JSON nested too deeply", details={"field": "(body)"}, code="malformed_json") from None
     except (ValueError, UnicodeDecodeError) as exc:
         where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise BadRequest(f"body: not valid JSON{where}", details={"field": "(body)"}, code="malformed_json") from None
+        reason = f": {exc}" if isinstance(exc, _StrictJSONError) else ""
+        raise BadRequest(f"body: not valid JSON{where}{reason}", details={"field": "(body)"}, code="malformed_json") from None
     if not isinstance(value, dict):
         raise BadRequest("body: must be a JSON object", details={"field": "(body)"})
     return value
+
+
+class _StrictJSONError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _StrictJSONError(f"key {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise _StrictJSONError(f"{name} is not JSON")
 
 
 def _int_param(q: Any, name: str, default: int, low: int, high: int) -> int:
@@ -289,9 +310,9 @@ def _parse_since(raw: str | None) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         raise BadRequest("since: must be an ISO 8601 date or date-time, e.g. 2026-01-31T12:00:00Z", details={"field": "since"}) from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _no_unknown(q: Any, known: set[str]) -> None:
