@@ -37,9 +37,7 @@ class JWTVerifier:
         leeway: int = 30,
     ) -> None:
         if public_key:
-            if "-----BEGIN" not in public_key and Path(public_key).is_file():
-                public_key = Path(public_key).read_text()
-            self._key: Any = public_key
+            self._key: Any = _load_public_key(public_key)
             self.algorithms = algorithms or ["RS256", "ES256"]
             if any(a.startswith("HS") for a in self.algorithms):
                 raise ValueError("auth.algorithms: HS* cannot be used with a public key")
@@ -90,6 +88,23 @@ class JWTVerifier:
         if not isinstance(sub, str) or not sub or len(sub) > 255:
             raise Unauthorized("the JWT's 'sub' must be a non-empty string of at most 255 characters")
         return Caller(sub, claims)
+
+
+def _load_public_key(value: str) -> Any:
+    """PEM text or the path of a PEM file, checked now so a typo fails at start-up."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    text = value
+    if "-----BEGIN" not in value:
+        try:
+            text = Path(value).read_text(encoding="utf-8")
+        except OSError:
+            raise ValueError("auth.jwt_public_key: neither PEM text nor a readable file") from None
+    try:
+        load_pem_public_key(text.encode("utf-8"))
+    except ValueError:
+        raise ValueError("auth.jwt_public_key: not a PEM public key") from None
+    return text
 
 
 def issue_token(secret: str, user_id: str, *, ttl_seconds: int = 3600, issuer: str | None = None, audience: str | None = None) -> str:

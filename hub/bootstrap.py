@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,23 +57,32 @@ def resolve_secrets(config: HubConfig) -> Secrets:
     return Secrets(jwt_secret, keys, tuple(generated))
 
 
-def _read_or_create(path: Path, make: callable) -> tuple[str, Path, bool]:  # type: ignore[valid-type]
+def _read_or_create(path: Path, make: Callable[[], str]) -> tuple[str, Path, bool]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-        if value:
-            return value, path, False
-    except FileNotFoundError:
-        pass
+    if path.exists():
+        return _read_nonempty(path), path, False
+    # Write a private temporary file whole, then link it into place: the link fails if
+    # another process got there first, and nobody ever reads a half-written secret.
     value = make()
-    # O_EXCL: two processes starting together must not each write a different secret.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="utf-8").strip(), path, False
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(value + "\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(value + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return _read_nonempty(path), path, False
+    finally:
+        os.unlink(tmp)
     return value, path, True
+
+
+def _read_nonempty(path: Path) -> str:
+    value = path.read_text(encoding="utf-8").strip()
+    if not value:
+        raise ConfigError([f"{path}: the generated secret file is empty; delete it to have a new one generated"])
+    return value
 
 
 def _warn(setting: str, path: Path, made: bool) -> None:

@@ -195,9 +195,11 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
 
 def config_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: str | None = None) -> HubConfig:
     data = interpolate(dict(raw), os.environ if env is None else env)
-    for name, section in list((data.get("providers") or {}).items()):
-        if section is None:
-            data["providers"][name] = {}
+    providers = data.get("providers")
+    if isinstance(providers, dict):
+        for name, section in list(providers.items()):
+            if section is None:
+                providers[name] = {}
     try:
         config = HubConfig.model_validate(data)
     except ValidationError as exc:

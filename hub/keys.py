@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .crypto import DecryptionFailed, KeyRing, token_context
@@ -28,8 +29,11 @@ class RotationReport:
     states_dropped: int = 0
 
 
-def _not_primary(column: object, primary: str) -> object:
-    return column.is_not(None) & ~column.like(f"v1.{primary}.%")  # type: ignore[attr-defined]
+def _not_primary(column: Any, primary: str) -> Any:
+    # An exact prefix comparison: LIKE would read '_' in a key id as a wildcard and, on
+    # SQLite, ignore case - either could make a row look rotated when it is not.
+    prefix = f"v1.{primary}."
+    return column.is_not(None) & (func.substr(column, 1, len(prefix)) != prefix)
 
 
 async def rotate(
