@@ -375,8 +375,11 @@ class Hub:
             )
         return {"authUrl": url, "expiresAt": _iso(expires)}
 
-    async def consume_state(self, provider: str, state: str | None) -> OAuthState:
-        """Take a state for use: it must exist, be this provider's, unused and unexpired."""
+    async def consume_state(self, provider: str, state: str | None, *, consume: bool = True) -> OAuthState:
+        """Take a state for use: it must exist, be this provider's, unused and unexpired.
+
+        With ``consume=False`` the checks run but the state stays usable (the token flow's
+        page load, which is followed by the POST that really uses it)."""
         if not state:
             raise BadRequest("state: missing from the callback", details={"field": "state"}, code="invalid_state")
         state_hash = hash_state(state)
@@ -391,7 +394,8 @@ class Hub:
                 raise BadRequest("state: already used; a state is good for one callback only (start again with connect)", code="state_replayed", details={"field": "state"})
             if row.expires_at <= now:
                 raise BadRequest("state: expired; start again with connect", code="state_expired", details={"field": "state"})
-            row.consumed_at = now
+            if consume:
+                row.consumed_at = now
         return row
 
     async def complete_callback(self, provider: str, query: Mapping[str, str]) -> CallbackOutcome:
@@ -435,12 +439,22 @@ class Hub:
             provider, title, True, f"{title} is connected{' as ' + account if account else ''}.", state.return_url, None, self.view(row)
         )
 
+    async def complete_token_flow(self, provider: str, state: Any, token: Any) -> tuple[dict[str, Any], str | None]:
+        """The token flow's last step: the callback page posts the token with the state,
+        which names the user (so no JWT is needed) and is used up by it."""
+        rt = self.configured_runtime(provider)
+        if rt.info.auth != "token":
+            raise BadRequest(f"state: {rt.info.title} connects through the authorization-code callback, not by posting a token", details={"field": "state"})
+        if not isinstance(state, str):
+            raise BadRequest("state: must be the state string from the callback URL", details={"field": "state"}, code="invalid_state")
+        _check_token_text(token)
+        row = await self.consume_state(provider, state)
+        view = await self.import_token(Caller(row.user_id, {}), provider, token)
+        return view, row.return_url
+
     async def import_token(self, caller: Caller, provider: str, token: Any) -> dict[str, Any]:
         rt = self.configured_runtime(provider)
-        if not isinstance(token, str) or not token.strip():
-            raise BadRequest("token: required, a non-empty string", details={"field": "token"})
-        if len(token) > MAX_TOKEN_LENGTH or any(c.isspace() for c in token.strip()):
-            raise BadRequest("token: not a plausible token (too long or contains spaces)", details={"field": "token"})
+        _check_token_text(token)
         started = time.perf_counter()
         tokens = await self.registry.call(provider, "hub_import_token", provider=rt.provider, token=token.strip())
         row, _ = await self._grant(rt, caller.user_id, tokens, started, "import_token", reason="token supplied by the client")
@@ -788,6 +802,13 @@ class Hub:
         )
 
     # --- keys --------------------------------------------------------------------------
+
+
+def _check_token_text(token: Any) -> None:
+    if not isinstance(token, str) or not token.strip():
+        raise BadRequest("token: required, a non-empty string", details={"field": "token"})
+    if len(token) > MAX_TOKEN_LENGTH or any(c.isspace() for c in token.strip()):
+        raise BadRequest("token: not a plausible token (too long or contains spaces)", details={"field": "token"})
 
 
 def hash_state(state: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
@@ -17,7 +18,7 @@ from ..plugins import RESERVED
 from ..schema import QUERY_METHODS
 from ..service import Hub
 from . import openapi
-from .pages import result_page
+from .pages import fragment_page, result_page
 from .responses import SECRETS, envelope_middleware, error_body, ok
 
 HUB_KEY = web.AppKey("hub", Hub)
@@ -135,6 +136,9 @@ async def connect(request: web.Request, provider: str) -> web.Response:
 async def callback(request: web.Request, provider: str) -> web.StreamResponse:
     hub = _hub(request)
     wants_json = "application/json" in request.headers.get("Accept", "")
+    rt = hub.providers.get(provider)
+    if rt is not None and rt.info.auth == "token" and not request.query.get("code") and not request.query.get("error"):
+        return await _fragment_callback(request, hub, provider)
     try:
         outcome = await hub.complete_callback(provider, request.query)
     except HubError as exc:
@@ -157,14 +161,43 @@ async def callback(request: web.Request, provider: str) -> web.StreamResponse:
     return web.Response(status=status, text=result_page(ok=outcome.ok, provider_title=outcome.title, message=outcome.message), content_type="text/html")
 
 
+async def _fragment_callback(request: web.Request, hub: Hub, provider: str) -> web.Response:
+    """Token-flow providers hand the token back in the URL fragment, which only the
+    browser sees: answer a page whose script posts it, with the state, to ``tokens``."""
+    rt = hub.providers[provider]
+    try:
+        await hub.consume_state(provider, request.query.get("state"), consume=False)
+    except HubError as exc:
+        return web.Response(status=exc.status, text=result_page(ok=False, provider_title=rt.info.title, message=exc.message), content_type="text/html")
+    nonce = secrets.token_urlsafe(16)
+    page = fragment_page(provider=provider, provider_title=rt.info.title, post_url=f"/api/integrations/{provider}/tokens", nonce=nonce)
+    return web.Response(
+        text=page,
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 async def tokens(request: web.Request, provider: str) -> web.Response:
-    caller = _caller(request)
     hub = _hub(request)
     hub.runtime(provider)
     body = await _json_object(request)
-    unknown = set(body) - {"token"}
+    unknown = set(body) - {"token", "state"}
     if unknown:
-        raise BadRequest(f"{sorted(unknown)[0]}: is not a known field (expected {{\"token\": \"...\"}})", details={"field": sorted(unknown)[0]})
+        field = sorted(unknown)[0]
+        raise BadRequest(f"{field}: is not a known field (expected {{\"token\": \"...\"}})", details={"field": field})
+    if "state" in body:
+        # The end of a token flow: the state names the user, no JWT is involved.
+        view, return_url = await hub.complete_token_flow(provider, body["state"], body.get("token"))
+        if return_url:
+            sep = "&" if "?" in return_url else "?"
+            view = {**view, "returnUrl": f"{return_url}{sep}{urlencode({'provider': provider, 'status': 'connected'})}"}
+        return ok(view, f"{view.get('title', provider)} is connected.", status=201)
+    caller = _caller(request)
     return ok(await hub.import_token(caller, provider, body.get("token")), "token verified and stored", status=201)
 
 

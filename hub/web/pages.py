@@ -30,3 +30,70 @@ def result_page(*, ok: bool, provider_title: str, message: str) -> str:
         colour="#1a7f37" if ok else "#c62828",
         status="success" if ok else "error",
     )
+
+
+_FRAGMENT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Connecting {title}</title>
+<style>
+body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f5f6f8;color:#1d2330;
+display:flex;min-height:100vh;align-items:center;justify-content:center;margin:0}}
+main{{background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08);padding:2rem 2.5rem;max-width:32rem;margin:1rem}}
+h1{{font-size:1.3rem;margin:0 0 .75rem}} .ok{{color:#1a7f37}} .bad{{color:#c62828}}
+p{{line-height:1.5;margin:.5rem 0}}
+</style></head>
+<body><main id="result" data-status="pending" data-provider="{provider}">
+<h1 id="heading">Connecting {title}&hellip;</h1><p id="message">Finishing the connection.</p>
+<noscript><p>This page needs JavaScript to finish connecting {title}.</p></noscript>
+</main>
+<script nonce="{nonce}">
+(function () {{
+  // The provider put the token in the URL fragment, which never reaches a server. Read it
+  // here, drop it from the address bar and history, and hand it to the hub with the state.
+  var fragment = new URLSearchParams(window.location.hash.slice(1));
+  var state = new URLSearchParams(window.location.search).get("state");
+  history.replaceState(null, "", window.location.pathname);
+  var main = document.getElementById("result");
+  function show(ok, heading, message) {{
+    main.dataset.status = ok ? "success" : "error";
+    var h = document.getElementById("heading");
+    h.textContent = heading;
+    h.className = ok ? "ok" : "bad";
+    document.getElementById("message").textContent = message;
+  }}
+  var token = fragment.get("token");
+  if (!token) {{
+    var why = fragment.get("error") === "access_denied" ? "Access was declined, so nothing was connected."
+      : "{title} did not hand back a token.";
+    show(false, "{title} was not connected", why + " You can close this window and try again.");
+    return;
+  }}
+  fetch({post_url}, {{
+    method: "POST",
+    headers: {{"Content-Type": "application/json", "Accept": "application/json"}},
+    credentials: "omit",
+    body: JSON.stringify({{token: token, state: state}})
+  }}).then(function (resp) {{
+    return resp.json().then(function (body) {{ return {{ok: resp.ok, body: body}}; }});
+  }}).then(function (r) {{
+    if (r.ok) {{
+      show(true, "{title} connected", r.body.message + " You can close this window.");
+      if (r.body.data && r.body.data.returnUrl) {{ window.location.replace(r.body.data.returnUrl); }}
+    }} else {{
+      show(false, "{title} was not connected", (r.body.error && r.body.error.message) || "The hub refused the token.");
+    }}
+  }}).catch(function () {{
+    show(false, "{title} was not connected", "The hub could not be reached. Try again.");
+  }});
+}})();
+</script></body></html>
+"""
+
+
+def fragment_page(*, provider: str, provider_title: str, post_url: str, nonce: str) -> str:
+    import json
+
+    # Titles come from plugins: escape for HTML, and keep them inert inside the script's strings.
+    title = escape(provider_title).replace("\\", "").replace('"', "")
+    return _FRAGMENT_PAGE.format(title=title, provider=escape(provider), post_url=json.dumps(post_url), nonce=nonce)
