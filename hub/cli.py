@@ -151,6 +151,7 @@ def check(config_path: str | None) -> None:
             click.echo(f"  {name}: ready, {len(plugin.actions)} actions")
     for failure in registry.failures:
         click.echo(f"  {failure.name}: FAILED TO LOAD: {failure.error}")
+        errors.append(f"provider plugin {failure.name!r} ({failure.source}) failed to load; the hub would start without it")
     if errors:
         click.echo(click.style("problems:", fg="red", bold=True))
         for problem in errors:

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .types import AccountInfo, Action, AuthorizationRequest, Provider, ProviderInfo, TokenSet
+    from .types import (
+        AccountInfo,
+        Action,
+        AuthorizationRequest,
+        Provider,
+        ProviderInfo,
+        TokenSet,
+    )
     from .upstream import UpstreamResponse
 
 hookspec = pluggy.HookspecMarker("hub")

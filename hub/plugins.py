@@ -12,6 +12,7 @@ the provider's own plugin, or the core default from :mod:`hub.oauth`.
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import inspect
 import logging
@@ -119,6 +120,7 @@ class Registry:
             self._fail(name, source, f"registration failed: {exc}")
             return None
         try:
+            self._check_hook_names(plugin, name)
             hooks = self._own_hooks(plugin)
             if "hub_provider" not in hooks:
                 raise _Broken("does not implement hub_provider")
@@ -155,6 +157,22 @@ class Registry:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise StartupError(f"{exc}") from None
+
+    def _check_hook_names(self, plugin: object, name: str) -> None:
+        """Refuse what dispatch cannot honour: an implementation of no known hook (a
+        misspelling would otherwise be silently ignored) and hook wrappers, since each
+        provider hook runs exactly one implementation."""
+        known = set(_hook_names())
+        for attr in dir(plugin):
+            opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            if opts is None:
+                continue
+            if attr not in known:
+                near = difflib.get_close_matches(attr, known, n=1)
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                raise _Broken(f"implements {attr}, which is not a hub hook{hint}")
+            if opts.get("wrapper") or opts.get("hookwrapper"):
+                raise _Broken(f"{attr}: hook wrappers are not supported; a provider hook has one implementation")
 
     def _own_hooks(self, plugin: object) -> dict[str, Any]:
         own: dict[str, Any] = {}
