@@ -19,7 +19,14 @@ from .errors import (
     ValidationFailed,
 )
 from .hookspecs import hookimpl
-from .oauth import bearer, client_auth_headers, parse_token_response, raise_for_status, token_request
+from .oauth import (
+    bearer,
+    client_auth_headers,
+    parse_token_response,
+    raise_for_status,
+    token_request,
+)
+from .ratelimit import RateLimit
 from .types import (
     CLIENT_CREDENTIALS,
     AccountInfo,
@@ -55,6 +62,7 @@ __all__ = [
     "ProviderHTTP",
     "ProviderInfo",
     "ProviderTimeout",
+    "RateLimit",
     "RateLimited",
     "TokenExpired",
     "TokenSet",

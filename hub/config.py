@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -104,6 +104,12 @@ class UpstreamConfig(_Section):
     max_concurrency: int = Field(64, ge=1)
 
 
+class RateLimitConfig(_Section):
+    requests: int = Field(ge=1)
+    seconds: float = Field(gt=0)
+    per: Literal["token", "app"] = "token"
+
+
 class ProviderConfig(BaseModel):
     """One ``providers.<name>`` section. Keys beyond these are the plugin's own
     (``client_id``, ``client_secret``, …) and are checked against what it declares."""
@@ -114,6 +120,8 @@ class ProviderConfig(BaseModel):
     scopes: list[str] | None = None
     urls: dict[str, str] = Field(default_factory=dict)
     max_concurrency: int | None = Field(None, ge=1)
+    # Replaces the plugin's declared request budget (a provider may grant you more).
+    rate_limits: list[RateLimitConfig] | None = None
 
     @property
     def settings(self) -> dict[str, Any]:

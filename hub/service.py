@@ -40,10 +40,25 @@ from .errors import (
 from .lifecycle import Status, move, refused
 from .models import Integration, OAuthState, utcnow
 from .plugins import ProviderPlugin, Registry
+from .ratelimit import RateLimit
 from .redact import capped, redact, redact_text
 from .schema import InputValidator
-from .tokens import ReconnectRequired, Snapshot, TokenSessions, decrypt_token, encrypt_into
-from .types import Action, AccountInfo, AuthorizationRequest, CallContext, Endpoints, Provider, TokenSet
+from .tokens import (
+    ReconnectRequired,
+    Snapshot,
+    TokenSessions,
+    decrypt_token,
+    encrypt_into,
+)
+from .types import (
+    AccountInfo,
+    Action,
+    AuthorizationRequest,
+    CallContext,
+    Endpoints,
+    Provider,
+    TokenSet,
+)
 from .upstream import Upstream, UpstreamSettings
 
 log = logging.getLogger("hub")
@@ -107,7 +122,7 @@ def check_providers(config: HubConfig, registry: Registry) -> tuple[list[str], d
         declared = {f.name: f for f in info.config_fields}
         for key in section.settings:
             if key not in declared:
-                known = ", ".join(sorted({"enabled", "scopes", "urls", "max_concurrency", *declared})) or "none"
+                known = ", ".join(sorted({"enabled", "scopes", "urls", "max_concurrency", "rate_limits", *declared}))
                 errors.append(f"{path}.{key}: unknown key for {name} (known: {known})")
         for key in section.urls:
             if key not in Endpoints.__dataclass_fields__:
@@ -179,7 +194,10 @@ class Hub:
             await self.registry.call(plugin.name, "hub_check_response", provider=slot["p"], response=response)
 
         http = self.upstream.for_provider(
-            plugin.name, base_url=endpoints.api, check=check, max_concurrency=section.max_concurrency
+            plugin.name, base_url=endpoints.api, check=check, max_concurrency=section.max_concurrency,
+            rate_limits=info.rate_limits
+            if section.rate_limits is None
+            else tuple(RateLimit(r.requests, r.seconds, r.per) for r in section.rate_limits),
         )
         scopes = tuple(section.scopes) if section.scopes is not None else info.default_scopes
         provider = Provider(name=plugin.name, info=info, endpoints=endpoints, scopes=scopes, settings=settings, http=http)
@@ -456,7 +474,14 @@ class Hub:
         rt = self.configured_runtime(provider)
         _check_token_text(token)
         started = time.perf_counter()
-        tokens = await self.registry.call(provider, "hub_import_token", provider=rt.provider, token=token.strip())
+        try:
+            tokens = await self.registry.call(provider, "hub_import_token", provider=rt.provider, token=token.strip())
+        except ProviderAuthError as exc:
+            raise BadRequest(
+                f"{rt.info.title} rejected the token ({exc.provider_code or 'invalid'}): nothing was stored",
+                code="token_rejected",
+                details={"providerError": exc.provider_code},
+            ) from None
         row, _ = await self._grant(rt, caller.user_id, tokens, started, "import_token", reason="token supplied by the client")
         return self.view(row)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from .ratelimit import RateLimit
+
 if TYPE_CHECKING:
     from .upstream import ProviderHTTP
 
@@ -62,6 +64,7 @@ class ProviderInfo:
     pkce: bool = True
     config_fields: tuple[ConfigField, ...] = CLIENT_CREDENTIALS
     description: str = ""
+    rate_limits: tuple[RateLimit, ...] = ()
 
     @property
     def secret_fields(self) -> tuple[str, ...]:

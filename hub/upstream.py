@@ -10,6 +10,7 @@ for idempotent calls that hit 429 or 5xx. Every response passes through the prov
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +26,7 @@ from .errors import (
     RateLimited,
     TransientProviderError,
 )
+from .ratelimit import RateLimit, SlidingWindow
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -114,9 +116,11 @@ class Upstream:
         base_url: str,
         check: ResponseCheck | None = None,
         max_concurrency: int | None = None,
+        rate_limits: tuple[RateLimit, ...] = (),
     ) -> ProviderHTTP:
         limit = asyncio.Semaphore(max_concurrency or self.settings.max_concurrency)
-        return ProviderHTTP(self, provider, base_url, check, limit, {})
+        windows = tuple(SlidingWindow(r) for r in rate_limits)
+        return ProviderHTTP(self, provider, base_url, check, limit, {}, windows)
 
 
 class ProviderHTTP:
@@ -134,6 +138,7 @@ class ProviderHTTP:
         check: ResponseCheck | None,
         limit: asyncio.Semaphore,
         headers: Mapping[str, str],
+        windows: tuple[SlidingWindow, ...] = (),
     ) -> None:
         self._upstream = upstream
         self.provider = provider
@@ -141,11 +146,12 @@ class ProviderHTTP:
         self._check = check
         self._limit = limit
         self._headers = dict(headers)
+        self._windows = windows
 
     def with_headers(self, headers: Mapping[str, str]) -> ProviderHTTP:
         """A copy that sends ``headers`` on every request (credentials, for instance)."""
         return ProviderHTTP(
-            self._upstream, self.provider, self.base_url, self._check, self._limit, {**self._headers, **headers}
+            self._upstream, self.provider, self.base_url, self._check, self._limit, {**self._headers, **headers}, self._windows
         )
 
     def url(self, path: str) -> str:
@@ -208,6 +214,11 @@ class ProviderHTTP:
         url = self.url(path)
         settings = self._upstream.settings
         all_headers = {**self._headers, **(headers or {})}
+        for window in self._windows:
+            # A per-token budget belongs to the credential a request carries, whichever
+            # hook or action sends it; a digest keeps the credential itself out of memory.
+            key = "" if window.limit.per == "app" else _digest(all_headers.get("Authorization", ""))
+            await window.acquire(key)
         async with self._limit:
             try:
                 async with self._upstream.session.request(
@@ -264,6 +275,10 @@ def _clean_params(params: Mapping[str, Any] | None) -> dict[str, str] | None:
         else:
             out[key] = str(value)
     return out
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:

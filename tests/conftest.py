@@ -21,7 +21,8 @@ from hub.crypto import generate_key
 from hub.db import create_engine, upgrade
 from hub.web import create_app
 from hub_slack.fake import FakeSlack, start_fake_slack
-from support import JWT_SECRET, PG_URL, build_hub, slack_section
+from hub_trello.fake import FakeTrello, start_fake_trello
+from support import JWT_SECRET, PG_URL, build_hub, slack_section, trello_section
 
 TABLES = ("integration_logs", "oauth_states", "integrations")
 
@@ -95,6 +96,15 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
+async def fake_trello() -> AsyncIterator[FakeTrello]:
+    fake = FakeTrello(api_key="trello-key-for-tests")
+    runner, base = await start_fake_trello(fake)
+    fake.base_url = base  # type: ignore[attr-defined]
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.fixture
 def make_config(db_url: str, encryption_keys: str, fake_slack: FakeSlack) -> Callable[..., HubConfig]:
     def make(**sections: Any) -> HubConfig:
         raw: dict[str, Any] = {
@@ -129,3 +139,16 @@ async def hub_app(make_config: Callable[..., HubConfig], aiohttp_client: Any) ->
     yield client
 
 
+
+
+@pytest.fixture
+async def trello_app(make_config: Callable[..., HubConfig], fake_trello: FakeTrello, aiohttp_client: Any) -> Any:
+    """Like ``hub_app``, with Trello enabled against the fake Trello."""
+    config = make_config(providers={"trello": trello_section(fake_trello)})
+    hub = build_hub(config)
+    server = TestServer(create_app(hub))
+    await server.start_server(access_log=None)
+    client = await aiohttp_client(server)
+    hub.config.server.public_url = str(client.make_url("")).rstrip("/")
+    client.hub = hub
+    return client

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import hub_slack
+import hub_trello
 from hub.auth import issue_token
 from hub.bootstrap import Secrets
 from hub.config import HubConfig
@@ -31,9 +32,19 @@ def slack_section(fake: FakeSlack) -> dict[str, Any]:
     }
 
 
+def trello_section(fake: Any) -> dict[str, Any]:
+    base = fake.base_url
+    return {
+        "api_key": fake.api_key,
+        "app_name": "Hub Tests",
+        "urls": {"authorize": f"{base}/1/authorize", "api": f"{base}/1"},
+    }
+
+
 def make_registry(**extra: object) -> Registry:
     registry = Registry()
     registry.add("slack", hub_slack)
+    registry.add("trello", hub_trello)
     for name, plugin in extra.items():
         registry.add(name, plugin)
     return registry

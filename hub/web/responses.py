@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable

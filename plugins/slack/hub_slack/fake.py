@@ -402,7 +402,7 @@ class FakeSlack:
             return "".join(f"<li><code>{e(s)}</code></li>" for s in items) or "<li><em>none</em></li>"
 
         page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Install app | Fake Slack</title>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Install app | Fake Slack</title>
 <style>
 body {{ font-family: system-ui, sans-serif; background: #f4ede4; margin: 0; }}
 main {{ max-width: 30rem; margin: 4rem auto; background: #fff; border-radius: 8px; padding: 2rem;
@@ -452,7 +452,7 @@ button {{ flex: 1; padding: .7rem; font-size: 1rem; border-radius: 4px; cursor: 
     @staticmethod
     def _error_page(problem: str) -> web.Response:
         page = (
-            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fake Slack: error</title>'
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Fake Slack: error</title>'
             "<style>body{font-family:system-ui,sans-serif;margin:4rem auto;max-width:30rem}</style></head>"
             f"<body><h1>Something went wrong</h1><p>Error: <code id=\"error\">{html.escape(problem)}</code></p>"
             "</body></html>"

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -104,7 +105,8 @@ async def test_consent_page_shows_client_scopes_and_buttons(client):
     for name in ("client_id", "scope", "user_scope", "redirect_uri", "state", "team"):
         assert f'type="hidden" name="{name}"' in page
     assert 'value="a&amp;b"' in page  # state is escaped
-    assert "<script" not in page and "<link" not in page
+    # self-contained: no script, and nothing loaded from elsewhere (the icon is an empty data: URL)
+    assert "<script" not in page and not re.search(r'(href|src)="(?!data:)', page)
 
 
 @pytest.mark.parametrize(
