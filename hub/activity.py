@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, insert, select
+from sqlalchemy import Integer, and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .errors import BadRequest
@@ -72,6 +72,18 @@ class ActivityWriter:
         item.setdefault("created_at", utcnow())
         item.setdefault("kind", "call")
         await self._queue.put(item)
+
+    async def start_pending(self, row: Mapping[str, Any]) -> int:
+        """Write a PENDING row now (not buffered: it must be visible while the work runs)."""
+        values = {"created_at": utcnow(), "kind": "call", **row, "status": PENDING}
+        async with self._sessions.begin() as session:
+            result = await session.execute(insert(IntegrationLog).values(**values).returning(IntegrationLog.id))
+            return int(result.scalar_one())
+
+    async def finish_pending(self, row_id: int, values: Mapping[str, Any]) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(update(IntegrationLog).where(IntegrationLog.id == row_id).values(**values))
+        self.written += 1
 
     async def flush(self) -> None:
         """Return once every row queued before the call is in the database."""

@@ -297,7 +297,7 @@ class Hub:
 
     def view(self, row: Integration, summary: dict[str, Any] | None = None) -> dict[str, Any]:
         rt = self.providers.get(row.provider)
-        meta = {k: v for k, v in (row.meta or {}).items() if k != "token"}
+        meta = account_of(row.meta)
         out: dict[str, Any] = {
             "provider": row.provider,
             "title": rt.info.title if rt else row.provider,
@@ -518,6 +518,9 @@ class Hub:
                     meta = account.as_metadata()
                     if token.raw:
                         meta["token"] = _public(token.raw)
+                    previous = row.meta or {}
+                    if previous.get("state") and previous.get("accountId") == meta.get("accountId"):
+                        meta["state"] = previous["state"]  # same account: its sync cursors still apply
                     row.meta = meta
                     row.refresh_lease_until = None
                     row.last_sync_at = now
@@ -596,8 +599,7 @@ class Hub:
         async with self.sessions.begin() as session:
             fresh = await session.get(Integration, row.id)
             assert fresh is not None
-            token_meta = (fresh.meta or {}).get("token")
-            fresh.meta = {**account.as_metadata(), **({"token": token_meta} if token_meta else {})}
+            fresh.meta = {**account.as_metadata(), **_internal(fresh.meta)}
             fresh.last_sync_at = utcnow()
         await self.record(row.id, "account_identity", started, response={"account": account.as_metadata()})
         return {**self.view(await self._require(caller.user_id, rt)), "checked": True}
@@ -700,6 +702,7 @@ class Hub:
         response: Any = None,
         error: BaseException | None = None,
         secrets_: tuple[str, ...] = (),
+        pending_id: int | None = None,
     ) -> None:
         limit = self.config.activity.max_payload_bytes
         known = (*secrets_, *self.secret_values())
@@ -709,17 +712,19 @@ class Hub:
             provider_code = getattr(error, "provider_code", None)
             if provider_code and provider_code not in message:
                 message = f"{message} [{provider_code}]"
-        await self.activity.record(
-            {
-                "integration_id": integration_id,
-                "action": action,
-                "status": activity.FAILED if error is not None else activity.SUCCESS,
-                "request_data": capped(redact(request, known), limit),
-                "response_data": capped(redact(response, known), limit),
-                "error_message": message,
-                "duration_ms": int((time.perf_counter() - started) * 1000),
-            }
-        )
+        row = {
+            "integration_id": integration_id,
+            "action": action,
+            "status": activity.FAILED if error is not None else activity.SUCCESS,
+            "request_data": capped(redact(request, known), limit),
+            "response_data": capped(redact(response, known), limit),
+            "error_message": message,
+            "duration_ms": int((time.perf_counter() - started) * 1000),
+        }
+        if pending_id is None:
+            await self.activity.record(row)
+        else:
+            await self.activity.finish_pending(pending_id, row)
 
     async def logs(self, caller: Caller, provider: str, query: LogQuery) -> dict[str, Any]:
         rt = self.runtime(provider)
@@ -772,32 +777,38 @@ class Hub:
                 user_id=caller.user_id,
                 http=rt.provider.http.with_headers(headers),
                 access_token=s.token.access_token,
-                metadata={k: v for k, v in (s.integration.meta or {}).items() if k != "token"},
+                metadata=account_of(s.integration.meta),
+                state=dict((s.integration.meta or {}).get("state") or {}),
             )
             holder["ctx"] = ctx
             return await action.handler(ctx)
 
         secrets_ = tuple(t for t in (snap.token.access_token, snap.token.refresh_token) if t)
+        pending_id = None
+        if action.pending:
+            limit = self.config.activity.max_payload_bytes
+            pending_id = await self.activity.start_pending(
+                {"integration_id": row.id, "action": action.name, "request_data": capped(redact(data, secrets_), limit), "duration_ms": 0}
+            )
         try:
             result = await self._with_auth_retry(rt, snap, attempt)
-        except HubError as exc:
-            await self.record(row.id, action.name, started, request=data, error=exc, secrets_=secrets_)
-            raise
         except Exception as exc:
-            await self.record(row.id, action.name, started, request=data, error=exc, secrets_=secrets_)
+            await self.record(row.id, action.name, started, request=data, error=exc, secrets_=secrets_, pending_id=pending_id)
             raise
         ctx = holder["ctx"]
-        if ctx.metadata_updates or ctx.mark_synced:
+        if ctx.state_updates or ctx.mark_synced:
             await self._save_call_state(row.id, ctx)
-        await self.record(row.id, action.name, started, request=data, response=result, secrets_=secrets_)
+        await self.record(row.id, action.name, started, request=data, response=result, secrets_=secrets_, pending_id=pending_id)
         return result
 
     async def _save_call_state(self, integration_id: int, ctx: CallContext) -> None:
         async with self.sessions.begin() as session:
             fresh = await session.get(Integration, integration_id)
             assert fresh is not None
-            if ctx.metadata_updates:
-                fresh.meta = {**(fresh.meta or {}), **ctx.metadata_updates}
+            if ctx.state_updates:
+                meta = dict(fresh.meta or {})
+                meta["state"] = {**(meta.get("state") or {}), **ctx.state_updates}
+                fresh.meta = meta
             if ctx.mark_synced:
                 fresh.last_sync_at = utcnow()
 
@@ -848,6 +859,18 @@ def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+INTERNAL_META = ("token", "state")
+
+
+def account_of(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The account part of an integration's metadata (what views show)."""
+    return {k: v for k, v in (meta or {}).items() if k not in INTERNAL_META}
+
+
+def _internal(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (meta or {}).items() if k in INTERNAL_META}
 
 
 def _public(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -111,10 +111,21 @@ class TokenSessions:
                 select(Integration).where(Integration.user_id == user_id, Integration.provider == runtime.name)
             )
 
+    def margin(self, row: Integration) -> float:
+        """How long before expiry a token is refreshed: the configured margin, but never
+        more than a quarter of the token's life, so a short-lived token is not refreshed
+        on every use (its life is measured from when it was stored)."""
+        margin = float(self.hub.config.security.refresh_margin_seconds)
+        if row.token_expiry is not None and row.updated_at is not None:
+            life = (row.token_expiry - row.updated_at).total_seconds()
+            if life > 0:
+                margin = min(margin, life / 4)
+        return margin
+
     async def usable(self, runtime: ProviderRuntime, row: Integration) -> Snapshot:
         """A token that may be used now, refreshing first if it is (nearly) expired."""
         token = await self.read(row)
-        margin = self.hub.config.security.refresh_margin_seconds
+        margin = self.margin(row)
         if not token.expired(margin_seconds=margin) and row.status == Status.ACTIVE:
             return Snapshot(row, token)
         if not token.refresh_token:
@@ -166,7 +177,7 @@ class TokenSessions:
             if row.status not in (Status.ACTIVE, Status.EXPIRED):
                 raise hub_state_conflict(runtime, row)
             token = await self.read(row)
-            fresh_enough = not token.expired(margin_seconds=hub.config.security.refresh_margin_seconds)
+            fresh_enough = not token.expired(margin_seconds=self.margin(row))
             if stale is not None and token.access_token != stale and not token.expired():
                 return Snapshot(row, token)
             if stale is None and fresh_enough and row.status == Status.ACTIVE and row.refresh_lease_until is None:

@@ -173,6 +173,8 @@ class Action:
     input_schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
     summary: str = ""
     description: str = ""
+    # Long work: its activity row is written PENDING before the handler runs, then completed.
+    pending: bool = False
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -185,8 +187,10 @@ class CallContext:
 
     ``http`` is bound to the provider's API base URL with this integration's credentials
     attached; ``access_token`` is there for the rare provider that needs it in a body.
-    ``metadata`` is the integration's stored metadata; changes made through
-    :meth:`update_metadata` are saved when the action succeeds.
+    ``metadata`` is the connected account as stored (read-only). ``state`` is the plugin's
+    own bookkeeping for this integration (a sync cursor, say): changes made through
+    :meth:`update_state` are saved when the action succeeds, and kept across reconnects
+    of the same account.
     """
 
     provider: Provider
@@ -196,8 +200,9 @@ class CallContext:
     http: ProviderHTTP
     access_token: str
     metadata: Mapping[str, Any]
-    metadata_updates: dict[str, Any] = field(default_factory=dict)
+    state: Mapping[str, Any] = field(default_factory=dict)
+    state_updates: dict[str, Any] = field(default_factory=dict)
     mark_synced: bool = False
 
-    def update_metadata(self, **values: Any) -> None:
-        self.metadata_updates.update(values)
+    def update_state(self, **values: Any) -> None:
+        self.state_updates.update(values)

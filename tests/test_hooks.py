@@ -34,6 +34,7 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 from helpers import connect_slack, query_of
+from sqlalchemy import select
 from support import auth, build_hub, make_registry
 
 import hub
@@ -53,8 +54,9 @@ from hub import (
     hookimpl,
 )
 from hub.config import ConfigError
+from hub.models import Integration
 from hub.plugins import Registry
-from hub.web import create_app
+from hub.web import HUB_KEY, create_app
 
 LOOPBACK = "http://127.0.0.1"  # the hub under test and the fake Slack: real HTTP, not mocked
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "example_provider.py"
@@ -304,7 +306,7 @@ async def test_hook_hub_actions(start, upstream) -> None:
 
     async def create_item(ctx: CallContext) -> Any:
         answer = (await ctx.http.post("items", json={"name": ctx.input["name"]})).json()
-        ctx.update_metadata(lastItem=answer["id"])
+        ctx.update_state(lastItem=answer["id"])
         return answer
 
     class WithActions(Plain):
@@ -348,7 +350,10 @@ async def test_hook_hub_actions(start, upstream) -> None:
     upstream.post(f"{url('demo', 'api')}/items", payload={"id": "43"})
     status, body, _ = await request(client, "POST", "demo/items", json={"name": "Gadget"})
     assert (status, body["data"]) == (200, {"id": "43"})
-    assert (await view(client, "demo"))["account"]["lastItem"] == "43"  # ctx.update_metadata
+    assert "lastItem" not in (await view(client, "demo"))["account"]  # state is not account data
+    async with client.hub.sessions() as session:  # ctx.update_state was saved on the row
+        stored = await session.scalar(select(Integration.meta).where(Integration.provider == "demo"))
+    assert stored["state"] == {"lastItem": "43"}
 
     status, body, _ = await request(client, "POST", "demo/items", json={"colour": "red"})
     assert status == 400 and body["error"]["code"] == "validation_error"
@@ -550,10 +555,15 @@ async def test_hook_hub_refresh_token(mode, start, upstream, fake_slack) -> None
     identity(upstream, "plain")
     upstream.get(f"{url('demo', 'api')}/me", payload={"id": "me"}, repeat=True)
 
-    # Connected with a token that expires inside the refresh margin: the next action
-    # refreshes first, transparently, and runs with the new token.
+    # Connected with a 30-second token, then 25 seconds pass: it now expires inside the
+    # refresh margin (a quarter of its life), so the next action refreshes first,
+    # transparently, and runs with the new token.
     grant(upstream, "demo", access_token="at-1", refresh_token="rt-1", expires_in=30)
     assert (await connect(client, "demo"))[1] == 200
+    async with client.hub.sessions.begin() as session:
+        row = await session.scalar(select(Integration).where(Integration.provider == "demo"))
+        row.updated_at -= timedelta(seconds=25)
+        row.token_expiry -= timedelta(seconds=25)
     status, body, _ = await request(client, "GET", "demo/me")
     assert status == 200, body
     assert plugin.calls == [("demo", "rt-1")]
@@ -847,7 +857,9 @@ async def test_docs_example_provider_connects_and_runs_its_action(make_config, a
     assert body["data"] == {"tasks": [{"id": "t1"}, {"id": "t2"}], "nextCursor": "c2"}
     (api_call,) = upstream.sent("GET", "https://api.example.com/v1/projects/p1/tasks")
     assert api_call["headers"] == {"Authorization": "Bearer ex-at"}
-    assert (await view(client, "example"))["account"]["lastProject"] == "p1"
+    async with client.app[HUB_KEY].sessions() as session:
+        stored = await session.scalar(select(Integration.meta).where(Integration.provider == "example"))
+    assert stored["state"]["lastProject"] == "p1"
 
     status, body, _ = await request(client, "GET", "example/projects/p1/tasks", params={"limit": "0"})
     assert status == 400 and body["error"]["details"][0]["field"] == "limit"

@@ -70,5 +70,5 @@ async def list_tasks(ctx: CallContext) -> dict[str, Any]:
         params={"status": ctx.input.get("status", "open"), "limit": ctx.input.get("limit")},
     )
     body = response.json()
-    ctx.update_metadata(lastProject=project)  # saved on the integration if the call succeeds
+    ctx.update_state(lastProject=project)  # saved on the integration if the call succeeds
     return {"tasks": body.get("items", []), "nextCursor": body.get("next")}
