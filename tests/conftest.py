@@ -22,7 +22,8 @@ from hub.db import create_engine, upgrade
 from hub.web import create_app
 from hub_slack.fake import FakeSlack, start_fake_slack
 from hub_trello.fake import FakeTrello, start_fake_trello
-from support import JWT_SECRET, PG_URL, build_hub, slack_section, trello_section
+from hub_google_calendar.fake import FakeGoogle, start_fake_google
+from support import JWT_SECRET, PG_URL, build_hub, google_section, slack_section, trello_section
 
 TABLES = ("integration_logs", "oauth_states", "integrations")
 
@@ -105,6 +106,15 @@ async def fake_trello() -> AsyncIterator[FakeTrello]:
 
 
 @pytest.fixture
+async def fake_google() -> AsyncIterator[FakeGoogle]:
+    fake = FakeGoogle()
+    runner, base = await start_fake_google(fake)
+    fake.base_url = base  # type: ignore[attr-defined]
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.fixture
 def make_config(db_url: str, encryption_keys: str, fake_slack: FakeSlack) -> Callable[..., HubConfig]:
     def make(**sections: Any) -> HubConfig:
         raw: dict[str, Any] = {
@@ -123,28 +133,10 @@ def make_config(db_url: str, encryption_keys: str, fake_slack: FakeSlack) -> Cal
     return make
 
 
-@pytest.fixture
-async def hub_app(make_config: Callable[..., HubConfig], aiohttp_client: Any) -> AsyncIterator[Any]:
-    """A started hub behind a real HTTP server on loopback. Yields the test client; the
-    hub is at ``client.hub``."""
-    config = make_config()
-    hub = build_hub(config)
-    # Serve it as `hub serve` does: without aiohttp's own access log, which would print
-    # whole URLs (callback codes included); the hub writes its own, query-free line.
-    server = TestServer(create_app(hub))
-    await server.start_server(access_log=None)
-    client = await aiohttp_client(server)
-    hub.config.server.public_url = str(client.make_url("")).rstrip("/")
-    client.hub = hub
-    yield client
-
-
-
-
-@pytest.fixture
-async def trello_app(make_config: Callable[..., HubConfig], fake_trello: FakeTrello, aiohttp_client: Any) -> Any:
-    """Like ``hub_app``, with Trello enabled against the fake Trello."""
-    config = make_config(providers={"trello": trello_section(fake_trello)})
+async def serve_hub(config: HubConfig, aiohttp_client: Any) -> Any:
+    """A started hub behind a real HTTP server on loopback: the test client, with the hub
+    at ``client.hub``. Served as ``hub serve`` does: without aiohttp's own access log,
+    which would print whole URLs (callback codes included)."""
     hub = build_hub(config)
     server = TestServer(create_app(hub))
     await server.start_server(access_log=None)
@@ -152,3 +144,21 @@ async def trello_app(make_config: Callable[..., HubConfig], fake_trello: FakeTre
     hub.config.server.public_url = str(client.make_url("")).rstrip("/")
     client.hub = hub
     return client
+
+
+@pytest.fixture
+async def hub_app(make_config: Callable[..., HubConfig], aiohttp_client: Any) -> Any:
+    """The hub with Slack enabled against the fake Slack."""
+    return await serve_hub(make_config(), aiohttp_client)
+
+
+@pytest.fixture
+async def trello_app(make_config: Callable[..., HubConfig], fake_trello: FakeTrello, aiohttp_client: Any) -> Any:
+    """Like ``hub_app``, with Trello enabled against the fake Trello."""
+    return await serve_hub(make_config(providers={"trello": trello_section(fake_trello)}), aiohttp_client)
+
+
+@pytest.fixture
+async def google_app(make_config: Callable[..., HubConfig], fake_google: FakeGoogle, aiohttp_client: Any) -> Any:
+    """Like ``hub_app``, with Google Calendar enabled against the fake Google."""
+    return await serve_hub(make_config(providers={"google_calendar": google_section(fake_google)}), aiohttp_client)

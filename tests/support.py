@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import hub_google_calendar
 import hub_slack
 import hub_trello
 from hub.auth import issue_token
@@ -41,10 +42,26 @@ def trello_section(fake: Any) -> dict[str, Any]:
     }
 
 
+def google_section(fake: Any) -> dict[str, Any]:
+    base = fake.base_url
+    return {
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "urls": {
+            "authorize": f"{base}/o/oauth2/v2/auth",
+            "token": f"{base}/token",
+            "revoke": f"{base}/revoke",
+            "userinfo": f"{base}/v1/userinfo",
+            "api": f"{base}/calendar/v3",
+        },
+    }
+
+
 def make_registry(**extra: object) -> Registry:
     registry = Registry()
     registry.add("slack", hub_slack)
     registry.add("trello", hub_trello)
+    registry.add("google_calendar", hub_google_calendar)
     for name, plugin in extra.items():
         registry.add(name, plugin)
     return registry

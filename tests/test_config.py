@@ -276,7 +276,7 @@ def test_unknown_provider_lists_the_installed_ones() -> None:
     errors, _ = provider_problems({"github": {"client_id": "x"}})
     assert len(errors) == 1
     assert errors[0].startswith("providers.github: ")
-    assert "installed: slack" in errors[0]
+    assert "installed: google_calendar, slack, trello" in errors[0]
 
 
 def test_unknown_provider_key_lists_the_known_ones() -> None:

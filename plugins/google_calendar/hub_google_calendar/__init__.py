@@ -1,0 +1,272 @@
+"""Google Calendar provider for the integration hub.
+
+Standard OAuth 2.0 with PKCE, so the core's defaults do the code exchange, refresh,
+revocation (RFC 7009 at Google's revoke endpoint) and identity (OpenID userinfo). This
+plugin adds Google's authorize extras (offline access, re-consent, incremental scopes),
+reads Google's JSON errors, and offers events, free-time and incremental sync actions.
+
+Default scopes: ``calendar.events`` and ``openid email`` as the core grant, plus the two
+narrowest read scopes that ``GET calendars`` (calendarList) and ``GET availability``
+(freeBusy) need — ``calendar.events`` alone does not let a token call either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import time, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import hub
+from hub import (
+    Action,
+    AuthorizationRequest,
+    CallContext,
+    Endpoints,
+    MalformedResponse,
+    Provider,
+    ProviderAuthError,
+    ProviderError,
+    ProviderInfo,
+    RateLimited,
+    UpstreamResponse,
+    hookimpl,
+)
+
+from . import schemas
+from .availability import WorkingHours, free_slots, parse_instant, to_json
+
+SCOPE = "https://www.googleapis.com/auth/"
+
+INFO = ProviderInfo(
+    name="google_calendar",
+    title="Google Calendar",
+    description="Read and write calendar events, find free time, keep an incrementally synced view.",
+    endpoints=Endpoints(
+        api="https://www.googleapis.com/calendar/v3",
+        authorize="https://accounts.google.com/o/oauth2/v2/auth",
+        token="https://oauth2.googleapis.com/token",
+        revoke="https://oauth2.googleapis.com/revoke",
+        userinfo="https://openidconnect.googleapis.com/v1/userinfo",
+    ),
+    default_scopes=(
+        SCOPE + "calendar.events",
+        SCOPE + "calendar.calendarlist.readonly",
+        SCOPE + "calendar.freebusy",
+        "openid",
+        "email",
+    ),
+    scope_separator=" ",
+    pkce=True,
+)
+
+RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+
+
+class SyncTokenGone(ProviderError):
+    """Google forgot the sync token (410 fullSyncRequired): start a full sync."""
+
+    status, code = 410, "full_sync_required"
+
+
+@hookimpl
+def hub_provider() -> ProviderInfo:
+    return INFO
+
+
+@hookimpl
+def hub_actions() -> list[Action]:
+    return [
+        Action("list_calendars", "GET", "calendars", list_calendars, schemas.CALENDARS, summary="The user's calendars (calendarList)"),
+        Action("list_events", "GET", "events", list_events, schemas.EVENTS, summary="Events of a calendar, one page at a time"),
+        Action("create_event", "POST", "events", create_event, schemas.CREATE_EVENT, summary="Create an event"),
+        Action("update_event", "PATCH", "events/{event_id}", update_event, schemas.PATCH_EVENT, summary="Change some fields of an event"),
+        Action("delete_event", "DELETE", "events/{event_id}", delete_event, schemas.DELETE_EVENT, summary="Delete an event"),
+        Action("availability", "GET", "availability", availability, schemas.AVAILABILITY, summary="Free slots in working hours, from freeBusy"),
+        Action("sync", "POST", "sync", sync, schemas.SYNC, summary="Incremental sync with a stored syncToken", pending=True),
+    ]
+
+
+@hookimpl
+def hub_authorization_url(provider: Provider, request: AuthorizationRequest) -> str:
+    query = {
+        "response_type": "code",
+        "client_id": provider.client_id or "",
+        "redirect_uri": request.redirect_uri,
+        "scope": " ".join(request.scopes),
+        "state": request.state,
+        "access_type": "offline",  # ask for a refresh token
+        "prompt": "consent",  # and get one again when the user reconnects
+        "include_granted_scopes": "true",
+    }
+    if request.code_challenge:
+        query["code_challenge"] = request.code_challenge
+        query["code_challenge_method"] = request.code_challenge_method or "S256"
+    return f"{provider.endpoints.authorize}?{urlencode(query)}"
+
+
+@hookimpl
+def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
+    status = response.status
+    if status < 400:
+        return
+    reason, message = _google_error(response)
+    text = f"Google Calendar: {message}" if message else f"Google Calendar answered HTTP {status}"
+    if status == 401:
+        raise ProviderAuthError(text, provider_code=reason or "authError")
+    if status == 429 or (status == 403 and reason in RATE_REASONS):
+        raise RateLimited(text, retry_after=response.retry_after(), provider_code=reason or "rateLimitExceeded")
+    if status == 410 and reason == "fullSyncRequired":
+        raise SyncTokenGone(text, provider_code=reason)
+    if status == 410 or status == 404:  # 410 "deleted": gone already, which is a 404 to the caller
+        raise ProviderError(text, provider_code=reason or "notFound", status=404, code="provider_not_found")
+    if status == 403:
+        raise ProviderError(text, provider_code=reason or "forbidden", status=403, code="provider_forbidden")
+    if status == 409:
+        raise ProviderError(text, provider_code=reason or "conflict", status=409, code="provider_conflict")
+    if status in (400, 422):
+        raise ProviderError(text, provider_code=reason or "badRequest", status=400, code="provider_rejected_input")
+    hub.raise_for_status(response)
+
+
+# --- actions -------------------------------------------------------------------------
+
+
+async def list_calendars(ctx: CallContext) -> dict[str, Any]:
+    body = _object((await ctx.http.get("users/me/calendarList", params=ctx.input)).json())
+    return {"items": body.get("items", []), "nextPageToken": body.get("nextPageToken")}
+
+
+async def list_events(ctx: CallContext) -> dict[str, Any]:
+    params = {k: v for k, v in ctx.input.items() if k != "calendarId"}
+    body = _object((await ctx.http.get(f"{_calendar(ctx)}/events", params=params)).json())
+    return {"items": body.get("items", []), "nextPageToken": body.get("nextPageToken"), "timeZone": body.get("timeZone")}
+
+
+async def create_event(ctx: CallContext) -> Any:
+    event = {k: v for k, v in ctx.input.items() if k not in ("calendarId", "sendUpdates")}
+    return (await ctx.http.post(f"{_calendar(ctx)}/events", params=_send_updates(ctx), json=event)).json()
+
+
+async def update_event(ctx: CallContext) -> Any:
+    changes = {k: v for k, v in ctx.input.items() if k not in ("calendarId", "sendUpdates", "event_id")}
+    path = f"{_calendar(ctx)}/events/{quote(ctx.input['event_id'], safe='')}"
+    return (await ctx.http.request("PATCH", path, params=_send_updates(ctx), json=changes)).json()
+
+
+async def delete_event(ctx: CallContext) -> dict[str, Any]:
+    path = f"{_calendar(ctx)}/events/{quote(ctx.input['event_id'], safe='')}"
+    await ctx.http.request("DELETE", path, params=_send_updates(ctx))
+    return {"deleted": True, "id": ctx.input["event_id"]}
+
+
+async def availability(ctx: CallContext) -> dict[str, Any]:
+    data = ctx.input
+    try:
+        start, end = parse_instant(data["timeMin"]), parse_instant(data["timeMax"])
+        hours = WorkingHours(
+            start=time.fromisoformat(data.get("workdayStart", "09:00")),
+            end=time.fromisoformat(data.get("workdayEnd", "17:00")),
+            days=frozenset(data.get("workingDays", (0, 1, 2, 3, 4))),
+        )
+    except ValueError as exc:
+        raise hub.BadRequest(f"invalid input: {exc}") from None
+    calendars = data.get("calendarIds") or ["primary"]
+    zone = data.get("timeZone") or await _primary_time_zone(ctx)
+    body = {"timeMin": data["timeMin"], "timeMax": data["timeMax"], "items": [{"id": c} for c in calendars]}
+    # A freeBusy query changes nothing, so it may be retried like a read.
+    answer = _object((await ctx.http.post("freeBusy", json=body, retry=True)).json())
+    busy: list[Mapping[str, str]] = []
+    for calendar_id, entry in (answer.get("calendars") or {}).items():
+        if entry.get("errors"):
+            reason = entry["errors"][0].get("reason", "unknown")
+            raise ProviderError(f"Google Calendar could not read calendar {calendar_id!r}: {reason}", provider_code=reason)
+        busy.extend(entry.get("busy") or ())
+    try:
+        slots = free_slots(start, end, busy, tz=zone, hours=hours, minimum=timedelta(minutes=data.get("minimumMinutes", 30)))
+    except ValueError as exc:
+        raise hub.BadRequest(f"invalid input: {exc}") from None
+    return {"timeZone": zone, "slots": to_json(slots, zone), "busy": busy}
+
+
+async def sync(ctx: CallContext) -> dict[str, Any]:
+    """Bring the caller's view up to date: changes since the stored sync token, or
+    everything when there is none (or Google has forgotten it: 410 fullSyncRequired)."""
+    calendar = ctx.input.get("calendarId", "primary")
+    cursors = dict(ctx.state.get("syncTokens") or {})
+    cursor = None if ctx.input.get("full") else cursors.get(calendar)
+    resynced = False
+    try:
+        changed, deleted, next_cursor = await _collect(ctx, calendar, cursor)
+    except SyncTokenGone:
+        resynced = True
+        changed, deleted, next_cursor = await _collect(ctx, calendar, None)
+    cursors[calendar] = next_cursor
+    ctx.update_state(syncTokens=cursors)
+    ctx.mark_synced = True
+    return {
+        "calendarId": calendar,
+        "incremental": cursor is not None and not resynced,
+        "fullResync": resynced,
+        "changed": len(changed),
+        "deleted": len(deleted),
+        "events": changed,
+        "deletedIds": deleted,
+    }
+
+
+async def _collect(ctx: CallContext, calendar: str, cursor: str | None) -> tuple[list[Any], list[str], str | None]:
+    changed: list[Any] = []
+    deleted: list[str] = []
+    page: str | None = None
+    while True:
+        params: dict[str, Any] = {"maxResults": 250, "pageToken": page}
+        if cursor:
+            params["syncToken"] = cursor  # repeated with every page, as Google requires
+        body = _object((await ctx.http.get(f"{_calendar(ctx, calendar)}/events", params=params)).json())
+        for event in body.get("items") or ():
+            (deleted.append(event["id"]) if event.get("status") == "cancelled" else changed.append(event))
+        page = body.get("nextPageToken")
+        # A page may be short, or empty, while more remain: only a missing token ends it.
+        if not page:
+            return changed, deleted, body.get("nextSyncToken")
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+async def _primary_time_zone(ctx: CallContext) -> str:
+    entry = _object((await ctx.http.get("users/me/calendarList/primary")).json())
+    return str(entry.get("timeZone") or "UTC")
+
+
+def _calendar(ctx: CallContext, calendar: str | None = None) -> str:
+    return f"calendars/{quote(calendar or ctx.input.get('calendarId', 'primary'), safe='')}"
+
+
+def _send_updates(ctx: CallContext) -> dict[str, str] | None:
+    return {"sendUpdates": ctx.input["sendUpdates"]} if "sendUpdates" in ctx.input else None
+
+
+def _object(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise MalformedResponse("Google Calendar answered with something that is not a JSON object")
+    return body
+
+
+def _google_error(response: UpstreamResponse) -> tuple[str | None, str | None]:
+    """Google's error body: key on the reason, never on the message text."""
+    try:
+        body = response.json()
+    except MalformedResponse:
+        return None, None
+    if not isinstance(body, Mapping):
+        return None, None
+    err = body.get("error")
+    if isinstance(err, Mapping):
+        errors = err.get("errors") or [{}]
+        reason = errors[0].get("reason") if isinstance(errors[0], Mapping) else None
+        return reason or err.get("status"), str(err.get("message") or "")[:300] or None
+    if isinstance(err, str):  # the OAuth endpoints' flat shape
+        return err, str(body.get("error_description") or "")[:300] or None
+    return None, None

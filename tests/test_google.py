@@ -1,0 +1,257 @@
+"""Issue 4: Google Calendar through the real HTTP server and the fake Google."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from sqlalchemy import select, update
+
+from helpers import callback_path, consent, query_of
+from hub.models import Integration, IntegrationLog, utcnow
+from support import auth
+
+G = "/api/integrations/google_calendar"
+
+
+async def connect_google(client, user="alice", *, drop_prompt=False):
+    resp = await client.get(f"{G}/connect", headers=auth(user))
+    assert resp.status == 200, await resp.text()
+    auth_url = (await resp.json())["data"]["authUrl"]
+    if drop_prompt:  # a re-consent without prompt=consent: Google sends no new refresh token
+        q = query_of(auth_url)
+        q.pop("prompt")
+        auth_url = auth_url.split("?")[0] + "?" + urlencode(q)
+    location = await consent(auth_url)
+    resp = await client.get(callback_path(location), headers={"Accept": "application/json"})
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["data"]
+
+
+async def row_of(hub, user="alice") -> Integration:
+    async with hub.sessions() as s:
+        return await s.scalar(select(Integration).where(Integration.user_id == user))
+
+
+async def call(client, method, path, user="alice", **kw):
+    resp = await client.request(method, f"{G}/{path}", headers=auth(user), **kw)
+    return resp.status, await resp.json()
+
+
+async def test_authorize_url_asks_for_offline_access_with_pkce(google_app, fake_google):
+    resp = await google_app.get(f"{G}/connect", headers=auth("alice"))
+    q = query_of((await resp.json())["data"]["authUrl"])
+    assert q["access_type"] == "offline" and q["prompt"] == "consent" and q["include_granted_scopes"] == "true"
+    assert q["code_challenge_method"] == "S256" and len(q["code_challenge"]) == 43
+    assert set(q["scope"].split()) >= {"https://www.googleapis.com/auth/calendar.events", "openid", "email"}
+
+
+async def test_full_flow(google_app, fake_google):
+    client = google_app
+    data = await connect_google(client)
+    assert data["status"] == "ACTIVE" and data["account"]["email"] == "ada@example.com"
+    assert data["hasRefreshToken"] is True
+    exchange = fake_google.calls_to("/token")[0]
+    assert exchange.form["code_verifier"]  # PKCE, checked by the fake against the challenge
+
+    # create events, then list them across two pages
+    created = []
+    for day in range(1, 6):
+        status, body = await call(client, "POST", "events", json={
+            "summary": f"Meeting {day}", "location": "Room 1",
+            "start": {"dateTime": f"2026-06-0{day}T10:00:00+02:00", "timeZone": "Europe/Berlin"},
+            "end": {"dateTime": f"2026-06-0{day}T11:00:00+02:00", "timeZone": "Europe/Berlin"},
+            "attendees": [{"email": "grace@example.com"}],
+        })
+        assert status == 200, body
+        created.append(body["data"]["id"])
+    status, body = await call(client, "POST", "events", json={"summary": "Off", "start": {"date": "2026-06-08"}, "end": {"date": "2026-06-09"}})
+    assert status == 200 and body["data"]["start"] == {"date": "2026-06-08"}
+    created.append(body["data"]["id"])
+
+    seen, page = [], None
+    while True:
+        params = {"maxResults": "4", "timeMin": "2026-05-31T00:00:00Z", "timeMax": "2026-06-30T00:00:00Z"}
+        if page:
+            params["pageToken"] = page
+        status, body = await call(client, "GET", "events", params=params)
+        assert status == 200, body
+        seen += [e["id"] for e in body["data"]["items"]]
+        page = body["data"]["nextPageToken"]
+        if not page:
+            break
+    assert sorted(seen) == sorted(created)
+    assert len(fake_google.calls_to("/calendar/v3/calendars/primary/events", "GET")) >= 2
+
+    status, body = await call(client, "PATCH", f"events/{created[0]}", json={"summary": "Renamed"})
+    assert status == 200 and body["data"]["summary"] == "Renamed"
+    status, body = await call(client, "DELETE", f"events/{created[1]}")
+    assert status == 200 and body["data"] == {"deleted": True, "id": created[1]}
+    status, body = await call(client, "DELETE", f"events/{created[1]}")
+    assert status == 404  # Google answers 410 "deleted" for an event already gone
+
+    # sync: full, then incremental, then a forced 410 -> full resync
+    status, first = await call(client, "POST", "sync", json={})
+    assert status == 200 and first["data"]["incremental"] is False
+    assert first["data"]["changed"] == len(created) - 1
+    fake_google.add_event(summary="Added elsewhere", start={"dateTime": "2026-06-10T09:00:00Z"}, end={"dateTime": "2026-06-10T10:00:00Z"})
+    fake_google.delete_event("primary", created[2])
+    status, second = await call(client, "POST", "sync", json={})
+    assert status == 200, second
+    assert second["data"]["incremental"] is True
+    assert second["data"]["changed"] == 1 and second["data"]["deleted"] == 1
+    assert second["data"]["deletedIds"] == [created[2]]
+    assert any("syncToken" in c.query for c in fake_google.calls_to("/calendar/v3/calendars/primary/events", "GET"))
+    fake_google.expire_sync_tokens()
+    status, third = await call(client, "POST", "sync", json={})
+    assert status == 200 and third["data"]["fullResync"] is True
+    assert third["data"]["changed"] == len(created) - 2 + 1
+    view = (await (await client.get(G, headers=auth("alice"))).json())["data"]
+    assert view["lastSyncAt"] is not None and "syncTokens" not in view["account"]
+
+    # the sync rows went PENDING -> SUCCESS with the counts
+    await client.hub.activity.flush()
+    async with client.hub.sessions() as s:
+        rows = (await s.scalars(select(IntegrationLog).where(IntegrationLog.action == "sync").order_by(IntegrationLog.id))).all()
+    assert [r.status for r in rows] == ["SUCCESS"] * 3
+    assert rows[1].response_data["changed"] == 1 and rows[1].response_data["deleted"] == 1
+
+
+async def test_sync_row_is_pending_while_it_runs(google_app, fake_google):
+    await connect_google(google_app)
+    fake_google.delay = 0.5
+    task = asyncio.create_task(call(google_app, "POST", "sync", json={}))
+    await asyncio.sleep(0.25)
+    async with google_app.hub.sessions() as s:
+        row = await s.scalar(select(IntegrationLog).where(IntegrationLog.action == "sync"))
+    assert row is not None and row.status == "PENDING"
+    status, _ = await task
+    assert status == 200
+    async with google_app.hub.sessions() as s:
+        row = await s.scalar(select(IntegrationLog).where(IntegrationLog.action == "sync"))
+    assert row.status == "SUCCESS" and row.duration_ms >= 400
+
+
+async def test_calendars_action(google_app, fake_google):
+    await connect_google(google_app)
+    status, body = await call(google_app, "GET", "calendars")
+    assert status == 200
+    assert any(c.get("primary") for c in body["data"]["items"])
+
+
+async def test_availability_across_a_dst_change(google_app, fake_google):
+    await connect_google(google_app)
+    # Europe/Berlin moves to summer time on Sunday 2026-03-29.
+    fake_google.add_busy("2026-03-27T09:00:00Z", "2026-03-27T10:00:00Z")  # Friday 10:00-11:00 local (+01:00)
+    fake_google.add_busy("2026-03-30T07:00:00Z", "2026-03-30T08:30:00Z")  # Monday 09:00-10:30 local (+02:00)
+    fake_google.add_busy("2026-03-30T13:00:00Z", "2026-03-30T13:20:00Z")  # Monday 15:00-15:20
+    status, body = await call(google_app, "GET", "availability", params={
+        "timeMin": "2026-03-27T00:00:00+01:00", "timeMax": "2026-03-31T00:00:00+02:00",
+        "timeZone": "Europe/Berlin", "minimumMinutes": "30",
+    })
+    assert status == 200, body
+    slots = [(s["start"], s["end"]) for s in body["data"]["slots"]]
+    assert slots == [
+        ("2026-03-27T09:00:00+01:00", "2026-03-27T10:00:00+01:00"),
+        ("2026-03-27T11:00:00+01:00", "2026-03-27T17:00:00+01:00"),
+        ("2026-03-30T10:30:00+02:00", "2026-03-30T15:00:00+02:00"),
+        ("2026-03-30T15:20:00+02:00", "2026-03-30T17:00:00+02:00"),
+    ]
+    freebusy = fake_google.calls_to("/calendar/v3/freeBusy")[-1]
+    assert freebusy.json["items"] == [{"id": "primary"}]
+
+
+async def test_availability_input_is_checked(google_app, fake_google):
+    await connect_google(google_app)
+    status, body = await call(google_app, "GET", "availability", params={"timeMin": "2026-03-27T00:00:00Z"})
+    assert status == 400 and "timeMax" in body["error"]["message"]
+    status, body = await call(google_app, "GET", "availability", params={
+        "timeMin": "2026-03-27T00:00:00Z", "timeMax": "2026-03-28T00:00:00Z", "workdayStart": "18:00", "workdayEnd": "09:00"})
+    assert status == 400
+
+
+async def test_two_hundred_calls_one_refresh(google_app, fake_google):
+    fake_google.access_token_lifetime = 1
+    await connect_google(google_app)
+    await asyncio.sleep(1.1)  # the access token has now expired
+    before = fake_google.refresh_count
+    answers = await asyncio.gather(*(call(google_app, "GET", "calendars") for _ in range(200)))
+    assert [status for status, _ in answers] == [200] * 200
+    assert fake_google.refresh_count - before == 1
+
+
+async def test_revoked_refresh_token_means_reconnect(google_app, fake_google):
+    await connect_google(google_app)
+    fake_google.revoke_refresh_tokens()
+    async with google_app.hub.sessions.begin() as s:
+        await s.execute(update(Integration).values(token_expiry=utcnow() - timedelta(seconds=1)))
+    status, body = await call(google_app, "GET", "calendars")
+    assert status == 409 and body["error"]["code"] == "reconnect_required"
+    assert "reconnect" in body["error"]["message"]
+    row = await row_of(google_app.hub)
+    assert row.status == "ERROR" and "reconnect required" in row.status_reason
+
+
+async def test_token_endpoint_outage_leaves_expired_then_recovers(google_app, fake_google):
+    await connect_google(google_app)
+    async with google_app.hub.sessions.begin() as s:
+        await s.execute(update(Integration).values(token_expiry=utcnow() - timedelta(seconds=1)))
+    fake_google.expire_access_tokens()
+    fake_google.token_endpoint_error_next(503)
+    status, body = await call(google_app, "GET", "calendars")
+    assert status == 502 and body["error"]["code"] == "provider_unavailable"
+    assert (await row_of(google_app.hub)).status == "EXPIRED"
+    status, body = await call(google_app, "GET", "calendars")
+    assert status == 200, body
+    assert (await row_of(google_app.hub)).status == "ACTIVE"
+
+
+async def test_401_refreshes_once_then_errors(google_app, fake_google):
+    await connect_google(google_app)
+    fake_google.expire_access_tokens()  # our clock thinks the token is fine; Google disagrees
+    status, _ = await call(google_app, "GET", "calendars")
+    assert status == 200 and fake_google.refresh_count == 1
+    fake_google.fail_next("/calendar/v3/users/me/calendarList", 401, "authError", count=2)
+    status, body = await call(google_app, "GET", "calendars")
+    assert status == 409 and body["error"]["details"]["providerError"] == "authError"
+    assert fake_google.refresh_count == 2
+    assert (await row_of(google_app.hub)).status == "ERROR"
+
+
+async def test_rate_limits(google_app, fake_google):
+    await connect_google(google_app)
+    fake_google.fail_next("/calendar/v3/users/me/calendarList", 403, "rateLimitExceeded")
+    status, _ = await call(google_app, "GET", "calendars")
+    assert status == 200  # a read backs off and retries
+    assert len(fake_google.calls_to("/calendar/v3/users/me/calendarList")) == 2
+    fake_google.fail_next("/calendar/v3/calendars/primary/events", 429, "rateLimitExceeded", retry_after=9)
+    resp = await google_app.post(f"{G}/events", headers=auth("alice"), json={
+        "start": {"date": "2026-06-08"}, "end": {"date": "2026-06-09"}})
+    assert resp.status == 429 and resp.headers["Retry-After"] == "9"
+
+
+async def test_unknown_event_is_a_404_with_googles_message(google_app, fake_google):
+    await connect_google(google_app)
+    status, body = await call(google_app, "PATCH", "events/abcdefghij", json={"summary": "x"})
+    assert status == 404 and body["error"]["details"]["providerError"] == "notFound"
+    assert body["error"]["message"].startswith("Google Calendar:")
+
+
+async def test_reconsent_without_a_refresh_token_keeps_the_stored_one(google_app, fake_google):
+    await connect_google(google_app)
+    first = await row_of(google_app.hub)
+    await connect_google(google_app, drop_prompt=True)
+    assert "refresh_token" not in fake_google.calls_to("/token")[-1].form  # sanity: an exchange
+    second = await row_of(google_app.hub)
+    assert second.refresh_token is not None and second.access_token != first.access_token
+    resp = await google_app.post(f"{G}/refresh", headers=auth("alice"))
+    assert resp.status == 200, await resp.text()
+
+
+async def test_disconnect_revokes_at_google(google_app, fake_google):
+    await connect_google(google_app)
+    resp = await google_app.delete(f"{G}/disconnect", headers=auth("alice"))
+    assert resp.status == 200
+    assert len(fake_google.calls_to("/revoke")) == 1
+    assert fake_google.revoked_tokens
