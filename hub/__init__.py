@@ -37,6 +37,7 @@ from .types import (
     Endpoints,
     Provider,
     ProviderInfo,
+    Sandbox,
     TokenSet,
 )
 from .upstream import ProviderHTTP, UpstreamResponse
@@ -62,6 +63,7 @@ __all__ = [
     "ProviderHTTP",
     "ProviderInfo",
     "ProviderTimeout",
+    "Sandbox",
     "RateLimit",
     "RateLimited",
     "TokenExpired",

@@ -264,6 +264,34 @@ async def _percentiles(session: AsyncSession, scope: Any, total: int, quantiles:
     return out
 
 
+async def daily(session: AsyncSession, integration_id: int, days: int, *, now: datetime | None = None) -> dict[str, Any]:
+    """Requests per UTC day over the last ``days`` days, successes against failures,
+    every day present (zeros included) so a chart needs no gap-filling."""
+    now = now or utcnow()
+    first = (now - timedelta(days=days - 1)).date()
+    since = datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo)
+    if session.bind.dialect.name == "postgresql":
+        day = func.to_char(func.timezone("UTC", IntegrationLog.created_at), "YYYY-MM-DD")
+    else:
+        day = func.strftime("%Y-%m-%d", IntegrationLog.created_at)
+    rows = await session.execute(
+        select(
+            day.label("day"),
+            func.sum(case((IntegrationLog.status == SUCCESS, 1), else_=0)),
+            func.sum(case((IntegrationLog.status == FAILED, 1), else_=0)),
+        )
+        .where(IntegrationLog.integration_id == integration_id, IntegrationLog.kind == "call", IntegrationLog.created_at >= since)
+        .group_by(day)
+    )
+    found = {d: (int(ok or 0), int(bad or 0)) for d, ok, bad in rows.all()}
+    series = []
+    for offset in range(days):
+        key = (first + timedelta(days=offset)).isoformat()
+        ok, bad = found.get(key, (0, 0))
+        series.append({"date": key, "successful": ok, "failed": bad})
+    return {"period": period_label(days), "days": series}
+
+
 async def summaries(session: AsyncSession, integration_ids: Sequence[int], days: int = 7) -> dict[int, dict[str, Any]]:
     """Total and success counts for many integrations in one query (for list views)."""
     if not integration_ids:

@@ -115,6 +115,63 @@ def serve(config_path: str | None, host: str | None, port: int | None, strict: b
 
 @main.command()
 @config_option
+@click.option("--host", help="Override server.host.")
+@click.option("--port", type=int, help="Override server.port.")
+@click.option("--user", "user_id", default="sandbox-user", show_default=True, help="The user the dev login signs in as.")
+@click.option("--log-level", default="INFO", show_default=True)
+def sandbox(config_path: str | None, host: str | None, port: int | None, user_id: str, log_level: str) -> None:
+    """Run the hub with every provider pointed at its built-in fake (no accounts needed)."""
+    from aiohttp import web
+
+    from .auth import issue_token
+    from .sandbox import start_fakes
+    from .service import Hub
+    from .web import create_app
+
+    redactor = hub_logs.setup(log_level)
+    config = _config(config_path)
+    if host:
+        config.server.host = host
+    if port is not None:
+        config.server.port = port
+    if config.server.production:
+        _fail("the sandbox is for trying the hub: it refuses to run with server.production: true")
+    registry = _registry(config)
+    secrets = resolve_secrets(config)
+
+    async def prepare() -> web.Application:
+        fakes = await start_fakes(config, registry, host="127.0.0.1")
+        try:
+            hub = Hub(config, registry, secrets)
+        except (ConfigError, KeyRingError, ValueError) as exc:
+            await fakes.stop()
+            _fail(str(exc))
+        redactor.secrets = hub.secret_values()
+        await hub.start()
+        app = create_app(hub, manage_lifecycle=False)
+
+        async def close(_app: web.Application) -> None:
+            await hub.stop()
+            await fakes.stop()
+
+        app.on_cleanup.append(close)
+        for name in sorted(hub.providers):
+            where = fakes.urls.get(name)
+            click.echo(f"  {name:<16} " + (f"fake at {where}" if where else "REAL service (credentials configured)"))
+        if config.auth.jwt_public_key:
+            click.echo("\nDashboard: " + config.public_url + "/  (sign in with a JWT from your identity provider)")
+        else:
+            token = issue_token(secrets.jwt_secret or "", user_id, ttl_seconds=12 * 3600, issuer=config.auth.issuer, audience=config.auth.audience)
+            click.echo(f"\nDashboard, signed in as {user_id!r} for 12 hours:\n\n    {config.public_url}/#token={token}\n")
+        click.echo("Press Ctrl-C to stop.")
+        return app
+
+    click.echo(f"Integration hub sandbox on {config.public_url}")
+    web.run_app(prepare(), host=config.server.host, port=config.server.port, shutdown_timeout=5, print=None, access_log=None)
+
+
+@main.command()
+@config_option
 def check(config_path: str | None) -> None:
     """Validate a config and print what would run."""
     from .service import check_providers

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         AuthorizationRequest,
         Provider,
         ProviderInfo,
+        Sandbox,
         TokenSet,
     )
     from .upstream import UpstreamResponse
@@ -90,3 +91,11 @@ def hub_auth_headers(provider: Provider, token: TokenSet) -> dict[str, str]:
 @hookspec
 def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
     """Inspect every upstream answer; raise the hub's typed error if it is a failure."""
+
+
+@hookspec
+def hub_sandbox() -> Sandbox:
+    """Offer a fake of the provider for ``hub sandbox`` (optional).
+
+    Called only by the sandbox command, never while serving real traffic.
+    """

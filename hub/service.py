@@ -740,6 +740,13 @@ class Hub:
         async with self.sessions() as session:
             return await activity.stats(session, row.id, days)
 
+    async def daily(self, caller: Caller, provider: str, days: int) -> dict[str, Any]:
+        rt = self.runtime(provider)
+        row = await self._require(caller.user_id, rt)
+        await self.activity.flush()
+        async with self.sessions() as session:
+            return await activity.daily(session, row.id, days)
+
     # --- actions -----------------------------------------------------------------------
 
     def resolve_action(self, provider: str, method: str, path: str) -> tuple[ProviderRuntime, Action, dict[str, str]]:

@@ -154,6 +154,19 @@ class Provider:
         return self.settings.get("client_secret")
 
 
+@dataclass(frozen=True)
+class Sandbox:
+    """A stand-in for the provider, for trying the hub without real credentials.
+
+    ``app`` is an ``aiohttp.web.Application`` imitating the provider (its consent page a
+    real page a person clicks); ``settings`` turns the address it is served at into the
+    provider's config section (credentials the fake accepts, and ``urls`` pointing at it).
+    """
+
+    app: Any
+    settings: Callable[[str], Mapping[str, Any]]
+
+
 ActionHandler = Callable[["CallContext"], Awaitable[Any]]
 
 

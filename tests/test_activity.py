@@ -124,3 +124,22 @@ async def test_logs_filters_and_keyset_pages(db_url):
         recent = await list_logs(s, 1, LogQuery(since=utcnow() - timedelta(hours=4, minutes=30), limit=200))
         assert len(recent["items"]) == 5
     await engine.dispose()
+
+
+async def test_daily_series_has_every_day(db_url):
+    from sqlalchemy import insert
+
+    from hub.activity import daily
+
+    engine, sessions = await make_db(db_url)
+    now = utcnow()
+    rows = [row(age=timedelta(days=1)), row(age=timedelta(days=1), status="FAILED"), row(), row(), row(age=timedelta(days=9))]
+    async with sessions.begin() as s:
+        await s.execute(insert(IntegrationLog), rows)
+    async with sessions() as s:
+        result = await daily(s, 1, 7, now=now)
+    assert result["period"] == "Last 7 days" and len(result["days"]) == 7
+    assert result["days"][-1] == {"date": now.date().isoformat(), "successful": 2, "failed": 0}
+    assert result["days"][-2] == {"date": (now - timedelta(days=1)).date().isoformat(), "successful": 1, "failed": 1}
+    assert sum(d["successful"] + d["failed"] for d in result["days"][:-2]) == 0
+    await engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import secrets
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
@@ -28,6 +29,7 @@ from .pages import fragment_page, result_page
 from .responses import SECRETS, envelope_middleware, error_body, ok
 
 HUB_KEY = web.AppKey("hub", Hub)
+STATIC = Path(__file__).with_name("static")
 
 # Core routes under /api/integrations/{provider}/...: which methods each one answers.
 CORE_ROUTES: dict[str, tuple[str, ...]] = {
@@ -49,6 +51,8 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True) -> web.Application:
     if manage_lifecycle:
         app.cleanup_ctx.append(_hub_context)
     r = app.router
+    r.add_get("/", dashboard)
+    r.add_static("/static/", STATIC, append_version=True)
     r.add_get("/healthz", healthz)
     r.add_get("/favicon.ico", favicon)
     r.add_get("/readyz", readyz)
@@ -76,6 +80,10 @@ def _caller(request: web.Request) -> Caller:
 
 
 # --- health ------------------------------------------------------------------------
+
+
+async def dashboard(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"})
 
 
 async def favicon(request: web.Request) -> web.Response:
@@ -135,6 +143,10 @@ async def provider_route(request: web.Request) -> web.StreamResponse:
                 allowed=list(allowed),
             )
         return await CORE_HANDLERS[(tail, request.method)](request, provider)
+    if tail == "stats/daily":
+        if request.method != "GET":
+            raise MethodNotAllowed(f"{request.method} is not allowed on /api/integrations/{provider}/stats/daily; allowed: GET", allowed=["GET"])
+        return await stats_daily(request, provider)
     if tail.split("/")[0] in RESERVED:
         raise BadRequest(f"/{tail.split('/')[0]} is a hub route and takes no sub-path")
     return await action(request, provider, tail)
@@ -260,6 +272,13 @@ async def stats(request: web.Request, provider: str) -> web.Response:
     _no_unknown(request.query, {"days"})
     days = _int_param(request.query, "days", 7, 1, 365)
     return ok(await _hub(request).stats(caller, provider, days))
+
+
+async def stats_daily(request: web.Request, provider: str) -> web.Response:
+    caller = _caller(request)
+    _no_unknown(request.query, {"days"})
+    days = _int_param(request.query, "days", 7, 1, 90)
+    return ok(await _hub(request).daily(caller, provider, days))
 
 
 CORE_HANDLERS = {

@@ -112,6 +112,10 @@ def document(hub: Hub) -> dict[str, Any]:
                 ],
             )
         },
+        "/api/integrations/{provider}/stats/daily": {
+            "get": _op("Requests per day, successes against failures (every day present)", {"$ref": _REF + "Daily"}, 404,
+                       params=[_PROVIDER, _q("days", {"type": "integer", "minimum": 1, "maximum": 90, "default": 7})])
+        },
         "/api/integrations/{provider}/stats": {
             "get": _op("Statistics over the last N days", {"$ref": _REF + "Stats"}, 404,
                        params=[_PROVIDER, _q("days", {"type": "integer", "minimum": 1, "maximum": 365, "default": 7})])
@@ -223,6 +227,21 @@ def _schemas() -> dict[str, Any]:
                     },
                 },
                 "nextCursor": nullable_str,
+            },
+        },
+        "Daily": {
+            "type": "object",
+            "required": ["period", "days"],
+            "properties": {
+                "period": {"type": "string"},
+                "days": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["date", "successful", "failed"],
+                        "properties": {"date": {"type": "string", "format": "date"}, "successful": {"type": "integer"}, "failed": {"type": "integer"}},
+                    },
+                },
             },
         },
         "Stats": {

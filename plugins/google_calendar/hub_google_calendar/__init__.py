@@ -29,6 +29,7 @@ from hub import (
     ProviderError,
     ProviderInfo,
     RateLimited,
+    Sandbox,
     UpstreamResponse,
     hookimpl,
 )
@@ -127,6 +128,27 @@ def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
     if status in (400, 422):
         raise ProviderError(text, provider_code=reason or "badRequest", status=400, code="provider_rejected_input")
     hub.raise_for_status(response)
+
+
+@hookimpl
+def hub_sandbox() -> Sandbox:
+    from .fake import FakeGoogle
+
+    fake = FakeGoogle(client_id="sandbox-google-client", client_secret="sandbox-google-secret")
+    return Sandbox(
+        app=fake.app,
+        settings=lambda base: {
+            "client_id": fake.client_id,
+            "client_secret": fake.client_secret,
+            "urls": {
+                "authorize": f"{base}/o/oauth2/v2/auth",
+                "token": f"{base}/token",
+                "revoke": f"{base}/revoke",
+                "userinfo": f"{base}/v1/userinfo",
+                "api": f"{base}/calendar/v3",
+            },
+        },
+    )
 
 
 # --- actions -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from hub import (
     ProviderError,
     ProviderInfo,
     RateLimited,
+    Sandbox,
     TokenExpired,
     TokenSet,
     UpstreamResponse,
@@ -141,6 +142,21 @@ def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
     if body.get("ok"):
         return
     raise slack_error(body, response)
+
+
+@hookimpl
+def hub_sandbox() -> Sandbox:
+    from .fake import FakeSlack
+
+    fake = FakeSlack(client_id="sandbox-slack-client", client_secret="sandbox-slack-secret")
+    return Sandbox(
+        app=fake.app,
+        settings=lambda base: {
+            "client_id": fake.client_id,
+            "client_secret": fake.client_secret,
+            "urls": {"authorize": f"{base}/oauth/v2/authorize", "token": f"{base}/api/oauth.v2.access", "api": f"{base}/api"},
+        },
+    )
 
 
 # --- actions -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from hub import (
     ProviderInfo,
     RateLimit,
     RateLimited,
+    Sandbox,
     TokenSet,
     UpstreamResponse,
     hookimpl,
@@ -180,6 +181,17 @@ def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
     if status in (400, 422):
         raise ProviderError(f"Trello: {message}", provider_code=message, status=400, code="provider_rejected_input")
     hub.raise_for_status(response)
+
+
+@hookimpl
+def hub_sandbox() -> Sandbox:
+    from .fake import FakeTrello
+
+    fake = FakeTrello(api_key="sandbox-trello-key")
+    return Sandbox(
+        app=fake.app,
+        settings=lambda base: {"api_key": fake.api_key, "app_name": "Integration Hub sandbox", "urls": {"authorize": f"{base}/1/authorize", "api": f"{base}/1"}},
+    )
 
 
 # --- actions -------------------------------------------------------------------------
