@@ -799,9 +799,19 @@ class Hub:
             )
         try:
             result = await self._with_auth_retry(rt, snap, attempt)
-        except Exception as exc:
+        except HubError as exc:
             await self.record(row.id, action.name, started, request=data, error=exc, secrets_=secrets_, pending_id=pending_id)
             raise
+        except Exception as exc:
+            # A bug in the plugin: the call failed, the hub did not. Name the plugin, keep
+            # the details (which may hold anything) in the server log by type only.
+            log.error("provider plugin %s raised %s in action %s", rt.name, type(exc).__name__, action.name)
+            failure = ProviderError(
+                f"the {rt.info.title} plugin failed while running {action.name} ({type(exc).__name__}); the operator's log has more",
+                code="plugin_error",
+            )
+            await self.record(row.id, action.name, started, request=data, error=failure, secrets_=secrets_, pending_id=pending_id)
+            raise failure from None
         ctx = holder["ctx"]
         if ctx.state_updates or ctx.mark_synced:
             await self._save_call_state(row.id, ctx)

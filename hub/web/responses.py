@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 
 from ..errors import HubError, MethodNotAllowed, RateLimited
 from ..redact import redact_text
@@ -66,6 +67,10 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
         response = hub_error_response(request, exc)
     except web.HTTPException as exc:
         response = http_exception_response(request, exc)
+    except (DBAPIError, OSError, asyncio.TimeoutError) as exc:
+        # The database (or the connection to it) is down: say so, and let the client retry.
+        log.error("database unavailable (%s) while serving %s %s [request %s]", type(exc).__name__, request.method, request.path, rid)
+        response = error_response(503, "database_unavailable", "the hub's database is unavailable right now; try again shortly", headers={"Retry-After": "5"})
     except Exception as exc:  # the outermost net: nothing unexpected leaks to a client
         frame = _innermost(exc)
         log.error("unexpected %s at %s while serving %s %s [request %s]", type(exc).__name__, frame, request.method, request.path, rid)
