@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Integer, and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from . import metrics
 from .errors import BadRequest
 from .models import IntegrationLog, utcnow
 
@@ -72,6 +73,7 @@ class ActivityWriter:
         item.setdefault("created_at", utcnow())
         item.setdefault("kind", "call")
         await self._queue.put(item)
+        metrics.ACTIVITY_BUFFERED.set(self._queue.qsize())
 
     async def start_pending(self, row: Mapping[str, Any]) -> int:
         """Write a PENDING row now (not buffered: it must be visible while the work runs)."""
@@ -84,6 +86,7 @@ class ActivityWriter:
         async with self._sessions.begin() as session:
             await session.execute(update(IntegrationLog).where(IntegrationLog.id == row_id).values(**values))
         self.written += 1
+        metrics.ACTIVITY_WRITTEN.inc()
 
     async def flush(self) -> None:
         """Return once every row queued before the call is in the database."""
@@ -125,6 +128,8 @@ class ActivityWriter:
                 async with self._sessions.begin() as session:
                     await session.execute(insert(IntegrationLog), batch)
                 self.written += len(batch)
+                metrics.ACTIVITY_WRITTEN.inc(len(batch))
+                metrics.ACTIVITY_BUFFERED.set(self._queue.qsize())
                 return
             except asyncio.CancelledError:
                 raise

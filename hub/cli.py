@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from datetime import timedelta
 from typing import Any
@@ -71,8 +72,14 @@ def main() -> None:
 @click.option("--port", type=int, help="Override server.port.")
 @click.option("--strict", is_flag=True, help="Refuse to start if any provider plugin fails to load.")
 @click.option("--no-migrate", is_flag=True, help="Do not bring the database schema up to date at start-up.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes answering on the port.")
+@click.option("--reuse-port", is_flag=True, hidden=True)
+@click.option("--worker-id", type=int, hidden=True)
 @click.option("--log-level", default="INFO", show_default=True)
-def serve(config_path: str | None, host: str | None, port: int | None, strict: bool, no_migrate: bool, log_level: str) -> None:
+def serve(
+    config_path: str | None, host: str | None, port: int | None, strict: bool, no_migrate: bool,
+    workers: int, reuse_port: bool, worker_id: int | None, log_level: str,
+) -> None:
     """Run the hub's HTTP server."""
     from aiohttp import web
 
@@ -84,6 +91,9 @@ def serve(config_path: str | None, host: str | None, port: int | None, strict: b
         config.server.host = host
     if port is not None:
         config.server.port = port
+    if workers > 1:
+        _supervise(config, config_path, workers, strict, no_migrate, log_level)
+        return
     hub = build(config, strict)
     redactor.secrets = hub.secret_values()
     for failure in hub.registry.failures:
@@ -102,7 +112,8 @@ def serve(config_path: str | None, host: str | None, port: int | None, strict: b
         app.on_cleanup.append(close)
         return app
 
-    log.info("serving on http://%s:%s (public URL %s)", config.server.host, config.server.port, config.public_url)
+    who = f"worker {worker_id} (pid {os.getpid()}) " if worker_id is not None else ""
+    log.info("%sserving on http://%s:%s (public URL %s)", who, config.server.host, config.server.port, config.public_url)
     web.run_app(
         prepare(),
         host=config.server.host,
@@ -110,7 +121,35 @@ def serve(config_path: str | None, host: str | None, port: int | None, strict: b
         shutdown_timeout=config.server.shutdown_timeout,
         print=None,
         access_log=None,
+        reuse_port=reuse_port or None,
     )
+
+
+def _supervise(config: HubConfig, config_path: str | None, workers: int, strict: bool, no_migrate: bool, log_level: str) -> None:
+    from .db import create_engine, upgrade
+    from .workers import supervise
+
+    if config.server.port == 0:
+        _fail("--workers needs a fixed --port: every worker listens on the same one")
+    build(config, strict)  # validate everything once, with clear errors, before any worker starts
+    resolve_secrets(config)  # and create the embedded default's secrets once, not N times at once
+    if not no_migrate:
+
+        async def migrate() -> None:
+            engine = create_engine(config.database.url)
+            try:
+                await upgrade(engine)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(migrate())
+    args = ["--host", config.server.host, "--port", str(config.server.port), "--log-level", log_level]
+    if config_path:
+        args += ["--config", config_path]
+    if strict:
+        args.append("--strict")
+    log.info("starting %d workers on http://%s:%s", workers, config.server.host, config.server.port)
+    sys.exit(supervise(workers, args, shutdown_timeout=config.server.shutdown_timeout))
 
 
 @main.command()

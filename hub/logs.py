@@ -25,7 +25,8 @@ class RedactingFilter(logging.Filter):
 
 def setup(level: str = "INFO", secrets: list[str] | None = None) -> RedactingFilter:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    # The pid tells workers apart when several write to one stream.
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)-7s %(name)s: %(message)s"))
     redactor = RedactingFilter(secrets)
     handler.addFilter(redactor)
     root = logging.getLogger()

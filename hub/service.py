@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from . import activity, pkce
+from . import activity, metrics, pkce
 from .activity import ActivityWriter, LogQuery
 from .auth import Caller, JWTVerifier
 from .bootstrap import Secrets
@@ -220,6 +220,15 @@ class Hub:
 
     async def ready(self) -> None:
         await ping(self.engine)
+
+    async def integration_counts(self) -> dict[tuple[str, str], int]:
+        from sqlalchemy import func
+
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Integration.provider, Integration.status, func.count()).group_by(Integration.provider, Integration.status)
+            )
+            return {(provider, status): int(n) for provider, status, n in rows.all()}
 
     def secret_values(self) -> list[str]:
         """Configured secrets, masked by value wherever they might surface."""
@@ -449,7 +458,7 @@ class Hub:
             )
         except HubError as exc:
             if existing is not None:
-                await self.record(existing.id, "exchange_code", started, error=exc)
+                await self.record(existing, "exchange_code", started, error=exc)
             log.warning("code exchange with %s failed: %s", provider, redact_text(exc.message, [code]))
             return CallbackOutcome(provider, title, False, f"{title} did not accept the authorization: {exc.message}", state.return_url, exc)
         row, account = await self._grant(rt, state.user_id, token, started, "exchange_code", reason="connected through the authorization flow")
@@ -537,7 +546,7 @@ class Hub:
             except IntegrityError:
                 if attempt:
                     raise
-        await self.record(row.id, action, started, response={"account": account.as_metadata()})
+        await self.record(row, action, started, response={"account": account.as_metadata()})
         return row, account.name or account.email or account.team_name or ""
 
     # --- state changes ---------------------------------------------------------------
@@ -569,7 +578,7 @@ class Hub:
                     session.add(transition)
         row.status, row.version, row.refresh_lease_until = fresh.status, fresh.version, None
         row.access_token, row.refresh_token, row.token_expiry = fresh.access_token, fresh.refresh_token, fresh.token_expiry
-        await self.record(row.id, "refresh_token", started, response={"expiresAt": _iso(token.expires_at)})
+        await self.record(row, "refresh_token", started, response={"expiresAt": _iso(token.expires_at)})
 
     async def refresh(self, caller: Caller, provider: str) -> dict[str, Any]:
         rt = self.configured_runtime(provider)
@@ -594,14 +603,14 @@ class Hub:
         try:
             account = await self._with_auth_retry(rt, snap, lambda s: self.registry.call(rt.name, "hub_account_identity", provider=rt.provider, token=s.token))
         except HubError as exc:
-            await self.record(row.id, "account_identity", started, error=exc)
+            await self.record(row, "account_identity", started, error=exc)
             raise
         async with self.sessions.begin() as session:
             fresh = await session.get(Integration, row.id)
             assert fresh is not None
             fresh.meta = {**account.as_metadata(), **_internal(fresh.meta)}
             fresh.last_sync_at = utcnow()
-        await self.record(row.id, "account_identity", started, response={"account": account.as_metadata()})
+        await self.record(row, "account_identity", started, response={"account": account.as_metadata()})
         return {**self.view(await self._require(caller.user_id, rt)), "checked": True}
 
     async def change_status(self, caller: Caller, provider: str, body: Any) -> dict[str, Any]:
@@ -639,12 +648,12 @@ class Hub:
         try:
             account = await self.registry.call(rt.name, "hub_account_identity", provider=rt.provider, token=token)
         except ProviderAuthError as exc:
-            await self.record(row.id, "account_identity", started, error=exc)
+            await self.record(row, "account_identity", started, error=exc)
             raise Conflict(
                 f"{rt.info.title} no longer accepts this integration's credentials ({exc.provider_code or 'rejected'}); connect again",
                 code="reconnect_required",
             ) from None
-        await self.record(row.id, "account_identity", started, response={"account": account.as_metadata()})
+        await self.record(row, "account_identity", started, response={"account": account.as_metadata()})
         await self.set_status(row, Status.ACTIVE, reason)
 
     async def disconnect(self, caller: Caller, provider: str) -> dict[str, Any]:
@@ -674,10 +683,10 @@ class Hub:
             if token is not None:
                 try:
                     await self.registry.call(rt.name, "hub_revoke_token", provider=rt.provider, token=token)
-                    await self.record(row.id, "revoke_token", started, response={"revoked": True})
+                    await self.record(row, "revoke_token", started, response={"revoked": True})
                 except HubError as exc:
                     # Revocation is best effort: the user asked to be disconnected, and is.
-                    await self.record(row.id, "revoke_token", started, error=exc)
+                    await self.record(row, "revoke_token", started, error=exc)
         async with self.sessions.begin() as session:
             fresh = await session.get(Integration, row.id, with_for_update=True)
             assert fresh is not None
@@ -694,7 +703,7 @@ class Hub:
 
     async def record(
         self,
-        integration_id: int,
+        integration: Integration,
         action: str,
         started: float,
         *,
@@ -712,14 +721,18 @@ class Hub:
             provider_code = getattr(error, "provider_code", None)
             if provider_code and provider_code not in message:
                 message = f"{message} [{provider_code}]"
+        elapsed = time.perf_counter() - started
+        outcome = "success" if error is None else getattr(error, "code", None) or "error"
+        metrics.UPSTREAM_CALLS.labels(integration.provider, action, outcome).inc()
+        metrics.UPSTREAM_SECONDS.labels(integration.provider, action).observe(elapsed)
         row = {
-            "integration_id": integration_id,
+            "integration_id": integration.id,
             "action": action,
             "status": activity.FAILED if error is not None else activity.SUCCESS,
             "request_data": capped(redact(request, known), limit),
             "response_data": capped(redact(response, known), limit),
             "error_message": message,
-            "duration_ms": int((time.perf_counter() - started) * 1000),
+            "duration_ms": int(elapsed * 1000),
         }
         if pending_id is None:
             await self.activity.record(row)
@@ -800,7 +813,7 @@ class Hub:
         try:
             result = await self._with_auth_retry(rt, snap, attempt)
         except HubError as exc:
-            await self.record(row.id, action.name, started, request=data, error=exc, secrets_=secrets_, pending_id=pending_id)
+            await self.record(row, action.name, started, request=data, error=exc, secrets_=secrets_, pending_id=pending_id)
             raise
         except Exception as exc:
             # A bug in the plugin: the call failed, the hub did not. Name the plugin, keep
@@ -810,12 +823,12 @@ class Hub:
                 f"the {rt.info.title} plugin failed while running {action.name} ({type(exc).__name__}); the operator's log has more",
                 code="plugin_error",
             )
-            await self.record(row.id, action.name, started, request=data, error=failure, secrets_=secrets_, pending_id=pending_id)
+            await self.record(row, action.name, started, request=data, error=failure, secrets_=secrets_, pending_id=pending_id)
             raise failure from None
         ctx = holder["ctx"]
         if ctx.state_updates or ctx.mark_synced:
             await self._save_call_state(row.id, ctx)
-        await self.record(row.id, action.name, started, request=data, response=result, secrets_=secrets_, pending_id=pending_id)
+        await self.record(row, action.name, started, request=data, response=result, secrets_=secrets_, pending_id=pending_id)
         return result
 
     async def _save_call_state(self, integration_id: int, ctx: CallContext) -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
+from . import metrics
 from .crypto import DecryptionFailed, KeyRing, token_context
 from .errors import (
     Conflict,
@@ -170,7 +171,6 @@ class TokenSessions:
         return await asyncio.shield(task)
 
     async def _refresh(self, runtime: ProviderRuntime, integration_id: int, reason: str, stale: str | None) -> Snapshot:
-        hub = self.hub
         deadline = time.monotonic() + LEASE_SECONDS * 2
         while True:
             row = await self._get(integration_id)
@@ -215,8 +215,11 @@ class TokenSessions:
             if not isinstance(new, TokenSet) or not new.access_token:
                 raise MalformedResponse(f"{runtime.info.title} refresh gave no usable access token")
         except BaseException as exc:
+            outcome = "rejected" if isinstance(exc, GrantRejected) else "failed"
+            metrics.REFRESHES.labels(runtime.name, outcome).inc()
             await self._release_after_failure(runtime, row, token, exc, started)
             raise self._client_error(runtime, exc) from None
+        metrics.REFRESHES.labels(runtime.name, "success").inc()
         merged = merge(token, new)
         await hub.store_refreshed(runtime, row, merged, started)
         return Snapshot(row, merged)
@@ -238,7 +241,7 @@ class TokenSessions:
             if transition is not None:
                 session.add(transition)
         row.status, row.version, row.refresh_lease_until = fresh.status, fresh.version, None
-        await hub.record(row.id, "refresh_token", started, error=exc, request={"reason": "refresh"})
+        await hub.record(row, "refresh_token", started, error=exc, request={"reason": "refresh"})
 
     def _client_error(self, runtime: ProviderRuntime, exc: BaseException) -> BaseException:
         if isinstance(exc, GrantRejected):

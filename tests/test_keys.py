@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from helpers import connect_slack
 from sqlalchemy import select, update
-from support import PG_URL, auth, build_hub
+from support import auth, build_hub
 
 from hub.crypto import DecryptionFailed, KeyRing, generate_key, key_id, token_context
 from hub.keys import RotationReport, rotate

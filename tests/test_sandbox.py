@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from helpers import callback_path, consent
 from hub.bootstrap import Secrets

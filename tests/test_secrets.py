@@ -24,7 +24,7 @@ async def test_full_flow_leaks_nothing(hub_app, fake_slack, caplog):
         bodies.append(json.dumps(dict(resp.headers)))
         return resp
 
-    resp = await call("GET", "/api/integrations/slack/connect", headers=h)
+    await call("GET", "/api/integrations/slack/connect", headers=h)
     auth_url = json.loads(bodies[-2])["data"]["authUrl"]
     state = query_of(auth_url)["state"]
     del bodies[:]  # the authUrl is the one place the state must appear: it goes to the browser

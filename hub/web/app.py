@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import secrets
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
+from .. import metrics
 from ..activity import LOG_STATUSES, LogQuery
 from ..auth import Caller
 from ..errors import (
@@ -56,6 +57,7 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True) -> web.Application:
     r.add_get("/healthz", healthz)
     r.add_get("/favicon.ico", favicon)
     r.add_get("/readyz", readyz)
+    r.add_get("/metrics", metrics_route)
     r.add_get("/api/openapi.json", openapi_doc)
     r.add_get("/api/providers", providers)
     r.add_get("/api/integrations", list_integrations)
@@ -101,6 +103,16 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         raise ServiceUnavailable(f"the database is unreachable ({type(exc).__name__})", code="database_unavailable") from None
     return ok({"status": "ready", "database": "ok"})
+
+
+async def metrics_route(request: web.Request) -> web.Response:
+    """Prometheus text format. Unauthenticated, as scrapers expect: expose it only to the
+    network your monitoring runs on."""
+    try:
+        counts = await _hub(request).integration_counts()
+    except Exception:
+        counts = {}  # the database being down must not take the process's own metrics with it
+    return web.Response(body=metrics.exposition(counts), headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
 async def openapi_doc(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
+from .. import metrics
 from ..errors import HubError, MethodNotAllowed, RateLimited
 from ..redact import redact_text
 
@@ -78,10 +80,28 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
             log.error("traceback (HUB_DEBUG_TRACEBACKS is set; never in production)", exc_info=exc)
         response = error_response(500, "internal_error", f"the hub failed unexpectedly; quote request id {rid} to the operator")
     response.headers["X-Request-Id"] = rid
+    metrics.REQUESTS.labels(request.method, route_label(request), str(response.status)).inc()
     access.info(
         "%s %s %s %.1fms [request %s]", request.method, request.path, response.status, (time.perf_counter() - started) * 1000, rid
     )
     return response
+
+
+def route_label(request: web.Request) -> str:
+    """A bounded label for the route: the template, with a provider's action or core
+    route named (``/api/integrations/{provider}/connect``, ``.../{action}``)."""
+    info = request.match_info
+    route = info.route if info is not None else None
+    if route is None or getattr(route, "resource", None) is None:
+        return "(unmatched)"
+    canonical = route.resource.canonical
+    if canonical.endswith("{tail}"):
+        tail = info.get("tail", "").strip("/")
+        from .app import CORE_ROUTES
+
+        named = tail if tail in CORE_ROUTES or tail == "stats/daily" else "{action}"
+        return canonical.replace("{tail}", named)
+    return canonical if canonical.startswith(("/api", "/healthz", "/readyz", "/metrics")) or canonical == "/" else "(static)"
 
 
 def hub_error_response(request: web.Request, exc: HubError) -> web.Response:

@@ -1,0 +1,5 @@
+"""``python -m hub`` runs the ``hub`` command."""
+
+from .cli import main
+
+main()
