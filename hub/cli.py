@@ -49,6 +49,17 @@ def _registry(config: HubConfig, strict: bool = False) -> Registry:
     return registry
 
 
+def _server_config(config_path: str | None, host: str | None, port: int | None, log_level: str) -> tuple[hub_logs.RedactingFilter, HubConfig]:
+    """Logging set up, the config loaded, and the command line's --host / --port applied."""
+    redactor = hub_logs.setup(log_level)
+    config = _config(config_path)
+    if host:
+        config.server.host = host
+    if port is not None:
+        config.server.port = port
+    return redactor, config
+
+
 def build(config: HubConfig, strict: bool = False) -> Any:
     from .service import Hub
 
@@ -85,12 +96,7 @@ def serve(
 
     from .web import create_app
 
-    redactor = hub_logs.setup(log_level)
-    config = _config(config_path)
-    if host:
-        config.server.host = host
-    if port is not None:
-        config.server.port = port
+    redactor, config = _server_config(config_path, host, port, log_level)
     if workers > 1:
         _supervise(config, config_path, workers, strict, no_migrate, log_level)
         return
@@ -167,16 +173,13 @@ def sandbox(config_path: str | None, host: str | None, port: int | None, user_id
     from .service import Hub
     from .web import create_app
 
-    redactor = hub_logs.setup(log_level)
-    config = _config(config_path)
-    if host:
-        config.server.host = host
-    if port is not None:
-        config.server.port = port
+    redactor, config = _server_config(config_path, host, port, log_level)
     if config.server.production:
         _fail("the sandbox is for trying the hub: it refuses to run with server.production: true")
     registry = _registry(config)
     secrets = resolve_secrets(config)
+
+    banner: list[str] = []
 
     async def prepare() -> web.Application:
         fakes = await start_fakes(config, registry, host="127.0.0.1")
@@ -196,17 +199,21 @@ def sandbox(config_path: str | None, host: str | None, port: int | None, user_id
         app.on_cleanup.append(close)
         for name in sorted(hub.providers):
             where = fakes.urls.get(name)
-            click.echo(f"  {name:<16} " + (f"fake at {where}" if where else "REAL service (credentials configured)"))
+            banner.append(f"  {name:<16} " + (f"fake at {where}" if where else "REAL service (credentials configured)"))
         if config.auth.jwt_public_key:
-            click.echo("\nDashboard: " + config.public_url + "/  (sign in with a JWT from your identity provider)")
+            banner.append("\nDashboard: " + config.public_url + "/  (sign in with a JWT from your identity provider)")
         else:
             token = issue_token(secrets.jwt_secret or "", user_id, ttl_seconds=12 * 3600, issuer=config.auth.issuer, audience=config.auth.audience)
-            click.echo(f"\nDashboard, signed in as {user_id!r} for 12 hours:\n\n    {config.public_url}/#token={token}\n")
-        click.echo("Press Ctrl-C to stop.")
+            banner.append(f"\nDashboard, signed in as {user_id!r} for 12 hours:\n\n    {config.public_url}/#token={token}\n")
+        banner.append("Press Ctrl-C to stop.")
         return app
 
     click.echo(f"Integration hub sandbox on {config.public_url}")
-    web.run_app(prepare(), host=config.server.host, port=config.server.port, shutdown_timeout=5, print=None, access_log=None)
+    # run_app calls ``print`` once its sites listen: only then is the login link usable.
+    web.run_app(
+        prepare(), host=config.server.host, port=config.server.port, shutdown_timeout=5, access_log=None,
+        print=lambda _msg: click.echo("\n".join(banner)),
+    )
 
 
 @main.command()

@@ -1,10 +1,11 @@
 """Finding provider plugins, checking them, and calling the right one.
 
 Plugins come from the ``hub.providers`` entry-point group; the entry point's name is the
-provider's name. Each is loaded on its own: one that fails to import or to describe
-itself is recorded with its error and the others carry on (``strict=True`` makes any such
-failure fatal). Clashes that would make routing ambiguous (a reserved or duplicated
-action) stop start-up with a message naming the plugins involved.
+provider's name. Each is loaded on its own: one that fails to import, to describe itself,
+or whose actions cannot be routed (a reserved or repeated name) is recorded with its
+error and the others carry on (``strict=True`` makes any such failure fatal). Two
+distributions claiming the same provider name stop start-up, naming both: which of them
+to route to is the operator's call, not the hub's.
 
 Dispatch never broadcasts: :meth:`Registry.call` runs the implementation registered by
 the provider's own plugin, or the core default from :mod:`hub.oauth`.
@@ -247,19 +248,19 @@ def _check_actions(provider: str, source: str, actions: tuple[Action, ...]) -> N
             raise _Broken("hub_actions must return hub.Action objects")
         first = action.path.strip("/").split("/")[0]
         if action.name in RESERVED or first in RESERVED:
-            raise StartupError(
-                f"provider {provider!r} ({source}): action {action.name!r} at path {action.path!r} uses a name "
-                f"reserved by the hub's own routes ({', '.join(sorted(RESERVED))})"
+            raise _Broken(
+                f"action {action.name!r} at path {action.path!r} uses a name reserved by the hub's own routes "
+                f"({', '.join(sorted(RESERVED))})"
             )
         if action.method not in HTTP_METHODS:
             raise _Broken(f"action {action.name!r}: method must be one of {', '.join(HTTP_METHODS)}")
         if not all(_SEGMENT.match(s) for s in action.path.strip("/").split("/")):
             raise _Broken(f"action {action.name!r}: path {action.path!r} is not a valid route")
         if action.name in seen_names:
-            raise StartupError(f"provider {provider!r} ({source}) declares action {action.name!r} twice")
+            raise _Broken(f"declares action {action.name!r} twice")
         route = (action.method, _shape(action.path))
         if route in seen_routes:
-            raise StartupError(f"provider {provider!r} ({source}) declares {action.method} {action.path} twice")
+            raise _Broken(f"declares {action.method} {action.path} twice")
         if not inspect.iscoroutinefunction(action.handler):
             raise _Broken(f"action {action.name!r}: handler must be an async function")
         schema = action.input_schema

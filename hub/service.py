@@ -486,11 +486,7 @@ class Hub:
         try:
             tokens = await self.registry.call(provider, "hub_import_token", provider=rt.provider, token=token.strip())
         except ProviderAuthError as exc:
-            raise BadRequest(
-                f"{rt.info.title} rejected the token ({exc.provider_code or 'invalid'}): nothing was stored",
-                code="token_rejected",
-                details={"providerError": exc.provider_code},
-            ) from None
+            raise _token_rejected(rt, exc) from None
         row, _ = await self._grant(rt, caller.user_id, tokens, started, "import_token", reason="token supplied by the client")
         return self.view(row)
 
@@ -501,11 +497,7 @@ class Hub:
         try:
             account: AccountInfo = await self.registry.call(rt.name, "hub_account_identity", provider=rt.provider, token=token)
         except ProviderAuthError as exc:
-            raise BadRequest(
-                f"{rt.info.title} rejected the token ({exc.provider_code or 'invalid'}): nothing was stored",
-                code="token_rejected",
-                details={"providerError": exc.provider_code},
-            ) from None
+            raise _token_rejected(rt, exc) from None
         now = utcnow()
         for attempt in range(2):
             try:
@@ -868,6 +860,14 @@ class Hub:
         )
 
     # --- keys --------------------------------------------------------------------------
+
+
+def _token_rejected(rt: ProviderRuntime, exc: ProviderAuthError) -> BadRequest:
+    return BadRequest(
+        f"{rt.info.title} rejected the token ({exc.provider_code or 'invalid'}): nothing was stored",
+        code="token_rejected",
+        details={"providerError": exc.provider_code},
+    )
 
 
 def _check_token_text(token: Any) -> None:

@@ -20,41 +20,16 @@ PG_URL = os.environ.get("HUB_TEST_DATABASE_URL")
 
 
 def slack_section(fake: FakeSlack) -> dict[str, Any]:
-    base = fake.base_url  # type: ignore[attr-defined]
-    return {
-        "client_id": "slack-client",
-        "client_secret": "slack-secret-value-123",
-        "scopes": ["channels:read", "groups:read", "chat:write", "users:read"],
-        "urls": {
-            "authorize": f"{base}/oauth/v2/authorize",
-            "token": f"{base}/api/oauth.v2.access",
-            "api": f"{base}/api",
-        },
-    }
+    # groups:read too, so tests can list private channels
+    return {**fake.hub_settings(fake.base_url), "scopes": ["channels:read", "groups:read", "chat:write", "users:read"]}
 
 
 def trello_section(fake: Any) -> dict[str, Any]:
-    base = fake.base_url
-    return {
-        "api_key": fake.api_key,
-        "app_name": "Hub Tests",
-        "urls": {"authorize": f"{base}/1/authorize", "api": f"{base}/1"},
-    }
+    return {**fake.hub_settings(fake.base_url), "app_name": "Hub Tests"}
 
 
 def google_section(fake: Any) -> dict[str, Any]:
-    base = fake.base_url
-    return {
-        "client_id": fake.client_id,
-        "client_secret": fake.client_secret,
-        "urls": {
-            "authorize": f"{base}/o/oauth2/v2/auth",
-            "token": f"{base}/token",
-            "revoke": f"{base}/revoke",
-            "userinfo": f"{base}/v1/userinfo",
-            "api": f"{base}/calendar/v3",
-        },
-    }
+    return fake.hub_settings(fake.base_url)
 
 
 def make_registry(**extra: object) -> Registry:

@@ -115,8 +115,8 @@
   function percentText(rate) {
     const value = parseFloat(rate);
     if (!Number.isFinite(value)) return String(rate);
-    // Never round a rate with failures up to 100%.
-    return (value >= 100 ? 100 : Math.floor(value)) + '%';
+    // Rounded, except that a rate with failures never shows as 100%.
+    return (value < 100 ? Math.min(99, Math.round(value)) : 100) + '%';
   }
 
   // --- busy tracking (also lets tests and navigation wait for quiet) -------------------
@@ -435,6 +435,9 @@
       }
       const stats = statsText(integration);
       if (stats) facts.append(h('div', { class: 'fact', dataset: { field: 'stats' } }, h('dt', { text: 'Activity' }), h('dd', { text: stats })));
+      if (integration.connectedAt) {
+        facts.append(h('div', { class: 'fact' }, h('dt', { text: 'Connected' }), h('dd', {}, timeEl(integration.connectedAt))));
+      }
       if (integration.tokenExpiresAt && status !== 'INACTIVE') {
         const expires = Date.parse(integration.tokenExpiresAt) > Date.now() ? 'expires ' : 'expired ';
         facts.append(h('div', { class: 'fact' }, h('dt', { text: 'Token' }),
@@ -874,9 +877,8 @@
     }));
     const none = connected.length === 0;
     $('#console-empty').hidden = !none;
-    providerSelect.disabled = none;
-    $('#console-action').disabled = none;
-    $('#console-send').disabled = none;
+    $('#console-form').hidden = none;
+    $('#console-result').hidden = $('#console-result').hidden || none;
     if (none) {
       consoleState.provider = null;
       consoleState.action = null;
@@ -940,7 +942,10 @@
       return;
     }
     $('#console-endpoint').hidden = false;
-    $('#console-route').textContent = action.method + ' ' + action.path;
+    $('#console-method').textContent = action.method;
+    $('#console-method').dataset.method = action.method;
+    // Let a long route wrap after its slashes rather than inside a word.
+    $('#console-route').replaceChildren(...action.path.split('/').flatMap((part, i) => (i ? [h('wbr'), '/' + part] : [part])));
     $('#console-summary').textContent = action.summary || '';
     const schema = action.inputSchema || {};
     const props = schema.properties || {};
@@ -978,6 +983,7 @@
       hints.push(spec.oneOf.map((o) => (o.enum ? o.enum.join(' / ') : o.type || 'value')).join(' or '));
     }
     if (spec.format === 'date-time' && !spec.description) hints.push('RFC 3339, e.g. 2026-03-30T09:00:00+02:00');
+    if (spec.minimum !== undefined && spec.maximum !== undefined) hints.push(spec.minimum + '–' + spec.maximum);
     if (spec.default !== undefined) hints.push('default: ' + JSON.stringify(spec.default));
     const common = {
       id, name, 'aria-describedby': hintId + ' ' + errorId, 'aria-required': required ? 'true' : null,
@@ -989,7 +995,7 @@
       control = h('select', common,
         h('option', { value: '', text: required ? 'Choose…' : '(not set)' }),
         ...values.map((v) => h('option', { value: JSON.stringify(v), text: String(v) })));
-    } else if (kind === 'json' || (kind === 'string' && (spec.maxLength || 0) > 2000)) {
+    } else if (kind === 'json' || (kind === 'string' && (spec.maxLength || 0) > 4096)) {
       control = h('textarea', Object.assign({ rows: kind === 'json' ? 4 : 3, spellcheck: kind === 'json' ? 'false' : null }, common));
       if (kind === 'json') control.placeholder = spec.type === 'array' ? '[ … ]' : '{ … }';
     } else {
@@ -1078,7 +1084,9 @@
       const f = consoleState.fields.find((x) => x.name === top);
       if (!f) continue;
       const el = document.getElementById('console-field-' + f.name + '-error');
-      el.textContent = (el.textContent ? el.textContent + ' ' : '') + p.field + ': ' + p.problem;
+      // Under its own label the field's name goes without saying; a nested path does not.
+      const text = capitalise(p.field === f.name ? p.problem : p.field + ': ' + p.problem) + '.';
+      el.textContent = (el.textContent ? el.textContent + ' ' : '') + text;
       el.hidden = false;
       f.control.setAttribute('aria-invalid', 'true');
       first = first || f.control;
@@ -1132,7 +1140,13 @@
       showResult(true, resp.status + ' · ' + (resp.message || 'OK'), [], resp.data);
     } catch (err) {
       if (err.status === 401) return;
-      const details = Array.isArray(err.details) ? err.details.filter((d) => d && d.field) : [];
+      const seen = new Set();
+      const details = (Array.isArray(err.details) ? err.details : []).filter((d) => {
+        const key = d && d.field ? d.field + '\u0000' + d.problem : null;
+        if (!key || seen.has(key)) return false;
+        seen.add(key);
+        return true;
+      });
       showFieldProblems(details);
       const status = err.status ? err.status + ' · ' : '';
       showResult(false, status + err.message, details, err.body ? err.body.error : undefined);
@@ -1277,6 +1291,16 @@
     const confirm = $('#confirm-dialog');
     $('#confirm-cancel').addEventListener('click', () => confirm.close(''));
     $('#confirm-ok').addEventListener('click', () => confirm.close('ok'));
+
+    // A link to "#token=..." while this page is open changes only the fragment: no reload.
+    window.addEventListener('hashchange', async () => {
+      const { token } = takeUrlState();
+      if (!token) return;
+      clearNotices();
+      closeDialogs();
+      signIn(token);
+      await loadAll();
+    });
 
     setInterval(refreshRelativeTimes, 30000);
   }

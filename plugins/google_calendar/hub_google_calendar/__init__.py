@@ -135,20 +135,7 @@ def hub_sandbox() -> Sandbox:
     from .fake import FakeGoogle
 
     fake = FakeGoogle(client_id="sandbox-google-client", client_secret="sandbox-google-secret")
-    return Sandbox(
-        app=fake.app,
-        settings=lambda base: {
-            "client_id": fake.client_id,
-            "client_secret": fake.client_secret,
-            "urls": {
-                "authorize": f"{base}/o/oauth2/v2/auth",
-                "token": f"{base}/token",
-                "revoke": f"{base}/revoke",
-                "userinfo": f"{base}/v1/userinfo",
-                "api": f"{base}/calendar/v3",
-            },
-        },
-    )
+    return Sandbox(app=fake.app, settings=fake.hub_settings)
 
 
 # --- actions -------------------------------------------------------------------------

@@ -541,6 +541,20 @@ class FakeGoogle:
 
     # ------------------------------------------------------------------ inspection & seeding
 
+    def hub_settings(self, base_url: str) -> dict:
+        """The hub's ``providers.google_calendar`` section that points at this fake, served at ``base_url``."""
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "urls": {
+                "authorize": f"{base_url}/o/oauth2/v2/auth",
+                "token": f"{base_url}/token",
+                "revoke": f"{base_url}/revoke",
+                "userinfo": f"{base_url}/v1/userinfo",
+                "api": f"{base_url}/calendar/v3",
+            },
+        }
+
     def calls_to(self, path_prefix: str, method: str | None = None) -> list[FakeCall]:
         """Recorded calls whose path starts with ``path_prefix`` (and, if given, of that HTTP method)."""
         wanted = method.upper() if method else None

@@ -149,14 +149,7 @@ def hub_sandbox() -> Sandbox:
     from .fake import FakeSlack
 
     fake = FakeSlack(client_id="sandbox-slack-client", client_secret="sandbox-slack-secret")
-    return Sandbox(
-        app=fake.app,
-        settings=lambda base: {
-            "client_id": fake.client_id,
-            "client_secret": fake.client_secret,
-            "urls": {"authorize": f"{base}/oauth/v2/authorize", "token": f"{base}/api/oauth.v2.access", "api": f"{base}/api"},
-        },
-    )
+    return Sandbox(app=fake.app, settings=fake.hub_settings)
 
 
 # --- actions -------------------------------------------------------------------------

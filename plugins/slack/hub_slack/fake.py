@@ -246,6 +246,14 @@ class FakeSlack:
         self.app.router.add_get("/api/{method}", self._api)
         self.app.router.add_post("/api/{method}", self._api)
 
+    def hub_settings(self, base_url: str) -> dict:
+        """The hub's ``providers.slack`` section that points at this fake, served at ``base_url``."""
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "urls": {"authorize": f"{base_url}/oauth/v2/authorize", "token": f"{base_url}/api/oauth.v2.access", "api": f"{base_url}/api"},
+        }
+
     # ------------------------------------------------------------------ inspection & switches
 
     def calls_to(self, method_name: str) -> list[FakeCall]:

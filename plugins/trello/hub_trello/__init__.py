@@ -188,10 +188,7 @@ def hub_sandbox() -> Sandbox:
     from .fake import FakeTrello
 
     fake = FakeTrello(api_key="sandbox-trello-key")
-    return Sandbox(
-        app=fake.app,
-        settings=lambda base: {"api_key": fake.api_key, "app_name": "Integration Hub sandbox", "urls": {"authorize": f"{base}/1/authorize", "api": f"{base}/1"}},
-    )
+    return Sandbox(app=fake.app, settings=lambda base: {**fake.hub_settings(base), "app_name": "Integration Hub sandbox"})
 
 
 # --- actions -------------------------------------------------------------------------

@@ -329,6 +329,10 @@ class FakeTrello:
 
     # ------------------------------------------------------------------ inspection & switches
 
+    def hub_settings(self, base_url: str) -> dict:
+        """The hub's ``providers.trello`` section that points at this fake, served at ``base_url``."""
+        return {"api_key": self.api_key, "urls": {"authorize": f"{base_url}/1/authorize", "api": f"{base_url}/1"}}
+
     def calls_to(self, path_prefix: str, method: str | None = None) -> list[FakeCall]:
         """Recorded calls whose path starts with ``path_prefix`` (and, if given, of that method)."""
         return [c for c in self.calls
