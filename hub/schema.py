@@ -28,7 +28,9 @@ class InputValidator:
 
     def validate(self, data: Mapping[str, Any]) -> dict[str, Any]:
         value = dict(data)
-        problems = [p for err in self._validator.iter_errors(value) for p in _describe(err)]
+        found = [p for err in self._validator.iter_errors(value) for p in _describe(err)]
+        # jsonschema reports "required" once per missing name, each naming them all.
+        problems = list({(p["field"], p["problem"]): p for p in found}.values())
         if problems:
             problems.sort(key=lambda p: p["field"])
             summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])

@@ -315,6 +315,7 @@ class Hub:
             "account": meta,
             "scopes": list(row.scopes or []),
             "tokenExpiresAt": _iso(row.token_expiry),
+            "hasCredentials": row.access_token is not None,
             "hasRefreshToken": row.refresh_token is not None,
             "connectedAt": _iso(row.created_at),
             "updatedAt": _iso(row.updated_at),

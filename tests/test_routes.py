@@ -167,3 +167,25 @@ async def test_plugin_trace_names_hooks_but_never_values(hub_app, fake_slack, ca
     assert any(line.startswith("hub_account_identity[slack]") for line in lines)
     for token in fake_slack.issued_tokens:
         assert all(token not in line for line in lines)
+
+
+async def test_dashboard_page_is_served_with_strict_headers(hub_app):
+    resp = await hub_app.get("/")
+    assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
+    csp = resp.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    page = await resp.text()
+    script = __import__("re").search(r'<script[^>]+src="([^"]+)"', page).group(1)
+    asset = await hub_app.get(script)
+    assert asset.status == 200 and asset.headers["Cache-Control"] == "no-cache"
+
+
+async def test_missing_fields_are_reported_once_each(hub_app, fake_slack):
+    from helpers import connect_slack
+
+    await connect_slack(hub_app, auth("alice"))
+    resp = await hub_app.post("/api/integrations/slack/message", json={}, headers=auth("alice"))
+    details = (await resp.json())["error"]["details"]
+    fields = [d["field"] for d in details]
+    assert len(fields) == len(set(fields)) and "channel" in fields

@@ -49,6 +49,7 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True) -> web.Application:
     app = web.Application(middlewares=[envelope_middleware], client_max_size=hub.config.server.max_body_bytes)
     app[HUB_KEY] = hub
     app[SECRETS] = hub.secret_values
+    app.on_response_prepare.append(_static_headers)
     if manage_lifecycle:
         app.cleanup_ctx.append(_hub_context)
     r = app.router
@@ -84,8 +85,25 @@ def _caller(request: web.Request) -> Caller:
 # --- health ------------------------------------------------------------------------
 
 
+DASHBOARD_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    # The page holds Disconnect and Delete buttons: never frameable, nothing from elsewhere.
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+}
+
+
 async def dashboard(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache", "Referrer-Policy": "no-referrer"})
+    return web.FileResponse(STATIC / "index.html", headers=DASHBOARD_HEADERS)
+
+
+async def _static_headers(request: web.Request, response: web.StreamResponse) -> None:
+    # Revalidate the page's script and style, so an upgrade never pairs new HTML with old code.
+    if request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 async def favicon(request: web.Request) -> web.Response:

@@ -197,6 +197,7 @@ def _schemas() -> dict[str, Any]:
                 "account": {"type": "object"},
                 "scopes": {"type": "array", "items": {"type": "string"}},
                 "tokenExpiresAt": nullable_str,
+                "hasCredentials": {"type": "boolean", "description": "false after a disconnect: reactivating needs a new connect"},
                 "hasRefreshToken": {"type": "boolean"},
                 "connectedAt": nullable_str,
                 "updatedAt": nullable_str,

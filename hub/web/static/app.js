@@ -97,9 +97,10 @@
 
   function fullTime(iso) {
     const d = new Date(iso);
-    return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString('en', {
-      year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
-    });
+    if (Number.isNaN(d.getTime())) return String(iso);
+    const options = { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' };
+    if (d.getFullYear() !== new Date().getFullYear()) options.year = 'numeric';
+    return d.toLocaleString('en', options);
   }
 
   function timeEl(iso, kind) {
@@ -475,7 +476,11 @@
         actions.append(button('Pause', p + ':pause', () => setStatus(p, 'INACTIVE'), opts('pause', 'quiet')));
       }
       if (status === 'INACTIVE') {
-        actions.append(button('Resume', p + ':resume', () => setStatus(p, 'ACTIVE'), opts('resume')));
+        // Paused integrations keep their credentials and can resume; disconnected ones
+        // had them revoked and need a new connect (offered above).
+        if (integration.hasCredentials) {
+          actions.append(button('Resume', p + ':resume', () => setStatus(p, 'ACTIVE'), opts('resume')));
+        }
         actions.append(button('Delete', p + ':delete', () => remove(p), opts('delete', 'danger-quiet')));
       }
     }
