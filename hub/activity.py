@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, func, insert, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import metrics
@@ -51,11 +52,18 @@ class ActivityWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="hub-activity-writer")
 
-    async def stop(self) -> None:
-        """Write everything buffered, then stop the background task."""
+    async def stop(self, timeout: float | None = None) -> None:
+        """Write everything buffered, then stop the background task.
+
+        With ``timeout``, give up waiting after that long (the database is down, say):
+        what is still buffered then is reported in the log rather than hanging shutdown.
+        """
         if self._task is None:
             return
-        await self._queue.join()
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except asyncio.TimeoutError:
+            log.error("shutting down with %d activity rows not written: the database did not take them in %.0fs", self._queue.qsize(), timeout)
         self._task.cancel()
         try:
             await self._task
@@ -125,19 +133,40 @@ class ActivityWriter:
         delay = 0.1
         while True:
             try:
-                async with self._sessions.begin() as session:
-                    await session.execute(insert(IntegrationLog), batch)
-                self.written += len(batch)
-                metrics.ACTIVITY_WRITTEN.inc(len(batch))
-                metrics.ACTIVITY_BUFFERED.set(self._queue.qsize())
+                await self._insert(batch)
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                # Never drop rows: keep them and try again; requests wait on the full buffer.
+            except (OperationalError, InterfaceError, OSError, asyncio.TimeoutError) as exc:
+                # The database is away: keep the rows and try again; requests wait on the
+                # full buffer meanwhile (back-pressure), nothing is dropped.
                 log.error("activity write of %d rows failed (%s); retrying in %.1fs", len(batch), type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            except Exception as exc:
+                # Something in the rows themselves: write them one by one so a single bad
+                # row cannot block everyone's activity, and keep even that row, stripped.
+                log.error("activity batch refused (%s); writing its %d rows one by one", type(exc).__name__, len(batch))
+                for row in batch:
+                    await self._write_alone(row)
+                return
+
+    async def _write_alone(self, row: dict[str, Any]) -> None:
+        try:
+            await self._insert([row])
+        except (OperationalError, InterfaceError, OSError, asyncio.TimeoutError):
+            await self._write([row])
+        except Exception as exc:
+            stripped = {**row, "request_data": None, "response_data": None}
+            stripped["error_message"] = ((row.get("error_message") or "") + f" [payload not storable: {type(exc).__name__}]").strip()
+            await self._write([stripped])
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(insert(IntegrationLog), rows)
+        self.written += len(rows)
+        metrics.ACTIVITY_WRITTEN.inc(len(rows))
+        metrics.ACTIVITY_BUFFERED.set(self._queue.qsize())
 
 
 # --- reading -------------------------------------------------------------------------

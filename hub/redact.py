@@ -80,5 +80,7 @@ def capped(value: Any, limit: int) -> Any:
         return None
     text = json.dumps(value, default=str, ensure_ascii=False)
     if len(text.encode("utf-8")) <= limit:
-        return value
+        # The JSON round trip, not the value itself: a plugin may hand back a datetime
+        # or a set, which the database's JSON column would refuse.
+        return json.loads(text)
     return {"truncated": True, "size": len(text), "preview": text[: max(0, limit - 100)]}

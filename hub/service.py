@@ -7,6 +7,7 @@ lifecycle, calls the provider through the registry, and records what happened.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -36,6 +37,7 @@ from .errors import (
     ProviderError,
     ProviderNotConfigured,
     TokenExpired,
+    TransientProviderError,
 )
 from .lifecycle import Status, move, refused
 from .models import Integration, OAuthState, utcnow
@@ -214,7 +216,7 @@ class Hub:
         await self.activity.start()
 
     async def stop(self) -> None:
-        await self.activity.stop()
+        await self.activity.stop(timeout=self.config.server.shutdown_timeout)
         await self.upstream.close()
         await self.engine.dispose()
 
@@ -808,7 +810,15 @@ class Hub:
         except HubError as exc:
             await self.record(row, action.name, started, request=data, error=exc, secrets_=secrets_, pending_id=pending_id)
             raise
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
+                # A real cancellation (shutdown ran out of time): not the plugin's doing. A
+                # PENDING row must not stay pending for ever, so complete it before going.
+                if pending_id is not None:
+                    gone = TransientProviderError(f"{action.name} was cancelled before it finished", code="cancelled")
+                    await asyncio.shield(self.record(row, action.name, started, request=data, error=gone, secrets_=secrets_, pending_id=pending_id))
+                raise
             # A bug in the plugin: the call failed, the hub did not. Name the plugin, keep
             # the details (which may hold anything) in the server log by type only.
             log.error("provider plugin %s raised %s in action %s", rt.name, type(exc).__name__, action.name)
