@@ -884,8 +884,12 @@ def _token_rejected(rt: ProviderRuntime, exc: ProviderAuthError) -> BadRequest:
 def _check_token_text(token: Any) -> None:
     if not isinstance(token, str) or not token.strip():
         raise BadRequest("token: required, a non-empty string", details={"field": "token"})
-    if len(token) > MAX_TOKEN_LENGTH or any(c.isspace() for c in token.strip()):
-        raise BadRequest("token: not a plausible token (too long or contains spaces)", details={"field": "token"})
+    # Tokens are printable ASCII; anything else (spaces, control characters) could not even
+    # travel in an Authorization header.
+    if len(token) > MAX_TOKEN_LENGTH or not all(0x21 <= ord(c) <= 0x7E for c in token.strip()):
+        raise BadRequest(
+            "token: not a plausible token (too long, or characters other than printable ASCII)", details={"field": "token"}
+        )
 
 
 def hash_state(state: str) -> str:

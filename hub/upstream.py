@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from .errors import (
+    BadRequest,
     HubError,
     MalformedResponse,
     ProviderTimeout,
@@ -243,6 +244,9 @@ class ProviderHTTP:
                 raise
             except asyncio.TimeoutError:
                 raise ProviderTimeout(f"{self.provider} did not answer in time") from None
+            except ValueError:
+                # aiohttp refuses to send some values (control characters in a header, say)
+                raise BadRequest(f"the request to {self.provider} carries a value that cannot be sent over HTTP") from None
             except aiohttp.ClientError as exc:
                 raise TransientProviderError(
                     f"could not reach {self.provider}: {type(exc).__name__}"

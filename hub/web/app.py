@@ -46,7 +46,14 @@ CORE_ROUTES: dict[str, tuple[str, ...]] = {
 
 
 def create_app(hub: Hub, *, manage_lifecycle: bool = True) -> web.Application:
-    app = web.Application(middlewares=[envelope_middleware], client_max_size=hub.config.server.max_body_bytes)
+    app = web.Application(
+        middlewares=[envelope_middleware],
+        client_max_size=hub.config.server.max_body_bytes,
+        # Room for every query an action's schema admits, percent-encoded non-ASCII
+        # included, so that a too-long value is a 400 naming the field rather than
+        # the HTTP parser's own plain-text refusal.
+        handler_args={"max_line_size": 65536, "max_field_size": 16384},
+    )
     app[HUB_KEY] = hub
     app[SECRETS] = hub.secret_values
     app.on_response_prepare.append(_static_headers)

@@ -42,6 +42,13 @@ def _op(summary: str, data: dict[str, Any], *errors: int, params: list[dict[str,
     return op
 
 
+def _page_or_json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"text/html": {"schema": {"type": "string"}}, "application/json": {"schema": schema}},
+    }
+
+
 def _q(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
@@ -52,6 +59,20 @@ def document(hub: Hub) -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/healthz": {"get": _op("Liveness", {"type": "object"}, secured=False)},
         "/readyz": {"get": _op("Readiness: the database is reachable", {"type": "object"}, 503, secured=False)},
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text exposition format)",
+                "security": [],
+                "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}},
+            }
+        },
         "/api/providers": {"get": _op("Provider catalogue", {"$ref": _REF + "Catalogue"})},
         "/api/integrations": {"get": _op("The caller's integrations", {"type": "array", "items": integration})},
         "/api/integrations/{provider}": {
@@ -72,18 +93,24 @@ def document(hub: Hub) -> dict[str, Any]:
                 "security": [],
                 "parameters": [_PROVIDER, _q("state", {"type": "string"}), _q("code", {"type": "string"}), _q("error", {"type": "string"}), _q("error_description", {"type": "string"})],
                 "responses": {
-                    "200": {"description": "an HTML result page (JSON envelope with Accept: application/json)", "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "200": _page_or_json("an HTML result page, or with Accept: application/json the envelope", _ok({"$ref": _REF + "Integration"})),
                     "302": {"description": "redirect to the allow-listed return URL"},
-                    "400": {"$ref": "#/components/responses/E400"},
-                    "404": {"$ref": "#/components/responses/E404"},
-                    "502": {"$ref": "#/components/responses/E502"},
+                    **{
+                        str(status): _page_or_json(text, {"$ref": _REF + "Error"})
+                        for status, text in {
+                            400: "bad or used state, declined consent, missing code",
+                            404: "unknown provider",
+                            502: "the provider refused the code",
+                            503: "provider not configured",
+                        }.items()
+                    },
                 },
             }
         },
         "/api/integrations/{provider}/tokens": {
             "post": _op(
                 "Store a token obtained outside the redirect flow (verified with the provider first)",
-                integration, 404, 409, 413, 502, 503,
+                integration, 404, 409, 413, 415, 502, 503,
                 params=per_provider,
                 body={"type": "object", "required": ["token"], "additionalProperties": False, "properties": {"token": {"type": "string", "minLength": 1, "maxLength": 4096}}},
                 created=True,
@@ -93,7 +120,7 @@ def document(hub: Hub) -> dict[str, Any]:
         "/api/integrations/{provider}/status": {
             "get": _op("Live check against the provider; updates the state", integration, 404, 409, 429, 502, 503, 504, params=per_provider),
             "patch": _op(
-                "Deactivate or reactivate", integration, 404, 409, 502,
+                "Deactivate or reactivate", integration, 404, 409, 413, 415, 502,
                 params=per_provider,
                 body={"type": "object", "required": ["status"], "additionalProperties": False, "properties": {"status": {"enum": ["ACTIVE", "INACTIVE"]}, "reason": {"type": "string", "maxLength": 200}}},
             ),
@@ -135,7 +162,7 @@ def document(hub: Hub) -> dict[str, Any]:
                 "description": action.description,
                 "operationId": f"{name}_{action.name}",
                 "tags": [rt.info.title],
-                "responses": _responses({}, 404, 405, 409, 413, 429, 502, 503, 504),
+                "responses": _responses({}, 403, 404, 405, 409, 413, 415, 429, 502, 503, 504),
             }
             rest = {k: v for k, v in schema.get("properties", {}).items() if k not in action.path_params}
             if action.method in QUERY_METHODS:
@@ -161,7 +188,10 @@ def document(hub: Hub) -> dict[str, Any]:
             "responses": {
                 f"E{s}": {"description": d, "content": {"application/json": {"schema": {"$ref": _REF + "Error"}}}}
                 for s, d in {
-                    400: "bad input (details name the field)", 401: "missing or invalid JWT", 404: "unknown provider, action or integration",
+                    400: "bad input (details name the field)", 401: "missing or invalid JWT",
+                    403: "the provider refuses: the grant lacks a scope, or the resource is not the user's to change",
+                    404: "unknown provider, action or integration",
+                    415: "a body that is not application/json",
                     405: "wrong method", 409: "the integration's state does not allow this", 413: "body too large",
                     429: "rate limited upstream (Retry-After)", 502: "provider error", 503: "provider not configured / database unavailable",
                     504: "provider timeout",

@@ -189,7 +189,8 @@ async def availability(ctx: CallContext) -> dict[str, Any]:
     for calendar_id, entry in (answer.get("calendars") or {}).items():
         if entry.get("errors"):
             reason = entry["errors"][0].get("reason", "unknown")
-            raise ProviderError(f"Google Calendar could not read calendar {calendar_id!r}: {reason}", provider_code=reason)
+            status, code = {"notFound": (404, "provider_not_found"), "forbidden": (403, "provider_forbidden")}.get(reason, (None, None))
+            raise ProviderError(f"Google Calendar could not read calendar {calendar_id!r}: {reason}", provider_code=reason, status=status, code=code)
         busy.extend(entry.get("busy") or ())
     try:
         slots = free_slots(start, end, busy, tz=zone, hours=hours, minimum=timedelta(minutes=data.get("minimumMinutes", 30)))

@@ -425,9 +425,9 @@ def _parse_rfc3339(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):  # OverflowError: an instant before year 1 in UTC
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
 
 
 def _format_dt(instant: datetime, zone: Any) -> str:
@@ -1190,7 +1190,10 @@ button {{ padding: .6rem 1.5rem; font-size: .95rem; border-radius: 20px; cursor:
                 return None
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=_zone(when.get("timeZone")) or calendar_zone)
-            return parsed.astimezone(UTC)
+            try:
+                return parsed.astimezone(UTC)
+            except OverflowError:
+                return None
         if when.get("date"):
             try:
                 return _midnight(date.fromisoformat(when["date"]), calendar_zone)
@@ -1239,7 +1242,10 @@ button {{ padding: .6rem 1.5rem; font-size: .95rem; border-radius: 20px; cursor:
                 if when.get("timeZone") is None:
                     raise GoogleError(400, "required", f"Missing time zone definition for {key} time.")
                 parsed = parsed.replace(tzinfo=zone)
-            instants[key] = parsed.astimezone(UTC)
+            try:
+                instants[key] = parsed.astimezone(UTC)
+            except OverflowError:
+                raise GoogleError(400, "invalid", f"Invalid {key} time.") from None
             # Stored (and returned) with the offset of the event's own zone, as Google does.
             when["dateTime"] = _format_dt(instants[key], zone)
         if kinds["start"] != kinds["end"]:

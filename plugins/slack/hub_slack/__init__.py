@@ -239,8 +239,11 @@ def slack_error(body: Mapping[str, Any], response: UpstreamResponse) -> Provider
         return ProviderError(f"Slack rejected the request: {code}", provider_code=code, status=400, code="provider_rejected_input")
     if code == "missing_scope":
         needed = body.get("needed")
+        # The grant, not Slack, is what falls short: the user must reconnect with more scopes.
         return ProviderError(
             f"the Slack token lacks a scope{f' ({needed})' if needed else ''}: add it to providers.slack.scopes and reconnect",
             provider_code=code,
+            status=403,
+            code="missing_scope",
         )
     return ProviderError(f"Slack answered with an error: {code}", provider_code=code)

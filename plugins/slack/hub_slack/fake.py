@@ -714,7 +714,7 @@ button {{ flex: 1; padding: .7rem; font-size: 1rem; border-radius: 4px; cursor: 
     def _decode_cursor(self, cursor: Any) -> int:
         try:
             marker = base64.b64decode(str(cursor), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # ValueError: non-ASCII text is not base64 either
             raise SlackError("invalid_cursor") from None
         kind, _, channel_id = marker.partition(":")
         for index, channel in enumerate(self.channels):
