@@ -105,20 +105,24 @@ class ActivityWriter:
 
     async def _run(self) -> None:
         while True:
-            first = await self._queue.get()
-            batch = [first]
-            deadline = asyncio.get_running_loop().time() + self._interval
-            while len(batch) < self._batch:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except asyncio.TimeoutError:
-                    break
+            batch = [await self._queue.get()]
+            self._take_waiting(batch)
+            if len(batch) < self._batch:
+                # Not a full batch: give the rest of this interval's rows a chance to join
+                # it, once, rather than waking per row (which, under load, let the buffer
+                # fill up faster than it was written).
+                await asyncio.sleep(self._interval)
+                self._take_waiting(batch)
             await self._write(batch)
             for _ in batch:
                 self._queue.task_done()
+
+    def _take_waiting(self, batch: list[dict[str, Any]]) -> None:
+        while len(batch) < self._batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                return
 
     async def _drain_now(self) -> None:
         batch: list[dict[str, Any]] = []
