@@ -181,6 +181,7 @@ class Hub:
         if errors:
             raise ConfigError(errors, config.source)
         self.providers: dict[str, ProviderRuntime] = {}
+        self._secret_values: list[str] | None = None
         for name, section in config.enabled_providers().items():
             plugin = registry.providers.get(name)
             if plugin is not None:
@@ -233,11 +234,14 @@ class Hub:
             return {(provider, status): int(n) for provider, status, n in rows.all()}
 
     def secret_values(self) -> list[str]:
-        """Configured secrets, masked by value wherever they might surface."""
-        out = []
-        for rt in self.providers.values():
-            out.extend(str(rt.provider.settings.get(k) or "") for k in rt.info.secret_fields)
-        return [s for s in out if s]
+        """Configured secrets, masked by value wherever they might surface. Settings do not
+        change after start-up, so the list is built once, not on every activity row."""
+        if self._secret_values is None:
+            out = []
+            for rt in self.providers.values():
+                out.extend(str(rt.provider.settings.get(k) or "") for k in rt.info.secret_fields)
+            self._secret_values = [s for s in out if s]
+        return self._secret_values
 
     # --- lookups ---------------------------------------------------------------------
 
