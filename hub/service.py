@@ -44,6 +44,7 @@ from .models import Integration, OAuthState, utcnow
 from .plugins import ProviderPlugin, Registry
 from .ratelimit import RateLimit
 from .redact import capped, redact, redact_text
+from .rowread import IntegrationReader
 from .schema import InputValidator
 from .tokens import (
     ReconnectRequired,
@@ -161,6 +162,7 @@ class Hub:
         )
         self.engine = create_engine(config.database.url, pool_size=config.database.pool_size, echo=config.database.echo)
         self.sessions = sessionmaker(self.engine)
+        self.reader = IntegrationReader(config.database.url, pool_size=config.database.pool_size)
         up = config.upstream
         self.upstream = Upstream(
             UpstreamSettings(
@@ -219,6 +221,7 @@ class Hub:
     async def stop(self) -> None:
         await self.activity.stop(timeout=self.config.server.shutdown_timeout)
         await self.upstream.close()
+        await self.reader.close()
         await self.engine.dispose()
 
     async def ready(self) -> None:
@@ -265,10 +268,20 @@ class Hub:
         return rt
 
     async def _find(self, user_id: str, provider: str) -> Integration | None:
-        async with self.sessions() as session:
-            return await session.scalar(
-                select(Integration).where(Integration.user_id == user_id, Integration.provider == provider)
-            )
+        async def by_session() -> Integration | None:
+            async with self.sessions() as session:
+                return await session.scalar(
+                    select(Integration).where(Integration.user_id == user_id, Integration.provider == provider)
+                )
+
+        return await self.reader.by_owner(user_id, provider, by_session)
+
+    async def _get(self, integration_id: int) -> Integration | None:
+        async def by_session() -> Integration | None:
+            async with self.sessions() as session:
+                return await session.get(Integration, integration_id)
+
+        return await self.reader.by_id(integration_id, by_session)
 
     async def _require(self, user_id: str, rt: ProviderRuntime, *, allow_deleted: bool = True) -> Integration:
         row = await self._find(user_id, rt.name)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from . import metrics
 from .crypto import DecryptionFailed, KeyRing, token_context
@@ -105,12 +105,6 @@ class TokenSessions:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self._inflight: dict[int, asyncio.Task[Snapshot]] = {}
-
-    async def load(self, runtime: ProviderRuntime, user_id: str) -> Integration | None:
-        async with self.hub.sessions() as session:
-            return await session.scalar(
-                select(Integration).where(Integration.user_id == user_id, Integration.provider == runtime.name)
-            )
 
     def margin(self, row: Integration) -> float:
         """How long before expiry a token is refreshed: the configured margin, but never
@@ -253,8 +247,7 @@ class TokenSessions:
         return exc
 
     async def _get(self, integration_id: int) -> Integration:
-        async with self.hub.sessions() as session:
-            row = await session.get(Integration, integration_id)
+        row = await self.hub._get(integration_id)
         if row is None:
             raise Conflict("the integration was removed while refreshing")
         return row

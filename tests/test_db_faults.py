@@ -19,7 +19,7 @@ How the database is taken away depends on the backend, and each way is real:
   SQLite itself answers, also for a directory re-creation attempt), and the hub's
   connection pool is emptied with SQLAlchemy's public ``engine.dispose()``, which is the
   moment every pool reaches after an overflow connection is closed or a connection is
-  invalidated. Moving the directory back restores the database. No error is injected
+  invalidated (the action path's one-row reader is reset likewise). Moving the directory back restores the database. No error is injected
   into the hub's code: every 503 below comes from a real failure of the driver.
 """
 
@@ -129,7 +129,10 @@ class SqliteOutage:
 
     async def cut(self, hub: Any) -> None:
         self.down = True
-        await hub.engine.dispose()  # the pool lets go of its open files (see the module docstring)
+        # Both of the hub's connection holders let go of their open files (see the module
+        # docstring): the engine's pool, and the one-row reader of the action path.
+        await hub.engine.dispose()
+        hub.reader.reset()
         self.data.rename(self.away)
         self.data.write_text("not a directory: the database volume is gone\n")
 

@@ -1,0 +1,118 @@
+"""The integration read on the action path (hub/rowread.py).
+
+It bypasses the ORM session for speed, so it must give exactly what the session read
+gives, see every committed change at once (a cache it is not), and fall back to the
+session read, never fail on its own, when its connection is busy or gone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text, update
+
+from helpers import connect_slack
+from hub.models import Integration
+from hub.web import HUB_KEY
+from support import auth
+
+
+def columns(row: Integration) -> dict[str, Any]:
+    return {attr.key: getattr(row, attr.key) for attr in Integration.__mapper__.column_attrs}
+
+
+async def session_read(hub: Any, user: str, provider: str) -> Integration | None:
+    async with hub.sessions() as session:
+        return await session.scalar(select(Integration).where(Integration.user_id == user, Integration.provider == provider))
+
+
+class Counting:
+    """A fallback that records whether it was needed."""
+
+    def __init__(self, hub: Any, user: str, provider: str) -> None:
+        self.hub, self.user, self.provider, self.calls = hub, user, provider, 0
+
+    async def __call__(self) -> Integration | None:
+        self.calls += 1
+        return await session_read(self.hub, self.user, self.provider)
+
+
+async def test_fast_read_equals_the_session_read_column_for_column(hub_app: Any) -> None:
+    await connect_slack(hub_app, auth("alice"))
+    hub = hub_app.server.app[HUB_KEY]
+    expected = await session_read(hub, "alice", "slack")
+    fallback = Counting(hub, "alice", "slack")
+    got = await hub.reader.by_owner("alice", "slack", fallback)
+    assert fallback.calls == 0, "the fast path was not taken"
+    assert expected is not None and got is not None
+    assert columns(got) == columns(expected)
+    assert got.token_expiry is None or got.token_expiry.tzinfo is not None
+    assert got.created_at.utcoffset().total_seconds() == 0
+    assert isinstance(got.meta, dict) and got.meta.get("teamName") == "Fake Workspace"
+    by_id = await hub.reader.by_id(expected.id, fallback)
+    assert fallback.calls == 0 and by_id is not None and columns(by_id) == columns(expected)
+    assert await hub.reader.by_owner("nobody", "slack", fallback) is None
+    assert await hub.reader.by_id(10**9, fallback) is None
+    assert fallback.calls == 0
+
+
+async def test_a_committed_change_is_seen_by_the_very_next_read(hub_app: Any) -> None:
+    """Another connection (another process, in production) disconnects the integration:
+    the next action call must see it and refuse, not use the old token."""
+    await connect_slack(hub_app, auth("alice"))
+    hub = hub_app.server.app[HUB_KEY]
+    resp = await hub_app.post("/api/integrations/slack/message", json={"channel": "general", "text": "before"}, headers=auth("alice"))
+    assert resp.status == 200
+    async with hub.sessions.begin() as session:
+        await session.execute(
+            update(Integration)
+            .where(Integration.user_id == "alice")
+            .values(status="INACTIVE", access_token=None, refresh_token=None, version=Integration.version + 1)
+        )
+    resp = await hub_app.post("/api/integrations/slack/message", json={"channel": "general", "text": "after"}, headers=auth("alice"))
+    assert resp.status == 409
+    assert (await resp.json())["error"]["details"]["status"] == "INACTIVE"
+
+
+async def test_sqlite_reader_falls_back_when_its_database_is_not_there(hub_app: Any, tmp_path: Path) -> None:
+    hub = hub_app.server.app[HUB_KEY]
+    if hub.engine.dialect.name != "sqlite":
+        pytest.skip("the SQLite reader")
+    await connect_slack(hub_app, auth("alice"))
+    hub.reader.reset()
+    missing = tmp_path / "gone" / "hub.db"
+    real = hub.reader._sqlite_path
+    hub.reader._sqlite_path = str(missing)
+    try:
+        fallback = Counting(hub, "alice", "slack")
+        row = await hub.reader.by_owner("alice", "slack", fallback)
+        assert fallback.calls == 1 and row is not None and row.user_id == "alice"
+        assert not missing.parent.exists(), "the reader must never create a database"
+    finally:
+        hub.reader._sqlite_path = real
+        hub.reader.reset()
+    fallback = Counting(hub, "alice", "slack")
+    assert (await hub.reader.by_owner("alice", "slack", fallback)) is not None and fallback.calls == 0
+
+
+async def test_postgres_reader_survives_its_connection_being_killed(hub_app: Any) -> None:
+    hub = hub_app.server.app[HUB_KEY]
+    if hub.engine.dialect.name != "postgresql":
+        pytest.skip("the PostgreSQL reader")
+    await connect_slack(hub_app, auth("alice"))
+    fallback = Counting(hub, "alice", "slack")
+    assert await hub.reader.by_owner("alice", "slack", fallback) is not None and fallback.calls == 0
+    # Kill every connection the reader's pool holds, as a server restart or a proxy would.
+    async with hub.reader._engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        mine = raw.driver_connection.get_server_pid()
+    async with hub.engine.connect() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": mine})
+    row = await hub.reader.by_owner("alice", "slack", fallback)
+    assert row is not None and row.user_id == "alice" and fallback.calls == 1
+    resp = await hub_app.post("/api/integrations/slack/message", json={"channel": "general", "text": "hi"}, headers=auth("alice"))
+    assert resp.status == 200
+    calls = fallback.calls
+    assert await hub.reader.by_owner("alice", "slack", fallback) is not None and fallback.calls == calls, "fast path not restored"
