@@ -252,3 +252,64 @@ async def test_api_answers_401_with_codes(hub_app) -> None:
     body = await resp.json()
     assert resp.status == 401 and body["error"]["code"] == "unauthorized"
     assert wrong not in json.dumps(body)
+
+
+# --- the cache of verified tokens -------------------------------------------------------
+
+
+def counting_decode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    real = jwt.decode
+
+    def decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", decode)
+    return seen
+
+
+def test_a_token_that_verified_is_not_verified_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = JWTVerifier(secret=SECRET)
+    seen = counting_decode(monkeypatch)
+    token = hs(claims())
+    first = verifier.verify(bearer(token))
+    again = verifier.verify(bearer(token))
+    assert again == first and again.user_id == "alice"
+    assert seen == [token]
+
+
+def test_a_cached_token_is_refused_once_it_expires() -> None:
+    verifier = JWTVerifier(secret=SECRET, leeway=0)
+    exp = int(time.time()) + 1
+    token = hs(claims(exp=exp))
+    assert verifier.verify(bearer(token)).user_id == "alice"
+    time.sleep(max(0.0, exp - time.time()) + 0.05)  # the real clock: PyJWT reads its own
+    err = rejected(verifier, bearer(token))
+    assert err.code == "token_expired"
+    assert token not in verifier._verified
+
+
+def test_a_tampered_copy_of_a_cached_token_is_refused() -> None:
+    verifier = JWTVerifier(secret=SECRET)
+    token = hs(claims())
+    verifier.verify(bearer(token))
+    head, payload, sig = token.split(".")
+    forged_payload = _b64(json.dumps(claims(sub="someone-else")).encode())
+    for forged in (f"{head}.{forged_payload}.{sig}", f"{head}.{payload}.{sig[:-2]}AA"):
+        rejected(verifier, bearer(forged))
+    # Refusals are not remembered as anything, and the good token still works.
+    assert list(verifier._verified) == [token]
+    assert verifier.verify(bearer(token)).user_id == "alice"
+
+
+def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = JWTVerifier(secret=SECRET)
+    verifier.cache_size = 3
+    seen = counting_decode(monkeypatch)
+    tokens = [hs(claims(sub=f"user-{i}")) for i in range(5)]
+    for token in tokens:
+        verifier.verify(bearer(token))
+    assert len(verifier._verified) == 3
+    verifier.verify(bearer(tokens[0]))  # evicted: verified afresh
+    assert seen.count(tokens[0]) == 2
