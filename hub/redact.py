@@ -8,6 +8,7 @@ inside longer strings such as URLs or provider error messages.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -38,7 +39,10 @@ _SECRET_PARAMS = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
+    # Cached: payloads repeat the same few keys on every call, and the answer for a key
+    # never changes.
     return bool(_SECRET_KEY.search(key))
 
 
@@ -75,12 +79,20 @@ def _mask_string(text: str, known: list[str]) -> str:
 
 
 def capped(value: Any, limit: int) -> Any:
-    """``value`` itself if its JSON form fits in ``limit`` bytes, else a marked preview."""
+    """``value`` itself if its JSON form fits in ``limit`` bytes, else a marked preview.
+
+    A value that is not plain JSON (a plugin may hand back a datetime, a set, a Decimal)
+    comes back as its JSON round trip, which the database's JSON column accepts.
+    """
     if value is None:
         return None
-    text = json.dumps(value, default=str, ensure_ascii=False)
-    if len(text.encode("utf-8")) <= limit:
-        # The JSON round trip, not the value itself: a plugin may hand back a datetime
-        # or a set, which the database's JSON column would refuse.
-        return json.loads(text)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+        plain = True
+    except (TypeError, ValueError):
+        text = json.dumps(value, default=str, ensure_ascii=False)
+        plain = False
+    # At most 4 bytes per character in UTF-8: skip the encoding when it cannot matter.
+    if len(text) * 4 <= limit or len(text.encode("utf-8")) <= limit:
+        return value if plain else json.loads(text)
     return {"truncated": True, "size": len(text), "preview": text[: max(0, limit - 100)]}

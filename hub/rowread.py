@@ -60,7 +60,13 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
+_NEW = Integration.__mapper__.class_manager.new_instance
+
+
 def _build(values: Any) -> Integration:
+    # The way the ORM itself populates a loaded instance: a new instance whose attribute
+    # dictionary is filled directly, with no change events (the keyword constructor
+    # fires one per column, which cost 13 µs against 1 µs).
     fields = {}
     for (_, key), value in zip(_COLUMNS, values):
         if key in _TIMES:
@@ -68,7 +74,9 @@ def _build(values: Any) -> Integration:
         elif key in _JSON:
             value = _json(value)
         fields[key] = value
-    return Integration(**fields)
+    row = _NEW()
+    row.__dict__.update(fields)
+    return row
 
 
 class IntegrationReader:

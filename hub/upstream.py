@@ -235,9 +235,10 @@ class ProviderHTTP:
                     return UpstreamResponse(
                         provider=self.provider,
                         method=method,
-                        url=str(resp.url.with_query(None)),
+                        url=url.partition("?")[0],
                         status=resp.status,
-                        headers=dict(resp.headers),
+                        # aiohttp's read-only view: header names stay case-insensitive.
+                        headers=resp.headers,
                         body=body,
                     )
             except HubError:
@@ -254,8 +255,13 @@ class ProviderHTTP:
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int, provider: str) -> bytes:
-    if resp.content_length is not None and resp.content_length > cap:
-        raise MalformedResponse(f"{provider} answered with {resp.content_length} bytes, over the {cap}-byte limit")
+    if resp.content_length is not None:
+        if resp.content_length > cap:
+            raise MalformedResponse(f"{provider} answered with {resp.content_length} bytes, over the {cap}-byte limit")
+        # A declared length within the cap: aiohttp reads exactly that much (a longer
+        # body is a protocol error), so one read is as safe as counting chunks.
+        if not resp.headers.get("Content-Encoding"):
+            return await resp.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(64 * 1024):

@@ -59,3 +59,22 @@ async def test_full_flow_leaks_nothing(hub_app, fake_slack, caplog):
             assert secret not in text, f"a secret leaked into the {where}"
     # and the redaction did not just blank everything: the activity is still informative
     assert "post_message" in haystacks["activity and rows"] and "channel_not_found" in haystacks["activity and rows"]
+
+
+def test_capped_keeps_plain_json_and_makes_the_rest_storable() -> None:
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from hub.redact import capped
+
+    plain = {"ok": True, "items": [1, 2.5, "é", None]}
+    assert capped(plain, 1000) is plain
+    odd = {"when": datetime(2026, 1, 2, tzinfo=timezone.utc), "amount": Decimal("1.10"), "tags": {"a"}}
+    stored = capped(odd, 1000)
+    assert stored == {"when": "2026-01-02 00:00:00+00:00", "amount": "1.10", "tags": "{'a'}"}
+    assert json.loads(json.dumps(stored)) == stored
+    # The limit counts UTF-8 bytes: 300 three-byte characters are 900 bytes, not 300.
+    wide = {"text": "€" * 300}
+    assert capped(wide, 2000) is wide
+    cut = capped(wide, 500)
+    assert cut["truncated"] is True and cut["size"] == len(json.dumps(wide, ensure_ascii=False))

@@ -3,6 +3,7 @@ a FAILED activity row, and no change of state unless the lifecycle says so."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 
@@ -117,15 +118,27 @@ async def test_refused_connection_is_a_502(second_hub):
 
 
 @pytest.fixture
-async def odd_server(aiohttp_server):
+async def raw_server(aiohttp_server):
+    """A server answering every call with ``respond(request)``, headers and all."""
+
+    async def make(respond):
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", respond)
+        server = await aiohttp_server(app)
+        return str(server.make_url("/api"))
+
+    return make
+
+
+@pytest.fixture
+async def odd_server(raw_server):
+    """A server answering every call with ``body``."""
+
     async def make(body: bytes, content_type: str = "application/json"):
         async def answer(request: web.Request) -> web.Response:
             return web.Response(body=body, content_type=content_type)
 
-        app = web.Application()
-        app.router.add_route("*", "/api/{method}", answer)
-        server = await aiohttp_server(app)
-        return str(server.make_url("/api"))
+        return await raw_server(answer)
 
     return make
 
@@ -143,3 +156,35 @@ async def test_oversized_response_is_refused(second_hub, odd_server):
     resp = await post(client)
     body = await resp.json()
     assert resp.status == 502 and "limit" in body["error"]["message"]
+
+
+async def test_oversized_chunked_response_without_a_length_is_refused(second_hub, raw_server):
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(b'{"ok": true, "padding": "')
+        for _ in range(20):
+            await resp.write(b"x" * 1000)
+        await resp.write(b'"}')
+        return resp
+
+    client = await second_hub(await raw_server(chunked), max_response_bytes=4096)
+    resp = await post(client)
+    body = await resp.json()
+    assert resp.status == 502 and "limit" in body["error"]["message"], body
+
+
+async def test_a_small_compressed_body_is_capped_by_its_decompressed_size(second_hub, raw_server):
+    """A few hundred gzip bytes can unpack to megabytes: the cap counts what is unpacked."""
+    plain = json.dumps({"ok": True, "padding": "x" * 200_000}).encode()
+    packed = gzip.compress(plain)
+    assert len(packed) < 4096 < len(plain)
+
+    async def bomb(request: web.Request) -> web.Response:
+        return web.Response(body=packed, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+
+    client = await second_hub(await raw_server(bomb), max_response_bytes=4096)
+    resp = await post(client)
+    body = await resp.json()
+    assert resp.status == 502 and "limit" in body["error"]["message"], body
