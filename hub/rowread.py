@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import configure_mappers
 
 from .models import Integration
 
@@ -64,6 +65,8 @@ _NEW = Integration.__mapper__.class_manager.new_instance
 
 
 def _build(values: Any) -> Integration:
+    # Instances made this way skip the constructor, which is where the ORM configures
+    # its mappers on first use; the reader's __init__ does that instead.
     # The way the ORM itself populates a loaded instance: a new instance whose attribute
     # dictionary is filled directly, with no change events (the keyword constructor
     # fires one per column, which cost 13 µs against 1 µs).
@@ -83,6 +86,8 @@ class IntegrationReader:
     """``by_owner`` and ``by_id`` for one hub; ``fallback`` is the ordinary session read."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        # A fresh process may serve its first call before any ORM query has run.
+        configure_mappers()
         parsed = make_url(url)
         self._sqlite_path: str | None = None
         self._sqlite: sqlite3.Connection | None = None

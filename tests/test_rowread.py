@@ -116,3 +116,38 @@ async def test_postgres_reader_survives_its_connection_being_killed(hub_app: Any
     assert resp.status == 200
     calls = fallback.calls
     assert await hub.reader.by_owner("alice", "slack", fallback) is not None and fallback.calls == calls, "fast path not restored"
+
+
+def test_a_fresh_process_can_serve_its_first_read_before_any_orm_query(tmp_path: Path) -> None:
+    """After a restart the first call may reach the reader before anything has used the
+    ORM; the instances it builds must work all the same."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    db = tmp_path / "hub.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            'CREATE TABLE integrations (id INTEGER PRIMARY KEY, user_id TEXT, provider TEXT, status TEXT, status_reason TEXT, '
+            "access_token TEXT, refresh_token TEXT, token_expiry DATETIME, scopes JSON, metadata JSON, created_at DATETIME, "
+            "updated_at DATETIME, last_sync_at DATETIME, version INTEGER, refresh_lease_until DATETIME)"
+        )
+        conn.execute(
+            "INSERT INTO integrations VALUES (1, 'alice', 'slack', 'ACTIVE', NULL, 'x', NULL, NULL, '[\"a\"]', '{\"teamName\": \"T\"}', "
+            "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', NULL, 3, NULL)"
+        )
+    script = (
+        "import asyncio, sys\n"
+        "from hub.rowread import IntegrationReader\n"
+        "async def main():\n"
+        "    async def nope():\n"
+        "        raise SystemExit('fell back')\n"
+        "    reader = IntegrationReader(sys.argv[1])\n"
+        "    row = await reader.by_owner('alice', 'slack', nope)\n"
+        "    print(row.status, row.meta['teamName'], row.scopes, row.created_at.isoformat(), row.version)\n"
+        "    await reader.close()\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, f"sqlite+aiosqlite:///{db}"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["ACTIVE", "T", "['a']", "2026-01-01T00:00:00+00:00", "3"]
