@@ -95,6 +95,31 @@ class IntegrationLog(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ActivityHour(Base):
+    """Hourly totals of ``kind == "call"`` activity rows, kept by the activity writer in the
+    same transaction as the rows themselves (see ``hub.activity``), so statistics read a few
+    thousand of these instead of every row in their window.
+
+    One row per integration, UTC hour, action and duration bucket; ``bucket`` is the lowest
+    duration in milliseconds the bucket holds (``hub.activity.duration_bucket``).
+    ``pending`` counts every status other than SUCCESS and FAILED (PENDING in practice), so
+    the three counts add up to the number of call rows."""
+
+    __tablename__ = "activity_hourly"
+    # SQLite: store the rows in primary-key order, so an integration's hours are read as
+    # one contiguous range without a second lookup per row.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    integration_id: Mapped[int] = mapped_column(BigId, ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    action: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    pending: Mapped[int] = mapped_column(Integer, default=0)
+    total_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class OAuthState(Base):
     __tablename__ = "oauth_states"
 

@@ -23,7 +23,8 @@ from hub.cli import main
 from hub.crypto import KeyRing, generate_key, key_id
 from hub.db import create_engine, sessionmaker
 from hub.errors import Unauthorized
-from hub.models import Integration, IntegrationLog, utcnow
+from hub.activity import rebuild_rollups
+from hub.models import ActivityHour, Integration, IntegrationLog, utcnow
 from hub.tokens import decrypt_token, encrypt_into
 from hub.types import TokenSet
 
@@ -260,15 +261,15 @@ def test_db_upgrade_then_current(runner: CliRunner, tmp_path: Path) -> None:
 
     up = invoke(runner, "db", "upgrade", "--config", str(config))
     assert up.exit_code == 0, up.output
-    assert up.stdout.strip() == "database at revision 0001"
+    assert up.stdout.strip() == "database at revision 0002"
     assert (tmp_path / "db" / "hub.db").exists()
 
     current = invoke(runner, "db", "current", "--config", str(config))
     assert current.exit_code == 0
-    assert current.stdout.strip() == "0001"
+    assert current.stdout.strip() == "0002"
 
     again = invoke(runner, "db", "upgrade", "--config", str(config))  # idempotent
-    assert again.exit_code == 0 and again.stdout.strip() == "database at revision 0001"
+    assert again.exit_code == 0 and again.stdout.strip() == "database at revision 0002"
 
 
 # --- hub keys rotate --------------------------------------------------------------------------
@@ -383,15 +384,23 @@ def test_logs_prune_deletes_only_old_rows(runner: CliRunner, tmp_path: Path) -> 
             await s.flush()
             for action, age in ages.items():
                 s.add(IntegrationLog(integration_id=row.id, action=action, status="SUCCESS", duration_ms=1, created_at=now - age))
+            await s.flush()
+            # Written around the activity writer: count them into the hourly rollup as well.
+            await rebuild_rollups(s)
 
     run_db(url, seed)
 
     def remaining() -> set[str]:
         async def fn(sessions: Any) -> set[str]:
             async with sessions() as s:
-                return set((await s.scalars(select(IntegrationLog.action))).all())
+                actions = set((await s.scalars(select(IntegrationLog.action))).all())
+                rolled = set((await s.scalars(select(ActivityHour.action).where(ActivityHour.succeeded > 0))).all())
+            assert rolled == actions, "the rollup no longer matches the rows that are left"
+            return actions
 
         return run_db(url, fn)
+
+    assert remaining() == set(ages)
 
     # default: activity.retention_days (3) from the config
     result = invoke(runner, "logs", "prune", "--config", str(config))

@@ -58,7 +58,7 @@ async def test_connect_act_observe_disconnect_delete(hub_app, fake_slack):
     stats = (await resp.json())["data"]
     assert set(stats) == {
         "period", "totalRequests", "successfulRequests", "failedRequests", "successRate",
-        "averageDuration", "p50Duration", "p95Duration", "actionBreakdown",
+        "averageDuration", "p50Duration", "p95Duration", "percentilesEstimated", "actionBreakdown",
     }
     assert stats["period"] == "Last 7 days"
     assert stats["totalRequests"] == stats["successfulRequests"] == 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..activity import LOG_STATUSES
+from ..activity import EXACT_PERCENTILES_UP_TO, LOG_STATUSES
 from ..schema import QUERY_METHODS
 
 if TYPE_CHECKING:
@@ -287,6 +287,11 @@ def _schemas() -> dict[str, Any]:
                 "averageDuration": {"type": "integer"},
                 "p50Duration": {"type": "integer"},
                 "p95Duration": {"type": "integer"},
+                "percentilesEstimated": {
+                    "type": "boolean",
+                    "description": f"true when p50/p95 were read from duration buckets (the window holds over {EXACT_PERCENTILES_UP_TO:,} "
+                    "calls): within 5% of the exact value, and exact under 20 ms",
+                },
                 "actionBreakdown": {
                     "type": "array",
                     "items": {"type": "object", "required": ["action", "count"], "properties": {"action": {"type": "string"}, "count": {"type": "integer"}}},
