@@ -142,12 +142,12 @@ async def run(args: argparse.Namespace, db_url: str, upstream: B.Upstream) -> li
             return await hub._require(caller.user_id, rt, allow_deleted=False)
 
         row = await read_row()
-        out.append(("integration row read (ORM select)", await timed(n, read_row), f"{await raw_row_read(db_url, row.id, n):.1f} (bare driver)",
-                    "service.py _require/_find: a session, a SELECT, a rollback"))
+        out.append(("integration row read", await timed(n, read_row), f"{await raw_row_read(db_url, row.id, n):.1f} (bare async driver)",
+                    "rowread.py IntegrationReader: one SELECT (sqlite3 on the loop, or asyncpg fetchrow)"))
 
-        # 4b. what the same read costs by other routes through SQLAlchemy (what-ifs)
-        for label, us in (await row_read_variants(hub, db_url, n)).items():
-            out.append((f"  what-if: {label}", us, "", "bench/hotpath.py row_read_variants"))
+        # 4b. the same read through an ORM session, as the hub did it before hub/rowread.py
+        out.append(("  for comparison: the same read through an ORM session", await timed(n, lambda: orm_row_read(hub)), "",
+                    "bench/hotpath.py orm_row_read"))
 
         # 5. the token
         out.append(("token decrypt (AES-GCM, 1 field)", await timed(n, lambda: decrypt_token(hub.keyring, row), is_async=False), "",
@@ -218,37 +218,14 @@ async def run(args: argparse.Namespace, db_url: str, upstream: B.Upstream) -> li
     return out
 
 
-async def row_read_variants(hub: Any, db_url: str, n: int) -> dict[str, Any]:
-    """The integration row by other routes, for the recommendation in docs/performance.md."""
-    from sqlalchemy import bindparam, select
-    from sqlalchemy.ext.asyncio import create_async_engine
+async def orm_row_read(hub: Any) -> Any:
+    """An AsyncSession, a SELECT, instance loading and a rollback: the old read."""
+    from sqlalchemy import select
 
     from hub.models import Integration
 
-    table = Integration.__table__
-    stmt = select(table).where(table.c.user_id == bindparam("u"), table.c.provider == bindparam("p"))
-    params = {"u": USER, "p": "slack"}
-    out: dict[str, Any] = {}
-
-    async def core(engine: Any) -> None:
-        async with engine.connect() as conn:
-            row = (await conn.execute(stmt, params)).first()
-        Integration(**{("meta" if k == "metadata" else k): v for k, v in row._mapping.items()})
-
-    out["Core select + detached model, hub's engine"] = await timed(n, lambda: core(hub.engine))
-    autocommit = hub.engine.execution_options(isolation_level="AUTOCOMMIT")
-    out["Core select, hub's engine with AUTOCOMMIT option"] = await timed(n, lambda: core(autocommit))
-    kw: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
-    if db_url.startswith("sqlite"):
-        kw["connect_args"] = {"timeout": 30}
-    else:
-        kw.update(pool_size=10, max_overflow=10, pool_pre_ping=False)
-    reader = create_async_engine(db_url, **kw)
-    try:
-        out["Core select, own AUTOCOMMIT engine, no pre-ping"] = await timed(n, lambda: core(reader))
-    finally:
-        await reader.dispose()
-    return out
+    async with hub.sessions() as session:
+        return await session.scalar(select(Integration).where(Integration.user_id == USER, Integration.provider == "slack"))
 
 
 async def raw_row_read(db_url: str, integration_id: int, n: int) -> float:
