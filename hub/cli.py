@@ -401,7 +401,7 @@ def logs_group() -> None:
 @config_option
 @click.option("--days", type=click.IntRange(1), help="Keep this many days (default: activity.retention_days).")
 def logs_prune(config_path: str | None, days: int | None) -> None:
-    """Delete activity rows older than the retention period."""
+    """Delete activity rows older than the retention period, and their hourly statistics."""
     from .activity import prune
     from .db import create_engine, sessionmaker
     from .models import utcnow
