@@ -10,8 +10,8 @@ Statistics do not read every row of their window. The writer keeps ``activity_ho
 (:class:`~hub.models.ActivityHour`) in the same transaction as the rows it inserts: per
 integration, UTC hour, action and duration bucket, the calls that succeeded, failed or
 are pending, and their summed duration. :func:`stats` adds up the whole hours of its
-window from there and reads raw rows only for the part of an hour the window starts in,
-so its counts, rates, averages and breakdown are exact. Percentiles are exact too while
+window from there and reads raw rows only for at most half of the hour the window
+starts in, so its counts, rates, averages and breakdown are exact. Percentiles are exact too while
 the window holds at most :data:`EXACT_PERCENTILES_UP_TO` calls; above that they are read
 from the duration buckets, within 5% of the exact value (see :func:`duration_bucket`).
 """
@@ -475,15 +475,32 @@ def percent(part: int, whole: int) -> str:
     return f"{(100.0 * part / whole) if whole else 0.0:.2f}%"
 
 
-def _first_whole_hour(since: datetime) -> datetime:
-    """The first hour that lies wholly inside a window starting at ``since``."""
-    start = hour_of(since)
-    return start if start == since else start + HOUR
+@dataclass(frozen=True)
+class _Window:
+    """How a window starting at ``since`` is read: rollup hours from ``first_hour`` on,
+    plus (``sign`` +1) or less (``sign`` -1) the raw call rows in ``[raw_from, raw_to)``.
 
+    The hour the window starts in is read from whichever side of ``since`` holds less of
+    it: the rows after ``since`` are added to the later hours, or the whole hour is taken
+    from the rollup and the rows before ``since`` taken away. Either way the result is
+    exact, and at most half an hour of raw rows is read."""
 
-def _calls_between(since: datetime, until: datetime) -> list[Any]:
-    """Raw call rows in ``[since, until)``: the part of an hour a window starts in."""
-    return [IntegrationLog.kind == "call", IntegrationLog.created_at >= since, IntegrationLog.created_at < until]
+    first_hour: datetime
+    raw_from: datetime
+    raw_to: datetime
+    sign: int
+
+    @classmethod
+    def starting(cls, since: datetime) -> _Window:
+        start = hour_of(since)
+        if since == start:
+            return cls(start, since, since, 0)
+        if since - start < HOUR / 2:
+            return cls(start, start, since, -1)
+        return cls(start + HOUR, since, start + HOUR, 1)
+
+    def raw_calls(self) -> list[Any]:
+        return [IntegrationLog.kind == "call", IntegrationLog.created_at >= self.raw_from, IntegrationLog.created_at < self.raw_to]
 
 
 def _pick(sorted_counts: Sequence[tuple[int, int]], total: int, q: float) -> int:
@@ -503,40 +520,40 @@ async def stats(
 ) -> dict[str, Any]:
     """The statistics of one integration over the window ``[now - days, now]``.
 
-    Whole hours come from the rollup, the part of the first hour from raw rows, so every
-    figure but the percentiles is exact. p50/p95 are exact while the window holds at most
+    Whole hours come from the rollup and the hour the window starts in is completed from
+    raw rows (see :class:`_Window`), so every figure but the percentiles is exact. p50/p95 are exact while the window holds at most
     ``exact_up_to`` calls, and otherwise estimated from the duration buckets (within 5%;
     ``percentilesEstimated`` says which)."""
     since = (now or utcnow()) - timedelta(days=days)
-    first = _first_whole_hour(since)
+    window = _Window.starting(since)
     per_action: dict[str, list[int]] = {}  # action -> [succeeded, failed, pending, total_ms]
     buckets: Counter[int] = Counter()
 
-    def add(action: str, bucket: int, counts: Sequence[int]) -> None:
+    def add(action: str, bucket: int, counts: Sequence[int], sign: int = 1) -> None:
         acc = per_action.setdefault(action, [0, 0, 0, 0])
         for i, n in enumerate(counts):
-            acc[i] += int(n or 0)
-        buckets[bucket] += sum(int(n or 0) for n in counts[:3])
+            acc[i] += sign * int(n or 0)
+        buckets[bucket] += sign * sum(int(n or 0) for n in counts[:3])
 
     h = ActivityHour
     hours = await session.execute(
         select(h.action, h.bucket, func.sum(h.succeeded), func.sum(h.failed), func.sum(h.pending), func.sum(h.total_ms))
-        .where(h.integration_id == integration_id, h.hour >= first)
+        .where(h.integration_id == integration_id, h.hour >= window.first_hour)
         .group_by(h.action, h.bucket)
     )
     for action, bucket, *counts in hours.all():
         add(action, bucket, counts)
-    if first > since:
+    if window.sign:
         lg = IntegrationLog
         edge = await session.execute(
             select(lg.action, lg.status, lg.duration_ms, func.count())
-            .where(lg.integration_id == integration_id, *_calls_between(since, first))
+            .where(lg.integration_id == integration_id, *window.raw_calls())
             .group_by(lg.action, lg.status, lg.duration_ms)
         )
         for action, status, ms, n in edge.all():
             counts = [0, 0, 0, int(ms) * n]
             counts[_SLOT.get(status, 2)] = n
-            add(action, duration_bucket(int(ms)), counts)
+            add(action, duration_bucket(int(ms)), counts, window.sign)
 
     total = sum(c[0] + c[1] + c[2] for c in per_action.values())
     ok = sum(c[0] for c in per_action.values())
@@ -604,29 +621,30 @@ async def daily(session: AsyncSession, integration_id: int, days: int, *, now: d
 
 async def summaries(session: AsyncSession, integration_ids: Sequence[int], days: int = 7, *, now: datetime | None = None) -> dict[int, dict[str, Any]]:
     """Total and success counts for many integrations (for list views): one query over
-    the rollup's whole hours, one over the raw rows of the window's first partial hour."""
+    the rollup, one over the raw rows of part of the hour the window starts in."""
     if not integration_ids:
         return {}
-    since = (now or utcnow()) - timedelta(days=days)
-    first = _first_whole_hour(since)
+    window = _Window.starting((now or utcnow()) - timedelta(days=days))
     found: dict[int, list[int]] = {iid: [0, 0] for iid in integration_ids}
     h = ActivityHour
-    parts = [
+    parts = [(
         select(h.integration_id, func.sum(h.succeeded + h.failed + h.pending), func.sum(h.succeeded))
-        .where(h.integration_id.in_(integration_ids), h.hour >= first)
-        .group_by(h.integration_id)
-    ]
-    if first > since:
+        .where(h.integration_id.in_(integration_ids), h.hour >= window.first_hour)
+        .group_by(h.integration_id),
+        1,
+    )]
+    if window.sign:
         lg = IntegrationLog
-        parts.append(
+        parts.append((
             select(lg.integration_id, func.count(), func.sum(case((lg.status == SUCCESS, 1), else_=0)))
-            .where(lg.integration_id.in_(integration_ids), *_calls_between(since, first))
-            .group_by(lg.integration_id)
-        )
-    for stmt in parts:
+            .where(lg.integration_id.in_(integration_ids), *window.raw_calls())
+            .group_by(lg.integration_id),
+            window.sign,
+        ))
+    for stmt, sign in parts:
         for iid, n, ok in (await session.execute(stmt)).all():
-            found[iid][0] += int(n or 0)
-            found[iid][1] += int(ok or 0)
+            found[iid][0] += sign * int(n or 0)
+            found[iid][1] += sign * int(ok or 0)
     return {
         iid: {"period": period_label(days), "totalRequests": n, "successRate": percent(ok, n)}
         for iid, (n, ok) in ((i, found[i]) for i in integration_ids)

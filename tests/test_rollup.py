@@ -164,11 +164,14 @@ async def test_rollup_matches_a_recount_after_every_kind_of_write(db_url: str, m
     await engine.dispose()
 
 
-async def test_stats_daily_and_summaries_are_exact_when_the_window_starts_mid_hour(db_url: str) -> None:
+@pytest.mark.parametrize("now", [NOW, NOW + timedelta(minutes=25)], ids=["start-at-20-past", "start-at-45-past"])
+async def test_stats_daily_and_summaries_are_exact_when_the_window_starts_mid_hour(db_url: str, now: datetime) -> None:
+    """Early in an hour the rows before the window's start are taken off that whole hour;
+    late in an hour the rows after it are added to the hours that follow."""
     engine, sessions, ids = await make_db(db_url, integrations=2)
-    since = NOW - timedelta(days=1)  # 00:20 the day before
+    since = now - timedelta(days=1)
     rows = []
-    for minute in range(0, 120, 3):  # 23:20 two days back to 01:17 the day before, every 3 minutes
+    for minute in range(0, 120, 3):  # from an hour before the window starts to an hour into it
         at = since - timedelta(hours=1) + timedelta(minutes=minute)
         rows.append(call(ids[0], at, action="a" if minute % 2 else "b", status="FAILED" if minute % 9 == 0 else "SUCCESS", ms=minute))
         rows.append(call(ids[1], at, ms=5))
@@ -180,10 +183,10 @@ async def test_stats_daily_and_summaries_are_exact_when_the_window_starts_mid_ho
     await writer.flush()
 
     async with sessions() as s:
-        got = await stats(s, ids[0], 1, now=NOW)
-        summary = await summaries(s, ids, 1, now=NOW)
-        per_day = await daily(s, ids[0], 3, now=NOW)
-    want = expected_stats(await calls_of(sessions, ids[0]), 1, NOW)
+        got = await stats(s, ids[0], 1, now=now)
+        summary = await summaries(s, ids, 1, now=now)
+        per_day = await daily(s, ids[0], 3, now=now)
+    want = expected_stats(await calls_of(sessions, ids[0]), 1, now)
     assert got == want
     assert 0 < got["totalRequests"] < sum(r["integration_id"] == ids[0] for r in rows)
     other = [r for r in rows if r["integration_id"] == ids[1] and r["created_at"] >= since]
@@ -198,7 +201,7 @@ async def test_stats_daily_and_summaries_are_exact_when_the_window_starts_mid_ho
             day[r["status"] == "FAILED"] += 1
     assert per_day["days"] == [
         {"date": d, "successful": by_day.get(d, [0, 0])[0], "failed": by_day.get(d, [0, 0])[1]}
-        for d in ((NOW - timedelta(days=k)).date().isoformat() for k in (2, 1, 0))
+        for d in ((now - timedelta(days=k)).date().isoformat() for k in (2, 1, 0))
     ]
     await engine.dispose()
 
