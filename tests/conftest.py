@@ -60,7 +60,7 @@ def _pg_url() -> Iterator[str | None]:
     async def reset() -> None:
         engine = create_engine(url)
         async with engine.begin() as conn:
-            await conn.execute(text("DROP TABLE IF EXISTS integration_logs, oauth_states, integrations, alembic_version CASCADE"))
+            await conn.execute(text("DROP TABLE IF EXISTS activity_hourly, integration_logs, oauth_states, integrations, alembic_version CASCADE"))
         await upgrade(engine)
         await engine.dispose()
 
