@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -369,9 +369,12 @@ class ActivityWriter:
                 return
             except asyncio.CancelledError:
                 raise
-            except (OperationalError, InterfaceError, OSError, asyncio.TimeoutError) as exc:
-                # The database is away: keep the rows and try again; requests wait on the
-                # full buffer meanwhile (back-pressure), nothing is dropped.
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                # The database is away (or chose this transaction as a deadlock victim):
+                # keep the rows and try again; requests wait on the full buffer meanwhile
+                # (back-pressure), nothing is dropped.
                 log.error("activity write of %d rows failed (%s); retrying in %.1fs", len(rows), type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -403,6 +406,16 @@ class ActivityWriter:
         self.written += len(rows)
         metrics.ACTIVITY_WRITTEN.inc(len(rows))
         metrics.ACTIVITY_BUFFERED.set(self._queue.qsize())
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure that says nothing about the rows: retry them as they are."""
+    if isinstance(exc, (OperationalError, InterfaceError, OSError, asyncio.TimeoutError)):
+        return True
+    # SQLSTATE class 40, transaction rollback: PostgreSQL's deadlock victim (40P01) and
+    # serialization failure (40001) arrive as a plain DBAPIError, and succeed when retried.
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, DBAPIError) and isinstance(code, str) and code.startswith("40")
 
 
 # --- reading -------------------------------------------------------------------------

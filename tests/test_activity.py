@@ -75,6 +75,34 @@ async def test_writer_keeps_rows_while_the_database_fails(db_url, monkeypatch):
     await engine.dispose()
 
 
+async def test_a_deadlock_victim_batch_is_retried_whole_not_split(db_url):
+    """PostgreSQL reports a deadlock (SQLSTATE 40P01) as a plain DBAPIError; the batch is
+    fine and must be retried as it is, not taken for bad rows and written one by one."""
+    from sqlalchemy.exc import DBAPIError
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    engine, sessions = await make_db(db_url)
+    writer = ActivityWriter(sessions, flush_interval=0.01, batch_size=50, buffer_limit=100)
+    real = writer._insert
+    sizes: list[int] = []
+
+    async def insert_once_deadlocked(rows):
+        sizes.append(len(rows))
+        if len(sizes) == 1:
+            raise DBAPIError("INSERT ...", None, Deadlock("deadlock detected"))
+        await real(rows)
+
+    writer._insert = insert_once_deadlocked
+    await writer.start()
+    await asyncio.gather(*(writer.record(row(duration=i)) for i in range(20)))
+    await writer.stop()
+    assert await count(sessions) == 20
+    assert sizes[0] == sizes[1] and 1 not in sizes, sizes
+    await engine.dispose()
+
+
 async def test_stats_shape_and_numbers(db_url):
     engine, sessions = await make_db(db_url)
     rows = [row(action="post_message", duration=d) for d in range(1, 31)]  # 30 successes, 1..30 ms
