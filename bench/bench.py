@@ -371,13 +371,11 @@ def hub_env() -> dict[str, str]:
     return env
 
 
-def start_hub(procs: Procs, name: str, config: Path, cwd: Path, *, extra: tuple[str, ...] = (), whatif: str | None = None) -> Server:
-    """``hub serve`` on ``config``; with ``whatif``, the same command run through
-    bench/whatif.py with those prototypes applied."""
+def start_hub(procs: Procs, name: str, config: Path, cwd: Path, *, extra: tuple[str, ...] = ()) -> Server:
+    """``hub serve`` on ``config``."""
     port = json.loads(config.read_text())["server"]["port"]
-    cmd = HUB_CMD if whatif is None else [PY, str(BENCH / "whatif.py"), whatif, "--"]
     started = time.perf_counter()
-    proc = procs.spawn(name, [*cmd, "serve", "--config", str(config), *extra], cwd=cwd, env=hub_env())
+    proc = procs.spawn(name, [*HUB_CMD, "serve", "--config", str(config), *extra], cwd=cwd, env=hub_env())
     url = f"http://127.0.0.1:{port}"
     return Server(proc, url, wait_ready(url + "/healthz", proc, started), name)
 
@@ -551,7 +549,7 @@ class Report:
 
     def table(self) -> str:
         head = ("", "measure", "hub", "baseline", "hub vs baseline", "target", "")
-        order = ["G", "P1", "P2", "P3", "P4", "P5", "P6", "W"]
+        order = ["G", "P1", "P2", "P3", "P4", "P5", "P6"]
         ordered = sorted(self.rows, key=lambda r: order.index(r.pid) if r.pid in order else len(order))
         rows = [head] + [(r.pid, r.what, r.hub, r.baseline, r.ratio, r.target, r.verdict) for r in ordered]
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
@@ -592,7 +590,6 @@ class Bench:
         self.passthrough: Server | None = None
         self.p1_baseline: WrkResult | None = None
         self.users = 0
-        self.hub_setups: dict[str, tuple[Path, Path, str]] = {}  # backend -> (config, dir, db url), for --whatif
 
     def wants(self, part: str) -> bool:
         return self.only is None or part in self.only
@@ -652,7 +649,6 @@ class Bench:
         db_url = self.sqlite_url("hub-sqlite")
         cfg = d / "hub.json"
         hub_config(cfg, port=free_port(), db_url=db_url, slack=self.upstream, keys=self.keys)
-        self.hub_setups["SQLite"] = (cfg, d, db_url)
 
         # First start: an empty database, migrations included.
         hub = start_hub(self.procs, "hub-sqlite-1", cfg, d)
@@ -823,7 +819,6 @@ class Bench:
         cfg = d / "hub.json"
         hub_config(cfg, port=free_port(), db_url=db_url, slack=self.upstream, keys=self.keys)
         hub = start_hub(self.procs, "hub-pg", cfg, d)
-        self.hub_setups["PostgreSQL"] = (cfg, d, db_url)
         asyncio.run(connect_flow(hub.url, "bench-user"))
         w = self.wrk.run(hub.url + ACTION_PATH, connections=a.connections, seconds=a.warmup, headers=hdr)
         res = self.wrk.run(hub.url + ACTION_PATH, connections=a.connections, seconds=a.duration, headers=hdr,
@@ -954,11 +949,6 @@ class Bench:
             t = timings[key]
             self.report.add("P3", f"{label}: {key} (median)", ms(t["median"]), ms(floor["median"]) + " (HTTP floor)",
                             f"p95 {ms(t['p95'])}", "<= 5 ms", verdict(t["median"] <= 0.005))
-        if a.whatif:
-            roll = asyncio.run(rollup_whatif(db_url, target_id, a.p3_repeat))
-            self.report.details[f"whatif_P3_{name}"] = roll
-            self.report.add("W", f"{label}: stats?days=7 from an hourly rollup (SQL alone)", ms(roll["median"]), ms(sql["median"]) + " (raw rows)",
-                            f"built in {roll['build_s']:.1f}s; {roll['rollup_rows']:,} + {roll['hist_rows']:,} rows", "<= 30 ms", "INFO")
 
     # --- P4 ---
 
@@ -1027,57 +1017,6 @@ class Bench:
                         f"{ms(base['all_answered_s'])} (fresh token)", f"{res['ok']}/{calls} answered 200",
                         "exactly 1 refresh", verdict(ok))
 
-    # --- what-ifs: the recommended changes, prototyped (bench/whatif.py) ---
-
-    def whatif(self) -> None:
-        if not self.args.whatif or not self.hub_setups:
-            return
-        assert self.passthrough
-        a = self.args
-        hdr = (auth_header("bench-user"),)
-        base = self.p1_baseline
-        if base is None:
-            base = self.wrk.run(self.passthrough.url + ACTION_PATH, connections=a.connections, seconds=a.duration, headers=hdr,
-                                watch={"passthrough": self.passthrough.proc.pid})
-        variants = [
-            ("hub as it is", None, ()),
-            ("access log off (--log-level WARNING)", "none", ("--log-level", "WARNING")),
-            ("row read: Core, AUTOCOMMIT, no pre-ping", "read", ()),
-            ("activity writer: get_nowait + Core insert", "writer", ()),
-            ("verified-JWT cache", "jwt", ()),
-            ("all of the above", "read,writer,jwt", ("--log-level", "WARNING")),
-        ]
-        for backend, (cfg, d, _url) in self.hub_setups.items():
-            plain = None
-            for label, patches, extra in variants:
-                hub = start_hub(self.procs, f"whatif-{backend}-{patches}", cfg, d, extra=extra, whatif=patches)
-                self.wrk.run(hub.url + ACTION_PATH, connections=a.connections, seconds=a.warmup, headers=hdr)
-                res = self.wrk.run(hub.url + ACTION_PATH, connections=a.connections, seconds=a.duration, headers=hdr,
-                                   watch={"hub": hub.proc.pid})
-                backlog = buffered_rows(hub.url)
-                self.procs.stop(hub.proc)
-                plain = plain or (res.rate, res.cpu_us("hub"))
-                log(f"what-if {backend}, {label}: {res.brief()}; {res.cpu_us('hub'):,.0f} µs CPU per request")
-                self.report.details[f"whatif_{backend}_{label}"] = res.__dict__
-                self.report.add("W", f"{backend}: {label} (req/s; CPU µs per request; rows buffered at the end)",
-                                f"{res.rate:,.0f}; {res.cpu_us('hub'):,.0f} µs; {backlog}",
-                                f"{base.rate:,.0f}; {base.cpu_us('passthrough'):,.0f} µs",
-                                f"{res.rate / base.rate:.2f}x; CPU {res.cpu_us('hub') / plain[1]:.2f}x of as-is", ">= 0.80x", "INFO")
-        # The writer prototype in this process, for P4.
-        from whatif import patch_writer  # bench/whatif.py
-
-        patch_writer()
-        targets = [("SQLite", self.sqlite_url("w4-sqlite"))]
-        if self.pg is not None:
-            targets.append(("PostgreSQL", asyncio.run(self.pg.create("w4"))))
-        for label, url in targets:
-            asyncio.run(migrate(url))
-            res = asyncio.run(ingest(url, a.p4_rows))
-            log(f"what-if P4 {label}: {res}")
-            self.report.details[f"whatif_P4_{label}"] = res
-            self.report.add("W", f"{label}: P4 with the writer prototype (rows/s)", f"{res['writer_rate']:,.0f}", f"{res['driver_rate']:,.0f}",
-                            f"{res['writer_rate'] / res['driver_rate']:.2f}x", ">= 20,000/s", "INFO")
-
     # --- the whole run ---
 
     def run(self) -> int:
@@ -1093,7 +1032,6 @@ class Bench:
             self.p3()
             self.p4()
             self.p5()
-            self.whatif()
         finally:
             self.procs.stop_all()
             if self.pg is not None:
@@ -1344,82 +1282,6 @@ async def explain(url: str, integration_id: int) -> str:
     return "\n".join(lines)
 
 
-ROLLUP_BASE = 1.1  # duration histogram: bucket k holds durations in [1.1^k - 1, 1.1^(k+1) - 1) ms, so a percentile is within 5%
-
-
-async def rollup_whatif(url: str, integration_id: int, repeat: int) -> dict[str, Any]:
-    """Prototype of the recommended statistics rollup: per integration and hour, counts and
-    summed durations by action and status, and a duration histogram. Built here from the
-    raw rows (the hub would maintain them in the activity writer's transaction); then the
-    stats of the last 7 days are read from them, hour-aligned."""
-    from sqlalchemy import text
-
-    from hub.db import create_engine
-
-    pg = not url.startswith("sqlite")
-    hour = "date_trunc('hour', created_at)" if pg else "substr(created_at, 1, 13) || ':00:00'"
-    bucket = f"floor(ln(duration_ms + 1) / ln({ROLLUP_BASE}))" + ("::int" if pg else "")
-    hour_type = "timestamptz" if pg else "TEXT"
-    engine = create_engine(url)
-    t0 = time.perf_counter()
-    try:
-        async with engine.begin() as conn:
-            for ddl in (
-                "DROP TABLE IF EXISTS bench_rollup_hour", "DROP TABLE IF EXISTS bench_rollup_hist",
-                f"CREATE TABLE bench_rollup_hour (integration_id BIGINT, hour {hour_type}, action VARCHAR(64), status VARCHAR(8), n INTEGER, total_ms BIGINT)",
-                f"CREATE TABLE bench_rollup_hist (integration_id BIGINT, hour {hour_type}, bucket INTEGER, n INTEGER)",
-                f"INSERT INTO bench_rollup_hour SELECT integration_id, {hour}, action, status, count(*), sum(duration_ms) FROM integration_logs "
-                f"WHERE kind = 'call' GROUP BY integration_id, {hour}, action, status",
-                f"INSERT INTO bench_rollup_hist SELECT integration_id, {hour}, CAST({bucket} AS INTEGER), count(*) FROM integration_logs "
-                f"WHERE kind = 'call' GROUP BY 1, 2, 3",
-                "CREATE INDEX bench_rollup_hour_ix ON bench_rollup_hour (integration_id, hour)",
-                "CREATE INDEX bench_rollup_hist_ix ON bench_rollup_hist (integration_id, hour)",
-            ):
-                await conn.execute(text(ddl))
-            if pg:
-                await conn.execute(text("ANALYZE bench_rollup_hour"))
-                await conn.execute(text("ANALYZE bench_rollup_hist"))
-        build_s = time.perf_counter() - t0
-        since = (datetime.now(timezone.utc) - timedelta(days=7)).replace(minute=0, second=0, microsecond=0)
-        since_p: Any = since if pg else since.replace(tzinfo=None).strftime("%Y-%m-%d %H:00:00")
-        params = {"i": integration_id, "s": since_p}
-        totals_sql = text("SELECT action, status, sum(n), sum(total_ms) FROM bench_rollup_hour WHERE integration_id = :i AND hour >= :s "
-                          "GROUP BY action, status")
-        hist_sql = text("SELECT bucket, sum(n) FROM bench_rollup_hist WHERE integration_id = :i AND hour >= :s GROUP BY bucket ORDER BY bucket")
-        samples: list[float] = []
-        result: dict[str, Any] = {}
-        while len(samples) < repeat + 1 and (len(samples) < 4 or sum(samples) < BUDGET_S):
-            t1 = time.perf_counter()
-            async with engine.connect() as conn:
-                rows = (await conn.execute(totals_sql, params)).all()
-                hist = (await conn.execute(hist_sql, params)).all()
-            total = sum(int(r[2]) for r in rows)
-            ok = sum(int(r[2]) for r in rows if r[1] == "SUCCESS")
-            by_action: collections.Counter[str] = collections.Counter()
-            for r in rows:
-                by_action[r[0]] += int(r[2])
-
-            def percentile(q: float) -> int:
-                need, seen = q * total, 0
-                for b, n in hist:
-                    seen += int(n)
-                    if seen >= need:
-                        return int(ROLLUP_BASE ** (int(b) + 0.5) - 1)
-                return 0
-
-            result = {"total": total, "ok": ok, "avg": sum(int(r[3]) for r in rows) / total if total else 0,
-                      "p50": percentile(0.5), "p95": percentile(0.95), "breakdown": by_action.most_common()}
-            samples.append(time.perf_counter() - t1)
-        async with engine.connect() as conn:
-            counts = [int((await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar()) for t in ("bench_rollup_hour", "bench_rollup_hist")]
-    finally:
-        await engine.dispose()
-    return {**_summary(samples), "build_s": build_s, "rollup_rows": counts[0], "hist_rows": counts[1], "result": result}
-
-
-# --- P4 helpers ------------------------------------------------------------------------------------
-
-
 def _p4_row(integration_id: int, n: int) -> dict[str, Any]:
     """A row as Hub.record hands it to the writer (already redacted and capped)."""
     ts = f"1795602492.{n % 1000000:06d}"
@@ -1552,12 +1414,12 @@ async def storm(urls: list[str], jwt: str, calls: int) -> dict[str, Any]:
 # Where a sample's time goes, by the outermost frame of the hot path it falls in (first
 # match wins, in this order); samples in none of them fall back on GENERIC by any frame.
 STAGES = (
-    ("integration row read (ORM session, SELECT, rollback)", ("Hub._require", "Hub._find", "TokenSessions.load")),
+    ("integration row read (hub/rowread.py, one SELECT)", ("Hub._require", "Hub._find", "IntegrationReader.")),
     ("token decrypt and expiry check", ("TokenSessions.usable", "decrypt_token")),
     ("upstream call: plugin handler, aiohttp client, Slack's response check", ("post_message (hub_slack", "ProviderHTTP.")),
     ("hook dispatch for the auth headers, CallContext", ("Registry.call",)),
     ("activity row: redact, size cap, metrics, enqueue", ("Hub.record",)),
-    ("activity writer: queue, ORM bulk insert", ("ActivityWriter.",)),
+    ("activity writer: queue, Core insert, rollup upsert", ("ActivityWriter.",)),
     ("JWT verify", ("JWTVerifier.verify",)),
     ("input validation (jsonschema) and route match", ("InputValidator.", "Hub.resolve_action", "ProviderPlugin.find_action")),
     ("JSON body parse (strict)", ("_json_object",)),
@@ -1567,13 +1429,12 @@ STAGES = (
     ("request id (uuid4)", ("uuid4",)),
 )
 # SQLAlchemy runs its synchronous core in greenlets; py-spy shows those stacks without
-# the caller (no Hub._find above them), so they are told apart by what they do. In P1 the
-# only database work besides the writer's insert is the row read.
+# the caller (no ActivityWriter above them), so they are told apart by what they do. In P1
+# the action path reads through hub/rowread.py, outside SQLAlchemy, so what remains there
+# is the activity writer.
 GENERIC = (
     ("aiosqlite driver threads running SQLite", ("_connection_worker_thread",)),
-    ("activity writer: queue, ORM bulk insert", ("_BulkORMInsert", "bulk_persistence")),
-    ("integration row read, inside SQLAlchemy's greenlets (ORM select and load, close and rollback, driver hand-offs)",
-     ("sqlalchemy", "aiosqlite", "asyncpg")),
+    ("activity writer, inside SQLAlchemy's greenlets (insert, rollup upsert, driver hand-offs)", ("sqlalchemy", "aiosqlite", "asyncpg")),
     ("aiohttp server: read, parse, route, write", ("RequestHandler.", "web_protocol", "StreamResponse", "StreamWriter", "http_writer")),
     ("aiohttp client plumbing", ("client_proto", "ClientSession", "client_reqrep", "TCPConnector")),
 )
@@ -1686,7 +1547,6 @@ def main() -> int:
     p.add_argument("--restarts", type=int, default=3, help="P6 restarts timed for the ready figure (default 3)")
     p.add_argument("--pg-url", default=os.environ.get("HUB_BENCH_PG_URL", DEFAULT_PG), help=f"PostgreSQL to create private databases through (default {DEFAULT_PG})")
     p.add_argument("--no-pg", action="store_true", help="skip every PostgreSQL figure")
-    p.add_argument("--whatif", action="store_true", help="also run P1 and P4 against prototypes of the recommended changes (bench/whatif.py)")
     p.add_argument("--profile", action="store_true", help="also record a py-spy profile of the hub under P1 load (into --out)")
     p.add_argument("--out", default=str(BENCH / "out"), help="where results and profiles go (default bench/out)")
     p.add_argument("--keep", action="store_true", help="keep the temporary work directory (logs, databases)")

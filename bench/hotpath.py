@@ -200,7 +200,7 @@ async def run(args: argparse.Namespace, db_url: str, upstream: B.Upstream) -> li
         out.append(("activity writer: queue handling per row", await writer_queue_cost(n * 5), "", "activity.py ActivityWriter._run"))
         ins, bare_ins = await insert_cost(hub, row.id, db_url)
         out.append(("activity writer: insert per row (batches of 500)", ins, f"{bare_ins:.1f} (bare driver executemany)",
-                    "activity.py ActivityWriter._write: ORM bulk insert"))
+                    "activity.py ActivityWriter._insert: Core executemany + hourly rollup upsert"))
 
         # 11. everything in run_action together, one call at a time; first without the
         # activity buffer (rows prepared, then dropped), then as the hub runs it
