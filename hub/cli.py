@@ -420,6 +420,50 @@ def logs_prune(config_path: str | None, days: int | None) -> None:
     click.echo(f"deleted {asyncio.run(run())} activity row(s) older than {keep} days")
 
 
+@logs_group.command("recount")
+@config_option
+@click.option("--user", "user_id", help="Only this user's integrations (the JWT 'sub').")
+@click.option("--provider", help="Only integrations with this provider.")
+def logs_recount(config_path: str | None, user_id: str | None, provider: str | None) -> None:
+    """Rebuild the hourly statistics from the activity rows.
+
+    Needed only after rows reached integration_logs around the hub (a bulk import, a
+    restore of that table, a hand edit). One integration per transaction, so a busy hub's
+    activity writes wait for one integration at a time, not for the whole table.
+    """
+    from sqlalchemy import select
+
+    from .activity import rebuild_rollups
+    from .db import create_engine, sessionmaker
+    from .models import Integration
+
+    config = _config(config_path)
+
+    async def run() -> tuple[int, int]:
+        engine = create_engine(config.database.url)
+        try:
+            sessions = sessionmaker(engine)
+            query = select(Integration.id).order_by(Integration.id)
+            if user_id is not None:
+                query = query.where(Integration.user_id == user_id)
+            if provider is not None:
+                query = query.where(Integration.provider == provider)
+            async with sessions() as session:
+                ids = list((await session.scalars(query)).all())
+            calls = 0
+            for integration_id in ids:
+                async with sessions.begin() as session:
+                    calls += await rebuild_rollups(session, integration_id)
+            return len(ids), calls
+        finally:
+            await engine.dispose()
+
+    integrations, calls = asyncio.run(run())
+    if not integrations and (user_id or provider):
+        _fail("no integration matches" + (f" --user {user_id!r}" if user_id else "") + (f" --provider {provider!r}" if provider else ""))
+    click.echo(f"recounted {calls} call(s) of {integrations} integration(s) into the hourly statistics")
+
+
 @main.command()
 @config_option
 @click.option("--user", "user_id", required=True, help="The user id (JWT 'sub').")

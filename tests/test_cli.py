@@ -421,6 +421,53 @@ def test_logs_prune_deletes_only_old_rows(runner: CliRunner, tmp_path: Path) -> 
     assert run_db(url, count) == 1
 
 
+def test_logs_recount_counts_rows_written_around_the_hub(runner: CliRunner, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    assert invoke(runner, "db", "upgrade", "--config", str(config)).exit_code == 0
+    url = db_of(config)
+    now = utcnow()
+
+    async def seed(sessions: Any) -> None:
+        # A bulk load straight into the table: the rollup knows nothing of these rows.
+        async with sessions.begin() as s:
+            for user, provider, n in (("alice", "slack", 3), ("bob", "slack", 2), ("bob", "trello", 4)):
+                row = Integration(user_id=user, provider=provider, status="ACTIVE", version=1, meta={}, scopes=[])
+                s.add(row)
+                await s.flush()
+                for i in range(n):
+                    s.add(IntegrationLog(integration_id=row.id, action=f"a{i % 2}", status="SUCCESS", duration_ms=5, created_at=now))
+
+    run_db(url, seed)
+
+    def counted() -> dict[tuple[str, str], int]:
+        async def fn(sessions: Any) -> dict[tuple[str, str], int]:
+            async with sessions() as s:
+                rows = await s.execute(
+                    select(Integration.user_id, Integration.provider, func.sum(ActivityHour.succeeded))
+                    .join(ActivityHour, ActivityHour.integration_id == Integration.id)
+                    .group_by(Integration.user_id, Integration.provider)
+                )
+                return {(u, p): int(n) for u, p, n in rows.all()}
+
+        return run_db(url, fn)
+
+    assert counted() == {}
+    result = invoke(runner, "logs", "recount", "--config", str(config), "--user", "bob", "--provider", "trello")
+    assert result.exit_code == 0, result.output
+    assert "recounted 4 call(s) of 1 integration(s)" in result.stdout
+    assert counted() == {("bob", "trello"): 4}
+    result = invoke(runner, "logs", "recount", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert "recounted 9 call(s) of 3 integration(s)" in result.stdout
+    assert counted() == {("alice", "slack"): 3, ("bob", "slack"): 2, ("bob", "trello"): 4}
+    # Recounting again changes nothing: it rebuilds, it does not add.
+    assert invoke(runner, "logs", "recount", "--config", str(config)).exit_code == 0
+    assert counted() == {("alice", "slack"): 3, ("bob", "slack"): 2, ("bob", "trello"): 4}
+
+    result = runner.invoke(main, ["logs", "recount", "--config", str(config), "--user", "carol"])
+    assert result.exit_code == 2 and "no integration matches --user 'carol'" in result.output
+
+
 def test_logs_prune_refuses_zero_days(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["logs", "prune", "--config", str(write_config(tmp_path)), "--days", "0"])
     assert result.exit_code == 2
