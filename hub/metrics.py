@@ -38,6 +38,11 @@ REFRESHES = Counter("hub_token_refreshes_total", "Token refreshes, by outcome", 
 ACTIVITY_WRITTEN = Counter(
     "hub_activity_rows_written_total", "Call rows written by the activity writer (transitions are written with their change)"
 )
+READ_FALLBACKS = Counter(
+    "hub_integration_read_fallbacks_total",
+    "Action-path integration reads answered by the ORM session instead of the one-statement reader, by error type",
+    ["error"],
+)
 ACTIVITY_BUFFERED = Gauge(
     "hub_activity_rows_buffered", "Activity rows waiting in the buffer", multiprocess_mode="livesum"
 )
@@ -60,7 +65,7 @@ def exposition(integration_counts: Mapping[tuple[str, str], int]) -> bytes:
     if MULTIPROCESS:
         MultiProcessCollector(registry)
     else:
-        for metric in (REQUESTS, UPSTREAM_CALLS, UPSTREAM_SECONDS, REFRESHES, ACTIVITY_WRITTEN, ACTIVITY_BUFFERED):
+        for metric in (REQUESTS, UPSTREAM_CALLS, UPSTREAM_SECONDS, REFRESHES, ACTIVITY_WRITTEN, ACTIVITY_BUFFERED, READ_FALLBACKS):
             registry.register(metric)
     registry.register(_IntegrationsCollector(integration_counts))
     return generate_latest(registry)

@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import configure_mappers
 
+from . import metrics
 from .models import Integration
 
 log = logging.getLogger("hub.db")
@@ -162,6 +163,7 @@ class IntegrationReader:
             return False
 
     def _fell_back(self, exc: BaseException) -> None:
+        metrics.READ_FALLBACKS.labels(type(exc).__name__).inc()
         # Said once per process at WARNING (an outage says more elsewhere), then quietly.
         level = logging.DEBUG if self._warned else logging.WARNING
         self._warned = True

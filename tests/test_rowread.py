@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, text, update
 
 from helpers import connect_slack
@@ -85,16 +86,47 @@ async def test_sqlite_reader_falls_back_when_its_database_is_not_there(hub_app: 
     missing = tmp_path / "gone" / "hub.db"
     real = hub.reader._sqlite_path
     hub.reader._sqlite_path = str(missing)
+    def fell_back() -> float:
+        value = REGISTRY.get_sample_value("hub_integration_read_fallbacks_total", {"error": "OperationalError"})
+        return value or 0.0
+
+    before = fell_back()
     try:
         fallback = Counting(hub, "alice", "slack")
         row = await hub.reader.by_owner("alice", "slack", fallback)
         assert fallback.calls == 1 and row is not None and row.user_id == "alice"
+        assert fell_back() == before + 1, "the fallback must show in /metrics"
         assert not missing.parent.exists(), "the reader must never create a database"
     finally:
         hub.reader._sqlite_path = real
         hub.reader.reset()
     fallback = Counting(hub, "alice", "slack")
     assert (await hub.reader.by_owner("alice", "slack", fallback)) is not None and fallback.calls == 0
+
+
+async def test_sqlite_reader_does_not_wait_for_a_writer_holding_the_lock(hub_app: Any) -> None:
+    """The SQLite read runs on the event loop, so it must never wait: with another
+    connection in the middle of a write transaction, it answers at once (the committed
+    row, not the uncommitted change), through the fast path, and sees the change once
+    committed."""
+    import sqlite3
+
+    hub = hub_app.server.app[HUB_KEY]
+    if hub.engine.dialect.name != "sqlite":
+        pytest.skip("the SQLite reader")
+    await connect_slack(hub_app, auth("alice"))
+    writer = sqlite3.connect(hub.reader._sqlite_path, isolation_level=None, timeout=0)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE integrations SET status = 'INACTIVE' WHERE user_id = 'alice'")
+        fallback = Counting(hub, "alice", "slack")
+        row = await hub.reader.by_owner("alice", "slack", fallback)
+        assert fallback.calls == 0 and row is not None and row.status == "ACTIVE"
+        writer.execute("COMMIT")
+        row = await hub.reader.by_owner("alice", "slack", fallback)
+        assert fallback.calls == 0 and row is not None and row.status == "INACTIVE"
+    finally:
+        writer.close()
 
 
 async def test_postgres_reader_survives_its_connection_being_killed(hub_app: Any) -> None:
