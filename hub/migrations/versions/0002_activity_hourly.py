@@ -32,7 +32,10 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     # The backfill reads integration_logs in batches by id and adds each batch's counts,
-    # so memory stays flat however many rows an upgraded hub already holds.
+    # so memory stays flat however many rows an upgraded hub already holds. It uses the
+    # live recount, which matches this revision's table. A later revision that changes
+    # the rollup's columns or buckets must first copy today's recount into this file, so
+    # that an upgrade from 0001 still runs the code this table was made for.
     from hub.activity import rebuild_rollups_sync
 
     rebuild_rollups_sync(op.get_bind())
