@@ -20,13 +20,10 @@ Prints one JSON line (``{"url": ...}``) once it listens.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import signal
-import sys
 
 import aiohttp
 from aiohttp import web
+from serving import run, serve_until_signalled
 
 HEALTH = b'{"status":"ok"}'
 HELLO = b'{"success":true,"data":{"hello":"world"},"message":"OK"}'
@@ -76,17 +73,8 @@ async def main() -> None:
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()
     host, port = runner.addresses[0][:2]
-    print(json.dumps({"url": f"http://{host}:{port}"}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+    await serve_until_signalled(runner, f"http://{host}:{port}")
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        sys.exit(0)
+    run(main)

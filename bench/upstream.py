@@ -15,13 +15,10 @@ Started by ``bench/bench.py``; prints one JSON line (``{"url": ...}``) once it l
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
-import json
-import signal
-import sys
 
 from aiohttp import web
+from serving import run, serve_until_signalled
 
 from hub_slack.fake import FakeCall, FakeSlack, start_fake_slack
 
@@ -72,17 +69,8 @@ async def main() -> None:
 
     fake.app.router.add_get("/_bench/counts", counts_view)
     runner, base = await start_fake_slack(fake, host=args.host, port=args.port)
-    print(json.dumps({"url": base}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+    await serve_until_signalled(runner, base)
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        sys.exit(0)
+    run(main)

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import activity, metrics, pkce
 from .activity import ActivityWriter, LogQuery
@@ -752,25 +753,21 @@ class Hub:
             await self.activity.finish_pending(pending_id, row)
 
     async def logs(self, caller: Caller, provider: str, query: LogQuery) -> dict[str, Any]:
-        rt = self.runtime(provider)
-        row = await self._require(caller.user_id, rt)
-        await self.activity.flush()
-        async with self.sessions() as session:
-            return await activity.list_logs(session, row.id, query)
+        return await self._read_activity(caller, provider, lambda session, iid: activity.list_logs(session, iid, query))
 
     async def stats(self, caller: Caller, provider: str, days: int) -> dict[str, Any]:
-        rt = self.runtime(provider)
-        row = await self._require(caller.user_id, rt)
-        await self.activity.flush()
-        async with self.sessions() as session:
-            return await activity.stats(session, row.id, days)
+        return await self._read_activity(caller, provider, lambda session, iid: activity.stats(session, iid, days))
 
     async def daily(self, caller: Caller, provider: str, days: int) -> dict[str, Any]:
-        rt = self.runtime(provider)
-        row = await self._require(caller.user_id, rt)
+        return await self._read_activity(caller, provider, lambda session, iid: activity.daily(session, iid, days))
+
+    async def _read_activity(self, caller: Caller, provider: str, query: Callable[[AsyncSession, int], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """``query`` over the caller's integration, once every buffered row is written
+        (so callers always see their own calls)."""
+        row = await self._require(caller.user_id, self.runtime(provider))
         await self.activity.flush()
         async with self.sessions() as session:
-            return await activity.daily(session, row.id, days)
+            return await query(session, row.id)
 
     # --- actions -----------------------------------------------------------------------
 
