@@ -381,7 +381,7 @@ def start_hub(procs: Procs, name: str, config: Path, cwd: Path, *, extra: tuple[
 
 
 def jwt_for(user: str) -> str:
-    from hub.auth import issue_token
+    from hub.infra.auth import issue_token
 
     return issue_token(JWT_SECRET, user, ttl_seconds=24 * 3600)
 
@@ -478,7 +478,7 @@ async def pg_reachable(url: str) -> bool:
 
 
 async def migrate(url: str) -> None:
-    from hub.db import create_engine, upgrade
+    from hub.store.engine import create_engine, upgrade
 
     engine = create_engine(url)
     try:
@@ -490,7 +490,7 @@ async def migrate(url: str) -> None:
 async def db_scalar(url: str, sql: str, **params: Any) -> Any:
     from sqlalchemy import text
 
-    from hub.db import create_engine
+    from hub.store.engine import create_engine
 
     engine = create_engine(url)
     try:
@@ -508,8 +508,8 @@ async def expire_token(url: str, user: str) -> None:
     """Move the stored token's expiry into the past, with the hub's own model."""
     from sqlalchemy import update
 
-    from hub.db import create_engine, sessionmaker
-    from hub.models import Integration, utcnow
+    from hub.store.engine import create_engine, sessionmaker
+    from hub.store.models import Integration, utcnow
 
     engine = create_engine(url)
     try:
@@ -582,7 +582,7 @@ class Bench:
         self.wrk = Wrk(self.work)
         self.report = Report()
         self.pg: PgDatabases | None = None
-        from hub.crypto import generate_key
+        from hub.infra.crypto import generate_key
 
         self.keys = generate_key("bench1")
         self.only = {p.strip().upper() for p in args.only.split(",")} if args.only else None
@@ -1106,8 +1106,8 @@ async def fill_activity(url: str, rows: int, others: int, other_rows: int, span_
     """Integrations p3-user-0 (``rows`` rows) and p3-user-1..N (``other_rows`` each), created
     with the hub's model; activity rows by bulk insert (executemany on SQLite, COPY on PG).
     Returns (target integration id, id of a row in the middle of its history, rows written)."""
-    from hub.db import create_engine, sessionmaker
-    from hub.models import Integration, utcnow
+    from hub.store.engine import create_engine, sessionmaker
+    from hub.store.models import Integration, utcnow
 
     engine = create_engine(url)
     ids = []
@@ -1172,7 +1172,7 @@ async def build_rollups(url: str) -> tuple[float, int]:
     from sqlalchemy import text
 
     from hub.activity import rebuild_rollups
-    from hub.db import create_engine
+    from hub.store.engine import create_engine
 
     engine = create_engine(url)
     try:
@@ -1228,7 +1228,7 @@ async def time_queries(hub_url: str, floor_url: str, jwt: str, paths: dict[str, 
 async def time_sql(url: str, integration_id: int, repeat: int) -> dict[str, float]:
     """hub.activity.stats alone, in this process: the database's share of the stats call."""
     from hub import activity
-    from hub.db import create_engine, sessionmaker
+    from hub.store.engine import create_engine, sessionmaker
 
     engine = create_engine(url)
     try:
@@ -1249,7 +1249,7 @@ async def explain(url: str, integration_id: int) -> str:
     hours, the raw rows of the window's first partial hour, and two log pages."""
     from sqlalchemy import text
 
-    from hub.db import create_engine
+    from hub.store.engine import create_engine
 
     since = datetime.now(timezone.utc) - timedelta(days=7)
     first_hour = since.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
@@ -1304,9 +1304,9 @@ async def ingest(url: str, n: int) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from hub.activity import ActivityWriter
-    from hub.config import ActivityConfig
-    from hub.db import create_engine, sessionmaker
-    from hub.models import Integration, IntegrationLog, utcnow
+    from hub.infra.config import ActivityConfig
+    from hub.store.engine import create_engine, sessionmaker
+    from hub.store.models import Integration, IntegrationLog, utcnow
 
     cfg = ActivityConfig()
     engine = create_engine(url)

@@ -70,7 +70,7 @@ async def timed(n: int, fn: Any, *, is_async: bool = True) -> Cost:
 
 
 async def connect(hub: Any, upstream_url: str) -> None:
-    from hub.auth import Caller
+    from hub.infra.auth import Caller
 
     begun = await hub.begin_connect(Caller(USER, {}), "slack")
     parts = urlsplit(begun["authUrl"])
@@ -84,16 +84,16 @@ async def connect(hub: Any, upstream_url: str) -> None:
 
 
 async def run(args: argparse.Namespace, db_url: str, upstream: B.Upstream) -> list[tuple[str, float, str, str]]:
-    from hub.config import config_from_dict
-    from hub.logs import setup as log_setup
-    from hub.service import Hub
-    from hub.tokens import decrypt_token
+    from hub.infra.config import config_from_dict
+    from hub.infra.serverlog import setup as log_setup
+    from hub.core.hub import Hub
+    from hub.core.tokens import decrypt_token
     from hub.types import CallContext
     from hub.web import responses
     from hub.web import app as webapp
-    from hub import metrics
-    from hub.bootstrap import Secrets
-    from hub.plugins import Registry
+    from hub.infra import metrics
+    from hub.infra.secrets import Secrets
+    from hub.registry import Registry
 
     n = args.n
     work = Path(tempfile.mkdtemp(prefix="hub-hotpath-"))
@@ -222,7 +222,7 @@ async def orm_row_read(hub: Any) -> Any:
     """An AsyncSession, a SELECT, instance loading and a rollback: the old read."""
     from sqlalchemy import select
 
-    from hub.models import Integration
+    from hub.store.models import Integration
 
     async with hub.sessions() as session:
         return await session.scalar(select(Integration).where(Integration.user_id == USER, Integration.provider == "slack"))
@@ -273,7 +273,7 @@ async def writer_queue_cost(rows: int) -> Cost:
     await writer.stop()
     # the producer's own share (dict copy, timestamp, put) measured apart and taken out
     q: asyncio.Queue[Any] = asyncio.Queue()
-    from hub.models import utcnow
+    from hub.store.models import utcnow
 
     t1 = time.perf_counter()
     for _ in range(rows):
@@ -287,7 +287,7 @@ async def writer_queue_cost(rows: int) -> Cost:
 
 async def insert_cost(hub: Any, integration_id: int, db_url: str, rows: int = 5000) -> tuple[Cost, float]:
     batch = [B._p4_row(integration_id, i) for i in range(500)]
-    from hub.models import utcnow
+    from hub.store.models import utcnow
 
     for r in batch:
         r["created_at"] = utcnow()
@@ -306,7 +306,7 @@ def main() -> int:
     p.add_argument("--pg", action="store_true", help="PostgreSQL (a private database) instead of SQLite")
     p.add_argument("--pg-url", default=os.environ.get("HUB_BENCH_PG_URL", B.DEFAULT_PG))
     args = p.parse_args()
-    from hub.crypto import generate_key
+    from hub.infra.crypto import generate_key
 
     args.keys = generate_key("hot1")
     work = Path(tempfile.mkdtemp(prefix="hub-hotpath-"))

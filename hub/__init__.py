@@ -4,6 +4,7 @@ A plugin imports only what is listed in ``__all__``: the hook marker, the value 
 that cross the boundary, the typed errors, and the OAuth 2.0 helpers.
 """
 
+from . import _aliases
 from .errors import (
     BadRequest,
     GrantRejected,
@@ -43,6 +44,8 @@ from .types import (
 from .upstream import ProviderHTTP, UpstreamResponse
 
 __version__ = "0.1.0"
+
+_aliases.install()
 
 __all__ = [
     "CLIENT_CREDENTIALS",

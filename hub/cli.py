@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
-from . import logs as hub_logs
-from .bootstrap import resolve_secrets
-from .config import ConfigError, HubConfig, load_config
-from .crypto import KeyRing, KeyRingError, generate_key
-from .plugins import Registry, StartupError
+from .infra import serverlog as hub_logs
+from .infra.secrets import resolve_secrets
+from .infra.config import ConfigError, HubConfig, load_config
+from .infra.crypto import KeyRing, KeyRingError, generate_key
+from .registry import Registry, StartupError
 
 log = logging.getLogger("hub")
 
@@ -61,7 +61,7 @@ def _server_config(config_path: str | None, host: str | None, port: int | None, 
 
 
 def build(config: HubConfig, strict: bool = False) -> Any:
-    from .service import Hub
+    from .core.hub import Hub
 
     registry = _registry(config, strict)
     try:
@@ -132,7 +132,7 @@ def serve(
 
 
 def _supervise(config: HubConfig, config_path: str | None, workers: int, strict: bool, no_migrate: bool, log_level: str) -> None:
-    from .db import create_engine, upgrade
+    from .store.engine import create_engine, upgrade
     from .workers import supervise
 
     if config.server.port == 0:
@@ -168,9 +168,9 @@ def sandbox(config_path: str | None, host: str | None, port: int | None, user_id
     """Run the hub with every provider pointed at its built-in fake (no accounts needed)."""
     from aiohttp import web
 
-    from .auth import issue_token
+    from .infra.auth import issue_token
     from .sandbox import start_fakes
-    from .service import Hub
+    from .core.hub import Hub
     from .web import create_app
 
     redactor, config = _server_config(config_path, host, port, log_level)
@@ -220,7 +220,7 @@ def sandbox(config_path: str | None, host: str | None, port: int | None, user_id
 @config_option
 def check(config_path: str | None) -> None:
     """Validate a config and print what would run."""
-    from .service import check_providers
+    from .core.hub import check_providers
 
     config = _config(config_path)
     registry = _registry(config)
@@ -308,7 +308,7 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(config_path: str | None, revision: str) -> None:
     """Apply migrations up to REVISION."""
-    from .db import create_engine, current_revision, upgrade
+    from .store.engine import create_engine, current_revision, upgrade
 
     config = _config(config_path)
 
@@ -327,7 +327,7 @@ def db_upgrade(config_path: str | None, revision: str) -> None:
 @config_option
 def db_current(config_path: str | None) -> None:
     """Print the schema revision."""
-    from .db import create_engine, current_revision
+    from .store.engine import create_engine, current_revision
 
     config = _config(config_path)
 
@@ -361,8 +361,8 @@ def keys_generate(kid: str | None) -> None:
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000))
 def keys_rotate(config_path: str | None, batch_size: int) -> None:
     """Re-encrypt every stored token under the primary (first) key. Safe to interrupt and rerun."""
-    from .db import create_engine, sessionmaker, upgrade
-    from .keys import rotate
+    from .store.engine import create_engine, sessionmaker, upgrade
+    from .store.keyrotation import rotate
 
     hub_logs.setup("WARNING")
     config = _config(config_path)
@@ -403,8 +403,8 @@ def logs_group() -> None:
 def logs_prune(config_path: str | None, days: int | None) -> None:
     """Delete activity rows older than the retention period, and their hourly statistics."""
     from .activity import prune
-    from .db import create_engine, sessionmaker
-    from .models import utcnow
+    from .store.engine import create_engine, sessionmaker
+    from .store.models import utcnow
 
     config = _config(config_path)
     keep = days or config.activity.retention_days
@@ -434,8 +434,8 @@ def logs_recount(config_path: str | None, user_id: str | None, provider: str | N
     from sqlalchemy import select
 
     from .activity import rebuild_rollups
-    from .db import create_engine, sessionmaker
-    from .models import Integration
+    from .store.engine import create_engine, sessionmaker
+    from .store.models import Integration
 
     config = _config(config_path)
 
@@ -470,7 +470,7 @@ def logs_recount(config_path: str | None, user_id: str | None, provider: str | N
 @click.option("--ttl", default=3600, show_default=True, type=click.IntRange(60), help="Lifetime in seconds.")
 def token(config_path: str | None, user_id: str, ttl: int) -> None:
     """Mint an HS256 JWT for trying the API (your host application mints its own)."""
-    from .auth import issue_token
+    from .infra.auth import issue_token
 
     config = _config(config_path)
     if config.auth.jwt_public_key:

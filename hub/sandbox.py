@@ -14,9 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .config import HubConfig, ProviderConfig
-from .plugins import Registry
-from .service import check_providers
+from .infra.config import HubConfig, ProviderConfig
+from .registry import Registry
+from .core.hub import check_providers
 from .types import Sandbox
 
 log = logging.getLogger("hub.sandbox")

@@ -16,9 +16,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hub.config import HubConfig, config_from_dict
-from hub.crypto import generate_key
-from hub.db import create_engine, upgrade
+from hub.infra.config import HubConfig, config_from_dict
+from hub.infra.crypto import generate_key
+from hub.store.engine import create_engine, upgrade
 from hub.web import create_app
 from hub_slack.fake import FakeSlack, start_fake_slack
 from hub_trello.fake import FakeTrello, start_fake_trello

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 
-from hub.db import create_engine
+from hub.store.engine import create_engine
 from support import JWT_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent

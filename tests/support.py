@@ -8,11 +8,11 @@ from typing import Any
 import hub_google_calendar
 import hub_slack
 import hub_trello
-from hub.auth import issue_token
-from hub.bootstrap import Secrets
-from hub.config import HubConfig
-from hub.plugins import Registry
-from hub.service import Hub
+from hub.infra.auth import issue_token
+from hub.infra.secrets import Secrets
+from hub.infra.config import HubConfig
+from hub.registry import Registry
+from hub.core.hub import Hub
 from hub_slack.fake import FakeSlack
 
 JWT_SECRET = "test-secret-" + "x" * 40

@@ -8,8 +8,8 @@ from datetime import timedelta
 from sqlalchemy import func, insert, select
 
 from hub.activity import ActivityWriter, LogQuery, list_logs, rebuild_rollups, stats
-from hub.models import Integration, IntegrationLog, utcnow
-from hub.db import create_engine, sessionmaker, upgrade
+from hub.store.models import Integration, IntegrationLog, utcnow
+from hub.store.engine import create_engine, sessionmaker, upgrade
 
 
 async def make_db(db_url):

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from support import JWT_SECRET, auth
 
-from hub.auth import JWTVerifier, issue_token
+from hub.infra.auth import JWTVerifier, issue_token
 from hub.errors import Unauthorized
 
 SECRET = "s" * 48

@@ -17,8 +17,8 @@ from helpers import callback_path, connect_slack, consent
 from sqlalchemy import func, select, update
 from support import JWT_SECRET, auth
 
-from hub.auth import issue_token
-from hub.models import Integration, IntegrationLog, OAuthState, utcnow
+from hub.infra.auth import issue_token
+from hub.store.models import Integration, IntegrationLog, OAuthState, utcnow
 
 SLACK = "/api/integrations/slack"
 JSON_ACCEPT = {"Accept": "application/json"}

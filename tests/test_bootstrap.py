@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from hub.auth import JWTVerifier, issue_token
-from hub.bootstrap import JWT_FILE, KEYS_FILE, resolve_secrets
-from hub.config import ConfigError, HubConfig, config_from_dict
-from hub.crypto import KeyRing, generate_key
+from hub.infra.auth import JWTVerifier, issue_token
+from hub.infra.secrets import JWT_FILE, KEYS_FILE, resolve_secrets
+from hub.infra.config import ConfigError, HubConfig, config_from_dict
+from hub.infra.crypto import KeyRing, generate_key
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -31,10 +31,10 @@ from sqlalchemy import func, insert, select, update
 
 from conftest import serve_hub
 from helpers import connect_slack
-from hub.crypto import KeyRing, generate_key, key_id, token_context
-from hub.db import create_engine, sessionmaker, upgrade
-from hub.keys import rotate
-from hub.models import Integration, IntegrationLog, utcnow
+from hub.infra.crypto import KeyRing, generate_key, key_id, token_context
+from hub.store.engine import create_engine, sessionmaker, upgrade
+from hub.store.keyrotation import rotate
+from hub.store.models import Integration, IntegrationLog, utcnow
 from support import JWT_SECRET, auth, google_section, trello_section
 from test_google import connect_google
 from test_trello import connect_by_posting

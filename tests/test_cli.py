@@ -17,15 +17,15 @@ import yaml
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
-from hub.auth import JWTVerifier
-from hub.bootstrap import JWT_FILE
+from hub.infra.auth import JWTVerifier
+from hub.infra.secrets import JWT_FILE
 from hub.cli import main
-from hub.crypto import KeyRing, generate_key, key_id
-from hub.db import create_engine, sessionmaker
+from hub.infra.crypto import KeyRing, generate_key, key_id
+from hub.store.engine import create_engine, sessionmaker
 from hub.errors import Unauthorized
 from hub.activity import rebuild_rollups
-from hub.models import ActivityHour, Integration, IntegrationLog, utcnow
-from hub.tokens import decrypt_token, encrypt_into
+from hub.store.models import ActivityHour, Integration, IntegrationLog, utcnow
+from hub.core.tokens import decrypt_token, encrypt_into
 from hub.types import TokenSet
 
 SECRET = "cli-test-secret-" + "q" * 32

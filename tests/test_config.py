@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from support import JWT_SECRET, auth, build_hub, make_registry
 
-from hub.config import (
+from hub.infra.config import (
     ConfigError,
     HubConfig,
     config_from_dict,
     interpolate,
     load_config,
 )
-from hub.service import check_providers
+from hub.core.hub import check_providers
 from hub.web import create_app
 
 

@@ -8,7 +8,7 @@ import traceback
 
 import pytest
 
-from hub.crypto import (
+from hub.infra.crypto import (
     DecryptionFailed,
     KeyRing,
     KeyRingError,

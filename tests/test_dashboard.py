@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from browser import chromium
 from conftest import serve_hub
 from hub.activity import rebuild_rollups
-from hub.models import Integration, IntegrationLog, utcnow
+from hub.store.models import Integration, IntegrationLog, utcnow
 from support import auth, google_section, trello_section
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"

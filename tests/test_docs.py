@@ -15,7 +15,7 @@ import pytest
 
 import hub
 from hub import hookspecs
-from hub.plugins import ENTRY_POINT_GROUP, RESERVED
+from hub.registry import ENTRY_POINT_GROUP, RESERVED
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "plugins.md"

@@ -13,7 +13,7 @@ import pytest
 from helpers import connect_slack
 from support import JWT_SECRET, auth
 
-from hub.auth import issue_token
+from hub.infra.auth import issue_token
 
 SLACK = "/api/integrations/slack"
 CLIENT_SECRET = "slack-secret-value-123"

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from sqlalchemy import select, update
 
 from helpers import callback_path, consent, query_of
-from hub.models import Integration, IntegrationLog, utcnow
+from hub.store.models import Integration, IntegrationLog, utcnow
 from support import auth
 
 G = "/api/integrations/google_calendar"

@@ -38,24 +38,10 @@ from sqlalchemy import select
 from support import auth, build_hub, make_registry
 
 import hub
-from hub import (
-    AccountInfo,
-    Action,
-    CallContext,
-    ConfigField,
-    Endpoints,
-    GrantRejected,
-    ProviderAuthError,
-    ProviderError,
-    ProviderInfo,
-    RateLimited,
-    TokenSet,
-    TransientProviderError,
-    hookimpl,
-)
-from hub.config import ConfigError
-from hub.models import Integration
-from hub.plugins import Registry
+from hub import AccountInfo, Action, CallContext, ConfigField, Endpoints, GrantRejected, ProviderAuthError, ProviderError, ProviderInfo, RateLimited, TokenSet, TransientProviderError, hookimpl
+from hub.infra.config import ConfigError
+from hub.store.models import Integration
+from hub.registry import Registry
 from hub.web import HUB_KEY, create_app
 
 LOOPBACK = "http://127.0.0.1"  # the hub under test and the fake Slack: real HTTP, not mocked

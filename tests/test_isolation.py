@@ -17,7 +17,7 @@ from helpers import connect_slack, consent, query_of
 from sqlalchemy import select
 from support import auth
 
-from hub.models import Integration, IntegrationLog
+from hub.store.models import Integration, IntegrationLog
 
 SLACK = "/api/integrations/slack"
 

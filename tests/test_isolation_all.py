@@ -36,7 +36,7 @@ from sqlalchemy import select
 
 from conftest import serve_hub
 from helpers import connect_slack
-from hub.models import Integration, IntegrationLog, OAuthState
+from hub.store.models import Integration, IntegrationLog, OAuthState
 from hub.web.app import CORE_ROUTES
 from support import auth, google_section, make_registry, trello_section
 from test_google import connect_google

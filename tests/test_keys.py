@@ -14,11 +14,11 @@ from helpers import connect_slack
 from sqlalchemy import select, update
 from support import auth, build_hub
 
-from hub.crypto import DecryptionFailed, KeyRing, generate_key, key_id, token_context
-from hub.keys import RotationReport, rotate
-from hub.models import Integration, OAuthState, utcnow
-from hub.service import hash_state, state_context
-from hub.tokens import decrypt_token, encrypt_into
+from hub.infra.crypto import DecryptionFailed, KeyRing, generate_key, key_id, token_context
+from hub.store.keyrotation import RotationReport, rotate
+from hub.store.models import Integration, OAuthState, utcnow
+from hub.core.hub import hash_state, state_context
+from hub.core.tokens import decrypt_token, encrypt_into
 from hub.types import TokenSet
 from hub.web import create_app
 

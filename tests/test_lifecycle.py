@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hub.errors import Conflict
-from hub.lifecycle import ALLOWED, Status, move
-from hub.models import Integration
+from hub.core.lifecycle import ALLOWED, Status, move
+from hub.store.models import Integration
 
 A, X, E, I, D = (Status.ACTIVE, Status.EXPIRED, Status.ERROR, Status.INACTIVE, Status.DELETED)
 TABLE = {

@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import select, update
 
 from helpers import callback_path, connect_slack, consent
-from hub.db import create_engine, sessionmaker
-from hub.models import Integration, IntegrationLog, utcnow
+from hub.store.engine import create_engine, sessionmaker
+from hub.store.models import Integration, IntegrationLog, utcnow
 from hub.web import HUB_KEY, create_app
 from hub_google_calendar.fake import FakeGoogle, start_fake_google
 from hub_slack.fake import FakeSlack, start_fake_slack

@@ -32,7 +32,7 @@ from aiohttp import web
 from sqlalchemy import select, update
 
 from helpers import callback_path, connect_slack, consent
-from hub.models import Integration, utcnow
+from hub.store.models import Integration, utcnow
 from hub.web import HUB_KEY, create_app
 from procs import HubProcess, free_port, port_is_open, run_cli, write_config, write_distribution
 from support import auth, build_hub, google_section, make_registry, slack_section

@@ -23,7 +23,7 @@ from support import auth, build_hub, make_registry
 
 from hub import Action, CallContext, Endpoints, ProviderInfo, hookimpl
 from hub.cli import main
-from hub.plugins import ENTRY_POINT_GROUP, RESERVED, LoadFailure, Registry, StartupError
+from hub.registry import ENTRY_POINT_GROUP, RESERVED, LoadFailure, Registry, StartupError
 from hub.web import create_app
 from hub.web.app import CORE_ROUTES
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from helpers import connect_slack
-from hub.models import Integration, IntegrationLog, utcnow
+from hub.store.models import Integration, IntegrationLog, utcnow
 from hub.web import create_app
 from support import auth, build_hub
 

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub import activity
 from hub.activity import ActivityWriter, bucket_value, daily, duration_bucket, prune, rebuild_rollups, stats, summaries
-from hub.db import create_engine, sessionmaker, upgrade
-from hub.models import ActivityHour, Integration, IntegrationLog
+from hub.store.engine import create_engine, sessionmaker, upgrade
+from hub.store.models import ActivityHour, Integration, IntegrationLog
 
 # A fixed clock: 00:20 UTC, so a window of whole days starts 20 minutes into an hour and
 # the last hour of the previous day is only 20 minutes back.

@@ -105,7 +105,7 @@ async def test_reconnect_keeps_one_row_and_refreshes_metadata(hub_app, fake_slac
     async with hub_app.hub.sessions() as s:
         from sqlalchemy import func, select
 
-        from hub.models import Integration
+        from hub.store.models import Integration
 
         assert await s.scalar(select(func.count()).select_from(Integration)) == 1
 

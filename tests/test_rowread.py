@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, text, update
 
 from helpers import connect_slack
-from hub.models import Integration
+from hub.store.models import Integration
 from hub.web import HUB_KEY
 from support import auth
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import aiohttp
 
 from helpers import callback_path, consent
-from hub.bootstrap import Secrets
-from hub.config import config_from_dict
+from hub.infra.secrets import Secrets
+from hub.infra.config import config_from_dict
 from hub.sandbox import start_fakes
-from hub.service import Hub
+from hub.core.hub import Hub
 from hub.types import Sandbox
 from hub.web import create_app
 from support import JWT_SECRET, auth, make_registry

@@ -8,7 +8,7 @@ import logging
 from sqlalchemy import select
 
 from helpers import callback_path, consent, query_of
-from hub.models import Integration, IntegrationLog, OAuthState
+from hub.store.models import Integration, IntegrationLog, OAuthState
 from support import JWT_SECRET, auth
 
 

@@ -35,7 +35,7 @@ from sqlalchemy import select, text, update
 
 from conftest import serve_hub
 from helpers import callback_path, consent, query_of
-from hub.models import Integration, IntegrationLog, OAuthState, utcnow
+from hub.store.models import Integration, IntegrationLog, OAuthState, utcnow
 from support import JWT_SECRET, PG_URL, auth, google_section, slack_section, trello_section
 
 S, T, G = "/api/integrations/slack", "/api/integrations/trello", "/api/integrations/google_calendar"

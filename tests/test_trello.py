@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from browser import chromium
 from helpers import query_of
-from hub.models import Integration, IntegrationLog
+from hub.store.models import Integration, IntegrationLog
 from support import auth, build_hub, trello_section
 
 T = "/api/integrations/trello"
@@ -239,7 +239,7 @@ async def test_expired_token_is_expired_not_error(trello_app, fake_trello):
 
     from sqlalchemy import update
 
-    from hub.models import utcnow
+    from hub.store.models import utcnow
 
     async with trello_app.hub.sessions.begin() as s:
         await s.execute(update(Integration).values(token_expiry=utcnow() - timedelta(minutes=1)))

@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from helpers import connect_slack
-from hub.models import Integration, IntegrationLog
+from hub.store.models import Integration, IntegrationLog
 from hub.web import HUB_KEY, create_app
 from support import auth, build_hub, slack_section
 

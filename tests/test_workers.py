@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, update
 
 from helpers import consent
-from hub.db import create_engine, sessionmaker
-from hub.models import Integration, IntegrationLog, utcnow
+from hub.store.engine import create_engine, sessionmaker
+from hub.store.models import Integration, IntegrationLog, utcnow
 from hub_slack.fake import FakeSlack, start_fake_slack
 from support import JWT_SECRET, auth
 

@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .. import metrics
+from ..infra import metrics
 from ..activity import LOG_STATUSES, LogQuery
-from ..auth import Caller
+from ..infra.auth import Caller
 from ..errors import (
     BadRequest,
     HubError,
@@ -22,9 +22,9 @@ from ..errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
-from ..plugins import RESERVED
-from ..schema import QUERY_METHODS
-from ..service import Hub
+from ..registry import RESERVED
+from ..core.validation import QUERY_METHODS
+from ..core.hub import Hub
 from . import openapi
 from .pages import fragment_page, result_page
 from .responses import SECRETS, envelope_middleware, error_body, ok

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..activity import EXACT_PERCENTILES_UP_TO, LOG_STATUSES
-from ..schema import QUERY_METHODS
+from ..core.validation import QUERY_METHODS
 
 if TYPE_CHECKING:
-    from ..service import Hub
+    from ..core.hub import Hub
 
 _PROVIDER = {"name": "provider", "in": "path", "required": True, "schema": {"type": "string"}}
 _REF = "#/components/schemas/"

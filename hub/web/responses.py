@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
-from .. import metrics
+from ..infra import metrics
 from ..errors import HubError, MethodNotAllowed, RateLimited
 from ..redact import redact_text
 

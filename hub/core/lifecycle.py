@@ -10,8 +10,8 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from .errors import Conflict
-from .models import Integration, IntegrationLog, utcnow
+from ..errors import Conflict
+from ..store.models import Integration, IntegrationLog, utcnow
 
 
 class Status(str, enum.Enum):

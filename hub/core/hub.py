@@ -22,14 +22,15 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import activity, metrics, pkce
-from .activity import ActivityWriter, LogQuery
-from .auth import Caller, JWTVerifier
-from .bootstrap import Secrets
-from .config import ConfigError, HubConfig, ProviderConfig
-from .crypto import DecryptionFailed, KeyRing
-from .db import create_engine, ping, sessionmaker, upgrade
-from .errors import (
+from .. import activity, pkce
+from ..infra import metrics
+from ..activity import ActivityWriter, LogQuery
+from ..infra.auth import Caller, JWTVerifier
+from ..infra.secrets import Secrets
+from ..infra.config import ConfigError, HubConfig, ProviderConfig
+from ..infra.crypto import DecryptionFailed, KeyRing
+from ..store.engine import create_engine, ping, sessionmaker, upgrade
+from ..errors import (
     BadRequest,
     Conflict,
     HubError,
@@ -41,12 +42,12 @@ from .errors import (
     TransientProviderError,
 )
 from .lifecycle import Status, move, refused
-from .models import Integration, OAuthState, utcnow
-from .plugins import ProviderPlugin, Registry
-from .ratelimit import RateLimit
-from .redact import capped, redact, redact_text
-from .rowread import IntegrationReader
-from .schema import InputValidator
+from ..store.models import Integration, OAuthState, utcnow
+from ..registry import ProviderPlugin, Registry
+from ..ratelimit import RateLimit
+from ..redact import capped, redact, redact_text
+from ..store.rowread import IntegrationReader
+from .validation import InputValidator
 from .tokens import (
     ReconnectRequired,
     Snapshot,
@@ -54,7 +55,7 @@ from .tokens import (
     decrypt_token,
     encrypt_into,
 )
-from .types import (
+from ..types import (
     AccountInfo,
     Action,
     AuthorizationRequest,
@@ -63,7 +64,7 @@ from .types import (
     Provider,
     TokenSet,
 )
-from .upstream import Upstream, UpstreamSettings
+from ..upstream import Upstream, UpstreamSettings
 
 log = logging.getLogger("hub")
 
@@ -772,7 +773,7 @@ class Hub:
     # --- actions -----------------------------------------------------------------------
 
     def resolve_action(self, provider: str, method: str, path: str) -> tuple[ProviderRuntime, Action, dict[str, str]]:
-        from .errors import MethodNotAllowed
+        from ..errors import MethodNotAllowed
 
         rt = self.runtime(provider)
         action, params, allowed = rt.plugin.find_action(method, path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from .redact import redact_text
+from ..redact import redact_text
 
 
 class RedactingFilter(logging.Filter):

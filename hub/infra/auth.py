@@ -16,7 +16,7 @@ from typing import Any
 import jwt
 import jwt.exceptions
 
-from .errors import Unauthorized
+from ..errors import Unauthorized
 
 ASYMMETRIC = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256")
 

@@ -13,8 +13,8 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
 
-from .errors import ValidationFailed
-from .types import Action
+from ..errors import ValidationFailed
+from ..types import Action
 
 QUERY_METHODS = frozenset({"GET", "DELETE"})
 

@@ -36,7 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import configure_mappers
 
-from . import metrics
+from ..infra import metrics
 from .models import Integration
 
 log = logging.getLogger("hub.db")

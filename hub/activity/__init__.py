@@ -37,9 +37,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from . import metrics
-from .errors import BadRequest
-from .models import ActivityHour, IntegrationLog, utcnow
+from ..infra import metrics
+from ..errors import BadRequest
+from ..store.models import ActivityHour, IntegrationLog, utcnow
 
 log = logging.getLogger("hub.activity")
 

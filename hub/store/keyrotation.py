@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .crypto import DecryptionFailed, KeyRing, token_context
+from ..infra.crypto import DecryptionFailed, KeyRing, token_context
 from .models import Integration, OAuthState
 
 log = logging.getLogger("hub.keys")
@@ -88,7 +88,7 @@ async def rotate(
     async with sessions.begin() as session:
         states = (await session.scalars(select(OAuthState).where(_not_primary(OAuthState.code_verifier, keyring.primary)))).all()
         for st in states:
-            from .service import state_context
+            from ..core.hub import state_context
 
             try:
                 ctx = state_context(st.state_hash)

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 
-from . import metrics
-from .crypto import DecryptionFailed, KeyRing, token_context
-from .errors import (
+from ..infra import metrics
+from ..infra.crypto import DecryptionFailed, KeyRing, token_context
+from ..errors import (
     Conflict,
     GrantRejected,
     HubError,
@@ -33,11 +33,11 @@ from .errors import (
     TransientProviderError,
 )
 from .lifecycle import Status, move
-from .models import Integration, utcnow
-from .types import TokenSet
+from ..store.models import Integration, utcnow
+from ..types import TokenSet
 
 if TYPE_CHECKING:
-    from .service import Hub, ProviderRuntime
+    from .hub import Hub, ProviderRuntime
 
 log = logging.getLogger("hub.tokens")
 
