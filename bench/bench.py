@@ -1414,15 +1414,15 @@ async def storm(urls: list[str], jwt: str, calls: int) -> dict[str, Any]:
 # Where a sample's time goes, by the outermost frame of the hot path it falls in (first
 # match wins, in this order); samples in none of them fall back on GENERIC by any frame.
 STAGES = (
-    ("integration row read (hub/rowread.py, one SELECT)", ("Hub._require", "Hub._find", "IntegrationReader.")),
+    ("integration row read (hub/store/rowread.py, one SELECT)", ("require (hub/core/manage.py", "IntegrationStore.find", "IntegrationReader.")),
     ("token decrypt and expiry check", ("TokenSessions.usable", "decrypt_token")),
     ("upstream call: plugin handler, aiohttp client, Slack's response check", ("post_message (hub_slack", "ProviderHTTP.")),
     ("hook dispatch for the auth headers, CallContext", ("Registry.call",)),
-    ("activity row: redact, size cap, metrics, enqueue", ("Hub.record",)),
+    ("activity row: redact, size cap, metrics, enqueue", ("Recorder.record",)),
     ("activity writer: queue, Core insert, rollup upsert", ("ActivityWriter.",)),
     ("JWT verify", ("JWTVerifier.verify",)),
-    ("input validation (jsonschema) and route match", ("InputValidator.", "Hub.resolve_action", "ProviderPlugin.find_action")),
-    ("JSON body parse (strict)", ("_json_object",)),
+    ("input validation (jsonschema) and route match", ("InputValidator.", "ActionRunner.resolve", "ProviderPlugin.find_action")),
+    ("JSON body parse (strict)", ("json_object",)),
     ("response envelope (JSON encode)", ("ok (hub/web/responses.py)", "json_response")),
     ("access-log line (logging + redacting filter)", ("Logger.",)),
     ("request metrics (prometheus)", ("MetricWrapperBase", "route_label", "Counter.inc", "Histogram.observe")),
@@ -1430,7 +1430,7 @@ STAGES = (
 )
 # SQLAlchemy runs its synchronous core in greenlets; py-spy shows those stacks without
 # the caller (no ActivityWriter above them), so they are told apart by what they do. In P1
-# the action path reads through hub/rowread.py, outside SQLAlchemy, so what remains there
+# the action path reads through hub/store/rowread.py, outside SQLAlchemy, so what remains there
 # is the activity writer.
 GENERIC = (
     ("aiosqlite driver threads running SQLite", ("_connection_worker_thread",)),

@@ -1,6 +1,6 @@
 """What one action call costs inside the hub, step by step.
 
-Builds a real :class:`hub.service.Hub` in this process (SQLite in a temporary directory,
+Builds a real :class:`hub.core.hub.Hub` in this process (SQLite in a temporary directory,
 or a private PostgreSQL database with ``--pg``), connects Slack through the hub's own
 connect code against the fake Slack (bench/upstream.py, in a process of its own), and
 times each step ``POST /api/integrations/slack/message`` goes through, one call at a
@@ -72,14 +72,14 @@ async def timed(n: int, fn: Any, *, is_async: bool = True) -> Cost:
 async def connect(hub: Any, upstream_url: str) -> None:
     from hub.infra.auth import Caller
 
-    begun = await hub.begin_connect(Caller(USER, {}), "slack")
+    begun = await hub.connect.begin(Caller(USER, {}), "slack")
     parts = urlsplit(begun["authUrl"])
     form = dict(parse_qsl(parts.query))
     form["decision"] = "allow"
     async with aiohttp.ClientSession() as s:
         async with s.post(f"{upstream_url}/oauth/v2/authorize", data=form, allow_redirects=False) as r:
             query = dict(parse_qsl(urlsplit(r.headers["Location"]).query))
-    outcome = await hub.complete_callback("slack", query)
+    outcome = await hub.connect.complete_callback("slack", query)
     assert outcome.ok, outcome.message
 
 
@@ -87,11 +87,12 @@ async def run(args: argparse.Namespace, db_url: str, upstream: B.Upstream) -> li
     from hub.infra.config import config_from_dict
     from hub.infra.serverlog import setup as log_setup
     from hub.core.hub import Hub
-    from hub.core.tokens import decrypt_token
+    from hub.core.manage import require
+    from hub.store.integrations import decrypt_token
     from hub.types import CallContext
     from hub.web import responses
-    from hub.web import app as webapp
-    from hub.infra import metrics
+    from hub.web import inputs as webinputs
+    from hub import metrics
     from hub.infra.secrets import Secrets
     from hub.registry import Registry
 
@@ -108,13 +109,13 @@ async def run(args: argparse.Namespace, db_url: str, upstream: B.Upstream) -> li
     try:
         await connect(hub, upstream.url)
         header = f"Bearer {B.jwt_for(USER)}"
-        rt, action, _ = hub.resolve_action("slack", "POST", "message")
+        rt, action, _ = hub.actions.resolve("slack", "POST", "message")
         raw = B.BODY.encode()
         data = {"channel": "general", "text": "Hello from the bench"}
         caller = hub.authenticate(header)
 
         # 1. the request id and the access-log line the middleware writes for every request
-        out.append(("request id (uuid4)", await timed(n, lambda: uuid.uuid4().hex, is_async=False), "", "web/responses.py envelope_middleware"))
+        out.append(("request id (uuid4)", await timed(n, lambda: uuid.uuid4().hex, is_async=False), "", "web/middleware.py request_context"))
         devnull = open(os.devnull, "w")
         redactor = log_setup("INFO")
         logging.getLogger().handlers[0].stream = devnull  # type: ignore[attr-defined]
@@ -122,37 +123,37 @@ async def run(args: argparse.Namespace, db_url: str, upstream: B.Upstream) -> li
         access = logging.getLogger("hub.access")
         out.append(("access-log line (INFO, redacting filter)", await timed(n, lambda: access.info(
             "%s %s %s %.1fms [request %s]", "POST", "/api/integrations/slack/message", 200, 3.2, "0" * 32), is_async=False),
-            "", "web/responses.py envelope_middleware -> logs.RedactingFilter"))
+            "", "web/middleware.py request_context -> infra/serverlog.RedactingFilter"))
         out.append(("request counter (prometheus)", await timed(n, lambda: metrics.REQUESTS.labels(
-            "POST", "/api/integrations/{provider}/{action}", "200").inc(), is_async=False), "", "web/responses.py"))
+            "POST", "/api/integrations/{provider}/{action}", "200").inc(), is_async=False), "", "web/middleware.py"))
 
         # 2. the caller
-        out.append(("JWT verify (HS256)", await timed(n, lambda: hub.authenticate(header), is_async=False), "", "auth.py JWTVerifier.verify"))
+        out.append(("JWT verify (HS256)", await timed(n, lambda: hub.authenticate(header), is_async=False), "", "infra/auth.py JWTVerifier.verify"))
         # 3. the body: strict JSON, then the action's JSON Schema
-        strict = getattr(webapp, "_no_duplicates", None)
+        strict = getattr(webinputs, "_no_duplicates", None)
         if strict is not None:
             out.append(("JSON body, strict parse", await timed(n, lambda: json.loads(
-                raw, object_pairs_hook=webapp._no_duplicates, parse_constant=webapp._no_constants), is_async=False),
-                f"{await timed(n, lambda: json.loads(raw), is_async=False):.1f} (plain json.loads)", "web/app.py _json_object"))
-        out.append(("route match + input validation (jsonschema)", await timed(n, lambda: (hub.resolve_action("slack", "POST", "message"),
-                    rt.validators[action.name].validate(data)), is_async=False), "", "service.py resolve_action, schema.py"))
+                raw, object_pairs_hook=webinputs._no_duplicates, parse_constant=webinputs._no_constants), is_async=False),
+                f"{await timed(n, lambda: json.loads(raw), is_async=False):.1f} (plain json.loads)", "web/inputs.py json_object"))
+        out.append(("route match + input validation (jsonschema)", await timed(n, lambda: (hub.actions.resolve("slack", "POST", "message"),
+                    rt.validators[action.name].validate(data)), is_async=False), "", "core/actions.py resolve, core/validation.py"))
 
         # 4. the integration row
         async def read_row() -> Any:
-            return await hub._require(caller.user_id, rt, allow_deleted=False)
+            return await require(hub.store, caller.user_id, rt, allow_deleted=False)
 
         row = await read_row()
         out.append(("integration row read", await timed(n, read_row), f"{await raw_row_read(db_url, row.id, n):.1f} (bare async driver)",
-                    "rowread.py IntegrationReader: one SELECT (sqlite3 on the loop, or asyncpg fetchrow)"))
+                    "store/rowread.py IntegrationReader: one SELECT (sqlite3 on the loop, or asyncpg fetchrow)"))
 
-        # 4b. the same read through an ORM session, as the hub did it before hub/rowread.py
+        # 4b. the same read through an ORM session, as the hub did it before hub/store/rowread.py
         out.append(("  for comparison: the same read through an ORM session", await timed(n, lambda: orm_row_read(hub)), "",
                     "bench/hotpath.py orm_row_read"))
 
         # 5. the token
         out.append(("token decrypt (AES-GCM, 1 field)", await timed(n, lambda: decrypt_token(hub.keyring, row), is_async=False), "",
-                    "tokens.py decrypt_token"))
-        out.append(("token session: usable()", await timed(n, lambda: hub.tokens.usable(rt, row)), "", "tokens.py usable: decrypt + expiry"))
+                    "store/integrations.py decrypt_token"))
+        out.append(("token session: usable()", await timed(n, lambda: hub.tokens.usable(rt, row)), "", "core/tokens.py usable: decrypt + expiry"))
         snap = await hub.tokens.usable(rt, row)
 
         # 6. hook dispatch and the call context
@@ -161,7 +162,7 @@ async def run(args: argparse.Namespace, db_url: str, upstream: B.Upstream) -> li
             return CallContext(provider=rt.provider, action=action, input=dict(data), user_id=caller.user_id,
                                http=rt.provider.http.with_headers(headers), access_token=snap.token.access_token, metadata={}, state={})
 
-        out.append(("hook dispatch + CallContext", await timed(n, context), "", "plugins.py Registry.call, service.py attempt"))
+        out.append(("hook dispatch + CallContext", await timed(n, context), "", "registry.py Registry.call, core/actions.py attempt"))
         ctx = await context()
 
         # 7. the upstream call (the fake Slack in its own process) and the plugin's handler
@@ -188,8 +189,8 @@ async def run(args: argparse.Namespace, db_url: str, upstream: B.Upstream) -> li
 
         hub.activity.record = no_buffer  # type: ignore[method-assign]
         started = time.perf_counter()
-        out.append(("activity row prepared (redact, cap, metrics)", await timed(n, lambda: hub.record(
-            row, action.name, started, request=data, response=result, secrets_=secrets_)), "", "service.py Hub.record"))
+        out.append(("activity row prepared (redact, cap, metrics)", await timed(n, lambda: hub.recorder.record(
+            row, action.name, started, request=data, response=result, secrets_=secrets_)), "", "activity/recorder.py Recorder.record"))
         hub.activity.record = real_record  # type: ignore[method-assign]
 
         # 9. the response
@@ -197,20 +198,20 @@ async def run(args: argparse.Namespace, db_url: str, upstream: B.Upstream) -> li
                     "web/responses.py ok"))
 
         # 10. the buffered writer: moving rows through its queue, and the insert itself
-        out.append(("activity writer: queue handling per row", await writer_queue_cost(n * 5), "", "activity.py ActivityWriter._run"))
+        out.append(("activity writer: queue handling per row", await writer_queue_cost(n * 5), "", "activity/writer.py ActivityWriter._run"))
         ins, bare_ins = await insert_cost(hub, row.id, db_url)
         out.append(("activity writer: insert per row (batches of 500)", ins, f"{bare_ins:.1f} (bare driver executemany)",
-                    "activity.py ActivityWriter._insert: Core executemany + hourly rollup upsert"))
+                    "activity/writer.py ActivityWriter._insert: Core executemany + hourly rollup upsert"))
 
         # 11. everything in run_action together, one call at a time; first without the
         # activity buffer (rows prepared, then dropped), then as the hub runs it
         await hub.activity.flush()
         hub.activity.record = no_buffer  # type: ignore[method-assign]
-        out.append(("run_action, whole, activity rows dropped", await timed(n, lambda: hub.run_action(caller, rt, action, dict(data))),
-                    bare_txt, "service.py Hub.run_action"))
+        out.append(("run_action, whole, activity rows dropped", await timed(n, lambda: hub.actions.run(caller, rt, action, dict(data))),
+                    bare_txt, "core/actions.py ActionRunner.run"))
         hub.activity.record = real_record  # type: ignore[method-assign]
-        out.append(("run_action, whole (sequential)", await timed(n, lambda: hub.run_action(caller, rt, action, dict(data))),
-                    bare_txt, "service.py Hub.run_action"))
+        out.append(("run_action, whole (sequential)", await timed(n, lambda: hub.actions.run(caller, rt, action, dict(data))),
+                    bare_txt, "core/actions.py ActionRunner.run"))
         await hub.activity.flush()
         devnull.close()
     finally:

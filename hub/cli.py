@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from datetime import timedelta
+from collections.abc import AsyncIterator
 from typing import Any
 
 import click
@@ -109,14 +110,7 @@ def serve(
         log.info("provider %s: %s, %d actions", name, state, len(rt.plugin.actions))
 
     async def prepare() -> web.Application:
-        await hub.start(migrate=not no_migrate)
-        app = create_app(hub, manage_lifecycle=False)
-
-        async def close(_app: web.Application) -> None:
-            await hub.stop()
-
-        app.on_cleanup.append(close)
-        return app
+        return create_app(hub, migrate=not no_migrate)
 
     who = f"worker {worker_id} (pid {os.getpid()}) " if worker_id is not None else ""
     log.info("%sserving on http://%s:%s (public URL %s)", who, config.server.host, config.server.port, config.public_url)
@@ -189,14 +183,14 @@ def sandbox(config_path: str | None, host: str | None, port: int | None, user_id
             await fakes.stop()
             _fail(str(exc))
         redactor.secrets = hub.secret_values()
-        await hub.start()
-        app = create_app(hub, manage_lifecycle=False)
+        app = create_app(hub)
 
-        async def close(_app: web.Application) -> None:
-            await hub.stop()
+        async def fakes_context(_app: web.Application) -> AsyncIterator[None]:
+            yield  # already running: the hub's config points at them
             await fakes.stop()
 
-        app.on_cleanup.append(close)
+        # First in, last out: the fakes outlive the hub's own shutdown.
+        app.cleanup_ctx.insert(0, fakes_context)
         for name in sorted(hub.providers):
             where = fakes.urls.get(name)
             banner.append(f"  {name:<16} " + (f"fake at {where}" if where else "REAL service (credentials configured)"))
@@ -220,7 +214,7 @@ def sandbox(config_path: str | None, host: str | None, port: int | None, user_id
 @config_option
 def check(config_path: str | None) -> None:
     """Validate a config and print what would run."""
-    from .core.hub import check_providers
+    from .core.runtime import check_providers
 
     config = _config(config_path)
     registry = _registry(config)

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from .infra.config import HubConfig, ProviderConfig
 from .registry import Registry
-from .core.hub import check_providers
+from .core.runtime import check_providers
 from .types import Sandbox
 
 log = logging.getLogger("hub.sandbox")

@@ -25,7 +25,7 @@ from hub.store.engine import create_engine, sessionmaker
 from hub.errors import Unauthorized
 from hub.activity import rebuild_rollups
 from hub.store.models import ActivityHour, Integration, IntegrationLog, utcnow
-from hub.core.tokens import decrypt_token, encrypt_into
+from hub.store.integrations import decrypt_token, encrypt_into
 from hub.types import TokenSet
 
 SECRET = "cli-test-secret-" + "q" * 32

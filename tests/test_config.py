@@ -17,7 +17,7 @@ from hub.infra.config import (
     interpolate,
     load_config,
 )
-from hub.core.hub import check_providers
+from hub.core.runtime import check_providers
 from hub.web import create_app
 
 

@@ -38,7 +38,21 @@ from sqlalchemy import select
 from support import auth, build_hub, make_registry
 
 import hub
-from hub import AccountInfo, Action, CallContext, ConfigField, Endpoints, GrantRejected, ProviderAuthError, ProviderError, ProviderInfo, RateLimited, TokenSet, TransientProviderError, hookimpl
+from hub import (
+    AccountInfo,
+    Action,
+    CallContext,
+    ConfigField,
+    Endpoints,
+    GrantRejected,
+    ProviderAuthError,
+    ProviderError,
+    ProviderInfo,
+    RateLimited,
+    TokenSet,
+    TransientProviderError,
+    hookimpl,
+)
 from hub.infra.config import ConfigError
 from hub.store.models import Integration
 from hub.registry import Registry

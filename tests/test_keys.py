@@ -17,8 +17,8 @@ from support import auth, build_hub
 from hub.infra.crypto import DecryptionFailed, KeyRing, generate_key, key_id, token_context
 from hub.store.keyrotation import RotationReport, rotate
 from hub.store.models import Integration, OAuthState, utcnow
-from hub.core.hub import hash_state, state_context
-from hub.core.tokens import decrypt_token, encrypt_into
+from hub.store.states import hash_state, state_context
+from hub.store.integrations import decrypt_token, encrypt_into
 from hub.types import TokenSet
 from hub.web import create_app
 

@@ -31,7 +31,8 @@ from hub.store.engine import create_engine, sessionmaker
 from hub.core.lifecycle import Status
 from hub.activity import LOG_STATUSES
 from hub.store.models import Integration, IntegrationLog, OAuthState, utcnow
-from hub.core.tokens import LEASE_SECONDS, decrypt_token
+from hub.core.tokens import LEASE_SECONDS
+from hub.store.integrations import decrypt_token
 from hub_slack.fake import FakeSlack, start_fake_slack
 from procs import HubProcess, connect_slack_via, free_port, port_is_open, until, write_config
 from support import auth, slack_section

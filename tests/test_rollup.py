@@ -17,7 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hub import activity
+from hub.activity import rollup as rollup_module
+from hub.activity import writer as writer_module
 from hub.activity import ActivityWriter, bucket_value, daily, duration_bucket, prune, rebuild_rollups, stats, summaries
 from hub.store.engine import create_engine, sessionmaker, upgrade
 from hub.store.models import ActivityHour, Integration, IntegrationLog
@@ -118,7 +119,7 @@ async def mixed_workload(sessions: Any, ids: list[int], monkeypatch: pytest.Monk
     await writer.flush()
 
     # the database fails after a batch's rows went in but before its rollup did
-    real_apply, failures = activity._apply, {"left": 1}
+    real_apply, failures = writer_module.apply_changes, {"left": 1}
 
     async def flaky_apply(conn: Any, changes: Any) -> None:
         if failures["left"]:
@@ -126,11 +127,11 @@ async def mixed_workload(sessions: Any, ids: list[int], monkeypatch: pytest.Monk
             raise OperationalError("INSERT INTO activity_hourly", {}, ConnectionError("connection lost"))
         await real_apply(conn, changes)
 
-    monkeypatch.setattr(activity, "_apply", flaky_apply)
+    monkeypatch.setattr(writer_module, "apply_changes", flaky_apply)
     for minutes in (40, 61, 62, 24 * 60 + 5):
         await writer.record(call(ids[2], NOW - timedelta(minutes=minutes), action="sync", ms=minutes))
     await writer.flush()
-    monkeypatch.setattr(activity, "_apply", real_apply)
+    monkeypatch.setattr(writer_module, "apply_changes", real_apply)
     assert failures["left"] == 0
 
     # pending rows: two finished (one in an hour before midnight), one left running
@@ -267,7 +268,7 @@ async def test_prune_takes_the_rollup_with_the_rows(db_url: str) -> None:
     assert kept == await recomputed(sessions)
     assert min(k[1] for k in kept) == datetime(2026, 3, 9, 20, tzinfo=timezone.utc)  # earlier hours gone, 20:00 reduced
     async with sessions() as s:
-        assert await s.scalar(select(func.count()).select_from(ActivityHour).where(ActivityHour.hour < activity.hour_of(cutoff))) == 0
+        assert await s.scalar(select(func.count()).select_from(ActivityHour).where(ActivityHour.hour < rollup_module.hour_of(cutoff))) == 0
         assert await s.scalar(select(func.count()).select_from(IntegrationLog)) == rows_before - older
         for iid in ids:
             assert await stats(s, iid, 1, now=NOW) == expected_stats(await calls_of(sessions, iid), 1, NOW)
@@ -295,12 +296,12 @@ async def test_two_writers_on_one_database_lose_no_counts(db_url: str, monkeypat
         # One rollup row at a time with a pause between, so the two transactions hold
         # some rows each while they ask for more: the order they lock rows in decides
         # whether PostgreSQL has to break a deadlock.
-        for stmt, params in activity._rollup_statements(conn.dialect.name, changes):
+        for stmt, params in rollup_module.rollup_statements(conn.dialect.name, changes):
             for one in params:
                 await conn.execute(stmt, [one])
                 await asyncio.sleep(0.001)
 
-    monkeypatch.setattr(activity, "_apply", interleaved)
+    monkeypatch.setattr(writer_module, "apply_changes", interleaved)
     second = create_engine(db_url)
     writers = [ActivityWriter(sessions, flush_interval=0.001, batch_size=20), ActivityWriter(sessionmaker(second), flush_interval=0.001, batch_size=20)]
     actions = ["a", "b", "c", "d"]

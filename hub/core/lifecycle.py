@@ -11,6 +11,7 @@ import enum
 from datetime import datetime
 
 from ..errors import Conflict
+from ..store.integrations import IntegrationStore
 from ..store.models import Integration, IntegrationLog, utcnow
 
 
@@ -82,3 +83,15 @@ def refused(provider: str, current: Status | None, what: str) -> Conflict:
     if advice:
         message += f"; {advice}"
     return Conflict(message, details={"status": state, "allowedTransitions": allowed})
+
+
+async def set_status(store: IntegrationStore, row: Integration, to: Status, reason: str) -> None:
+    """Move one integration (re-read under its row lock) and log the transition; ``row``
+    is brought up to date with what was stored."""
+    async with store.locked(row.id) as (session, fresh):
+        if fresh is None:
+            return
+        transition = move(fresh, to, reason)
+        if transition is not None:
+            session.add(transition)
+    row.status, row.status_reason, row.version = fresh.status, fresh.status_reason, fresh.version

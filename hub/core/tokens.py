@@ -15,34 +15,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
-from sqlalchemy import update
-
-from ..infra import metrics
-from ..infra.crypto import DecryptionFailed, KeyRing, token_context
+from ..activity import Recorder
 from ..errors import (
     Conflict,
     GrantRejected,
     HubError,
     MalformedResponse,
+    ProviderAuthError,
     ServiceUnavailable,
     StoredTokenUnreadable,
+    TokenExpired,
     TransientProviderError,
 )
-from .lifecycle import Status, move
-from ..store.models import Integration, utcnow
+from ..infra import metrics
+from ..infra.crypto import DecryptionFailed
+from ..registry import Registry
+from ..store.integrations import IntegrationStore, lease_until, public_token_fields
+from ..store.models import Integration, iso_utc, utcnow
 from ..types import TokenSet
-
-if TYPE_CHECKING:
-    from .hub import Hub, ProviderRuntime
+from .lifecycle import Status, move, refused, set_status
+from .runtime import ProviderRuntime
 
 log = logging.getLogger("hub.tokens")
 
 LEASE_SECONDS = 30.0
 POLL_SECONDS = 0.05
+
+T = TypeVar("T")
 
 
 class ReconnectRequired(Conflict):
@@ -59,34 +62,6 @@ class Snapshot:
     token: TokenSet
 
 
-def decrypt_token(keyring: KeyRing, row: Integration) -> TokenSet:
-    """The row's token set in clear. Raises :class:`DecryptionFailed` on tampering."""
-    if row.access_token is None:
-        raise StoredTokenUnreadable(f"the {row.provider} integration holds no credentials; connect again")
-    access = keyring.decrypt(row.access_token, token_context(row.user_id, row.provider, "access_token"))
-    refresh = None
-    if row.refresh_token:
-        refresh = keyring.decrypt(row.refresh_token, token_context(row.user_id, row.provider, "refresh_token"))
-    return TokenSet(
-        access_token=access,
-        refresh_token=refresh,
-        expires_at=row.token_expiry,
-        scopes=tuple(row.scopes or ()),
-        raw=dict((row.meta or {}).get("token", {})),
-    )
-
-
-def encrypt_into(keyring: KeyRing, row: Integration, token: TokenSet) -> None:
-    row.access_token = keyring.encrypt(token.access_token, token_context(row.user_id, row.provider, "access_token"))
-    row.refresh_token = (
-        keyring.encrypt(token.refresh_token, token_context(row.user_id, row.provider, "refresh_token"))
-        if token.refresh_token
-        else None
-    )
-    row.token_expiry = token.expires_at
-    row.scopes = list(token.scopes)
-
-
 def merge(old: TokenSet, new: TokenSet) -> TokenSet:
     """A refreshed token over the old one: what the provider leaves out is kept."""
     return TokenSet(
@@ -100,17 +75,23 @@ def merge(old: TokenSet, new: TokenSet) -> TokenSet:
 
 
 class TokenSessions:
-    """Refresh coordination for every integration of this process."""
+    """Refresh coordination for every integration of this process.
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    Its collaborators are narrow: the integration store (rows, locks, the lease), the
+    recorder (activity rows) and the registry (the provider's refresh hook)."""
+
+    def __init__(self, store: IntegrationStore, recorder: Recorder, registry: Registry, *, refresh_margin_seconds: float) -> None:
+        self.store = store
+        self.recorder = recorder
+        self.registry = registry
+        self.refresh_margin_seconds = refresh_margin_seconds
         self._inflight: dict[int, asyncio.Task[Snapshot]] = {}
 
     def margin(self, row: Integration) -> float:
         """How long before expiry a token is refreshed: the configured margin, but never
         more than a quarter of the token's life, so a short-lived token is not refreshed
         on every use (its life is measured from when it was stored)."""
-        margin = float(self.hub.config.security.refresh_margin_seconds)
+        margin = float(self.refresh_margin_seconds)
         if row.token_expiry is not None and row.updated_at is not None:
             life = (row.token_expiry - row.updated_at).total_seconds()
             if life > 0:
@@ -141,15 +122,15 @@ class TokenSessions:
 
     async def read(self, row: Integration) -> TokenSet:
         try:
-            return decrypt_token(self.hub.keyring, row)
+            return self.store.decrypt(row)
         except DecryptionFailed:
             reason = "stored credentials failed to decrypt (tampered with, moved, or their key was removed): connect again"
-            await self.hub.set_status(row, Status.ERROR, reason)
+            await set_status(self.store, row, Status.ERROR, reason)
             raise StoredTokenUnreadable(f"the {row.provider} integration's {reason}", details={"status": "ERROR"}) from None
 
     async def mark_expired(self, row: Integration, reason: str) -> None:
         if row.status == Status.ACTIVE:
-            await self.hub.set_status(row, Status.EXPIRED, reason)
+            await set_status(self.store, row, Status.EXPIRED, reason)
 
     async def refresh(self, runtime: ProviderRuntime, row: Integration, *, reason: str, stale: str | None = None) -> Snapshot:
         """Refresh once for everyone asking about this integration right now.
@@ -169,7 +150,7 @@ class TokenSessions:
         while True:
             row = await self._get(integration_id)
             if row.status not in (Status.ACTIVE, Status.EXPIRED):
-                raise hub_state_conflict(runtime, row)
+                raise refused(runtime.name, Status(row.status), "use its credentials")
             token = await self.read(row)
             fresh_enough = not token.expired(margin_seconds=self.margin(row))
             if stale is not None and token.access_token != stale and not token.expired():
@@ -180,7 +161,7 @@ class TokenSessions:
                 raise ReconnectRequired(f"the {runtime.info.title} integration has no refresh token: connect again")
             now = utcnow()
             lease_free = row.refresh_lease_until is None or row.refresh_lease_until <= now
-            if lease_free and await self._claim(row, now):
+            if lease_free and await self.store.claim_lease(row, lease_until(now, LEASE_SECONDS)):
                 return await self._refresh_holding_lease(runtime, row, token, reason)
             if time.monotonic() > deadline:
                 raise ServiceUnavailable("another process is refreshing this integration; try again shortly")
@@ -188,24 +169,10 @@ class TokenSessions:
             await self._wait_for_lease(integration_id)
             stale = None
 
-    async def _claim(self, row: Integration, now: datetime) -> bool:
-        async with self.hub.sessions.begin() as session:
-            result = await session.execute(
-                update(Integration)
-                .where(Integration.id == row.id, Integration.version == row.version)
-                .values(refresh_lease_until=now + timedelta(seconds=LEASE_SECONDS), version=row.version + 1)
-            )
-        if result.rowcount == 1:
-            row.version += 1
-            row.refresh_lease_until = now + timedelta(seconds=LEASE_SECONDS)
-            return True
-        return False
-
     async def _refresh_holding_lease(self, runtime: ProviderRuntime, row: Integration, token: TokenSet, reason: str) -> Snapshot:
-        hub = self.hub
         started = time.perf_counter()
         try:
-            new = await hub.registry.call(runtime.name, "hub_refresh_token", provider=runtime.provider, token=token)
+            new = await self.registry.call(runtime.name, "hub_refresh_token", provider=runtime.provider, token=token)
             if not isinstance(new, TokenSet) or not new.access_token:
                 raise MalformedResponse(f"{runtime.info.title} refresh gave no usable access token")
         except BaseException as exc:
@@ -215,15 +182,13 @@ class TokenSessions:
             raise self._client_error(runtime, exc) from None
         metrics.REFRESHES.labels(runtime.name, "success").inc()
         merged = merge(token, new)
-        await hub.store_refreshed(runtime, row, merged, started)
+        await self._store_refreshed(row, merged, started)
         return Snapshot(row, merged)
 
     async def _release_after_failure(
         self, runtime: ProviderRuntime, row: Integration, token: TokenSet, exc: BaseException, started: float
     ) -> None:
-        hub = self.hub
-        async with hub.sessions.begin() as session:
-            fresh = await session.get(Integration, row.id, with_for_update=False)
+        async with self.store.locked(row.id) as (session, fresh):
             assert fresh is not None
             fresh.refresh_lease_until = None
             fresh.version += 1
@@ -235,7 +200,7 @@ class TokenSessions:
             if transition is not None:
                 session.add(transition)
         row.status, row.version, row.refresh_lease_until = fresh.status, fresh.version, None
-        await hub.record(row, "refresh_token", started, error=exc, request={"reason": "refresh"})
+        await self.recorder.record(row, "refresh_token", started, error=exc, request={"reason": "refresh"})
 
     def _client_error(self, runtime: ProviderRuntime, exc: BaseException) -> BaseException:
         if isinstance(exc, GrantRejected):
@@ -247,7 +212,7 @@ class TokenSessions:
         return exc
 
     async def _get(self, integration_id: int) -> Integration:
-        row = await self.hub._get(integration_id)
+        row = await self.store.get(integration_id)
         if row is None:
             raise Conflict("the integration was removed while refreshing")
         return row
@@ -260,16 +225,51 @@ class TokenSessions:
             if row.refresh_lease_until is None or row.refresh_lease_until <= utcnow():
                 return
 
+    async def _store_refreshed(self, row: Integration, token: TokenSet, started: float) -> None:
+        async with self.store.locked(row.id) as (session, fresh):
+            assert fresh is not None
+            self.store.encrypt_into(fresh, token)
+            if token.raw:
+                fresh.meta = {**(fresh.meta or {}), "token": public_token_fields(token.raw)}
+            fresh.refresh_lease_until = None
+            fresh.version += 1
+            fresh.updated_at = utcnow()
+            if fresh.status == Status.EXPIRED:
+                transition = move(fresh, Status.ACTIVE, "refresh succeeded")
+                if transition is not None:
+                    session.add(transition)
+        row.status, row.version, row.refresh_lease_until = fresh.status, fresh.version, None
+        row.access_token, row.refresh_token, row.token_expiry = fresh.access_token, fresh.refresh_token, fresh.token_expiry
+        await self.recorder.record(row, "refresh_token", started, response={"expiresAt": iso_utc(token.expires_at)})
 
-def hub_state_conflict(runtime: ProviderRuntime, row: Integration) -> HubError:
-    from .lifecycle import refused
-
-    return refused(runtime.name, Status(row.status), "use its credentials")
+    async def with_auth_retry(self, runtime: ProviderRuntime, snap: Snapshot, fn: Callable[[Snapshot], Awaitable[T]]) -> T:
+        """Run ``fn(snapshot)``; on an auth failure refresh once where possible, else ERROR."""
+        try:
+            return await fn(snap)
+        except ProviderAuthError as exc:
+            failure = exc
+        if snap.token.refresh_token:
+            fresh = await self.refresh(runtime, snap.integration, reason="provider rejected the access token", stale=snap.token.access_token)
+            try:
+                return await fn(fresh)
+            except ProviderAuthError as exc:
+                failure = exc
+        title = runtime.info.title
+        code = failure.provider_code or "unauthorized"
+        if isinstance(failure, TokenExpired) and not snap.token.refresh_token:
+            await self.mark_expired(snap.integration, f"{title} says the token expired")
+            raise ReconnectRequired(
+                f"the {title} token has expired and cannot be refreshed: connect again",
+                details={"status": Status.EXPIRED.value, "providerError": code},
+            )
+        await set_status(self.store, snap.integration, Status.ERROR, f"{title} rejected the credentials ({code}): reconnect required")
+        raise ReconnectRequired(
+            f"{title} no longer accepts this integration's credentials ({code}); the integration is now ERROR: connect again",
+            details={"status": Status.ERROR.value, "providerError": code},
+        )
 
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, HubError):
         return exc.message
     return type(exc).__name__
-
-

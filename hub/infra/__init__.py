@@ -1,1 +1,1 @@
-"""x"""
+"""Process-wide services: config, secrets, the key ring, JWTs, metrics, server logging."""

@@ -1,1 +1,1 @@
-"""x"""
+"""Storage: the tables, the engine, and the repositories over them (see docs/architecture.md)."""

@@ -88,7 +88,7 @@ async def rotate(
     async with sessions.begin() as session:
         states = (await session.scalars(select(OAuthState).where(_not_primary(OAuthState.code_verifier, keyring.primary)))).all()
         for st in states:
-            from ..core.hub import state_context
+            from .states import state_context
 
             try:
                 ctx = state_context(st.state_hash)

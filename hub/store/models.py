@@ -1,5 +1,5 @@
 """The ORM models (SQLAlchemy 2.0 declarative). Schema changes go through Alembic
-(``hub/migrations``); this module and the newest migration describe the same tables."""
+(``hub/store/migrations``); this module and the newest migration describe the same tables."""
 
 from __future__ import annotations
 
@@ -46,6 +46,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """``2026-01-31T12:00:00Z``: how the API writes a moment."""
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class Base(DeclarativeBase):

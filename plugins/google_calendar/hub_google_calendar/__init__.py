@@ -18,10 +18,24 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import hub
-from hub import Action, AuthorizationRequest, CallContext, Endpoints, MalformedResponse, Provider, ProviderAuthError, ProviderError, ProviderInfo, RateLimited, Sandbox, UpstreamResponse, hookimpl
+from hub import (
+    Action,
+    AuthorizationRequest,
+    CallContext,
+    Endpoints,
+    MalformedResponse,
+    Provider,
+    ProviderAuthError,
+    ProviderError,
+    ProviderInfo,
+    RateLimited,
+    Sandbox,
+    UpstreamResponse,
+    hookimpl,
+)
 
-from plugins.google_calendar.hub_google_calendar import schemas
-from plugins.google_calendar.hub_google_calendar.availability import WorkingHours, free_slots, parse_instant, to_json
+from . import schemas
+from .availability import WorkingHours, free_slots, parse_instant, to_json
 
 SCOPE = "https://www.googleapis.com/auth/"
 
@@ -118,7 +132,7 @@ def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
 
 @hookimpl
 def hub_sandbox() -> Sandbox:
-    from plugins.google_calendar.hub_google_calendar.fake import FakeGoogle
+    from .fake import FakeGoogle
 
     fake = FakeGoogle(client_id="sandbox-google-client", client_secret="sandbox-google-secret")
     return Sandbox(app=fake.app, settings=fake.hub_settings)

@@ -12,9 +12,28 @@ from collections.abc import Mapping
 from typing import Any
 
 import hub
-from hub import AccountInfo, Action, AuthorizationRequest, CallContext, ConfigField, Endpoints, GrantRejected, MalformedResponse, Provider, ProviderAuthError, ProviderError, ProviderInfo, RateLimited, Sandbox, TokenExpired, TokenSet, UpstreamResponse, hookimpl
+from hub import (
+    AccountInfo,
+    Action,
+    AuthorizationRequest,
+    CallContext,
+    ConfigField,
+    Endpoints,
+    GrantRejected,
+    MalformedResponse,
+    Provider,
+    ProviderAuthError,
+    ProviderError,
+    ProviderInfo,
+    RateLimited,
+    Sandbox,
+    TokenExpired,
+    TokenSet,
+    UpstreamResponse,
+    hookimpl,
+)
 
-from plugins.slack.hub_slack.schemas import CHANNELS, MESSAGE, USER
+from .schemas import CHANNELS, MESSAGE, USER
 
 INFO = ProviderInfo(
     name="slack",
@@ -127,7 +146,7 @@ def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
 
 @hookimpl
 def hub_sandbox() -> Sandbox:
-    from plugins.slack.hub_slack.fake import FakeSlack
+    from .fake import FakeSlack
 
     fake = FakeSlack(client_id="sandbox-slack-client", client_secret="sandbox-slack-secret")
     return Sandbox(app=fake.app, settings=fake.hub_settings)

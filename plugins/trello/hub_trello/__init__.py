@@ -20,9 +20,28 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import hub
-from hub import AccountInfo, Action, AuthorizationRequest, CallContext, ConfigField, Endpoints, GrantRejected, MalformedResponse, Provider, ProviderAuthError, ProviderError, ProviderInfo, RateLimit, RateLimited, Sandbox, TokenSet, UpstreamResponse, hookimpl
+from hub import (
+    AccountInfo,
+    Action,
+    AuthorizationRequest,
+    CallContext,
+    ConfigField,
+    Endpoints,
+    GrantRejected,
+    MalformedResponse,
+    Provider,
+    ProviderAuthError,
+    ProviderError,
+    ProviderInfo,
+    RateLimit,
+    RateLimited,
+    Sandbox,
+    TokenSet,
+    UpstreamResponse,
+    hookimpl,
+)
 
-from plugins.trello.hub_trello.schemas import BOARD, BOARDS, COMMENT, CREATE_CARD, UPDATE_CARD
+from .schemas import BOARD, BOARDS, COMMENT, CREATE_CARD, UPDATE_CARD
 
 EXPIRATIONS = ("1hour", "1day", "30days", "never")
 
@@ -166,7 +185,7 @@ def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
 
 @hookimpl
 def hub_sandbox() -> Sandbox:
-    from plugins.trello.hub_trello.fake import FakeTrello
+    from .fake import FakeTrello
 
     fake = FakeTrello(api_key="sandbox-trello-key")
     return Sandbox(app=fake.app, settings=lambda base: {**fake.hub_settings(base), "app_name": "Integration Hub sandbox"})

@@ -1,0 +1,291 @@
+"""Reading activity: log pages (keyset cursor), statistics and daily counts, summaries
+for the integration list, and retention.
+
+:func:`stats` adds up the whole hours of its window from the rollup and reads raw rows
+only for at most half of the hour the window starts in, so its counts, rates, averages
+and breakdown are exact. Percentiles are exact too while the window holds at most
+:data:`EXACT_PERCENTILES_UP_TO` calls; above that they are read from the duration
+buckets, within 5% of the exact value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..errors import BadRequest
+from ..store.models import ActivityHour, IntegrationLog, utcnow
+
+log = logging.getLogger("hub.activity")
+from .rollup import EXACT_PERCENTILES_UP_TO, HOUR, LOGS, ROLLUP, SLOT, SUCCESS, TALLIED, apply_changes, bucket_value, duration_bucket, hour_of, tally
+
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    status: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+def encode_cursor(row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = text.partition(":")
+        row_id = int(value)
+        if kind != "id" or not 0 < row_id < 2**63:
+            raise ValueError
+        return row_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("cursor: not a cursor this API returned (use nextCursor from the previous page)", details={"field": "cursor"}) from None
+
+
+def log_to_json(row: IntegrationLog) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "action": row.action,
+        "status": row.status,
+        "requestData": row.request_data,
+        "responseData": row.response_data,
+        "errorMessage": row.error_message,
+        "durationMs": row.duration_ms,
+        "createdAt": row.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+async def list_logs(session: AsyncSession, integration_id: int, query: LogQuery) -> dict[str, Any]:
+    conditions = [IntegrationLog.integration_id == integration_id]
+    if query.status:
+        conditions.append(IntegrationLog.status == query.status)
+    if query.action:
+        conditions.append(IntegrationLog.action == query.action)
+    if query.since:
+        conditions.append(IntegrationLog.created_at >= query.since)
+    if query.cursor:
+        conditions.append(IntegrationLog.id < decode_cursor(query.cursor))
+    stmt = select(IntegrationLog).where(and_(*conditions)).order_by(IntegrationLog.id.desc()).limit(query.limit + 1)
+    rows = list((await session.scalars(stmt)).all())
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    return {
+        "items": [log_to_json(r) for r in rows],
+        "nextCursor": encode_cursor(rows[-1].id) if more and rows else None,
+    }
+
+
+def period_label(days: int) -> str:
+    return f"Last {days} day" + ("" if days == 1 else "s")
+
+
+def percent(part: int, whole: int) -> str:
+    return f"{(100.0 * part / whole) if whole else 0.0:.2f}%"
+
+
+@dataclass(frozen=True)
+class _Window:
+    """How a window starting at ``since`` is read: rollup hours from ``first_hour`` on,
+    plus (``sign`` +1) or less (``sign`` -1) the raw call rows in ``[raw_from, raw_to)``.
+
+    The hour the window starts in is read from whichever side of ``since`` holds less of
+    it: the rows after ``since`` are added to the later hours, or the whole hour is taken
+    from the rollup and the rows before ``since`` taken away. Either way the result is
+    exact, and at most half an hour of raw rows is read."""
+
+    first_hour: datetime
+    raw_from: datetime
+    raw_to: datetime
+    sign: int
+
+    @classmethod
+    def starting(cls, since: datetime) -> _Window:
+        start = hour_of(since)
+        if since == start:
+            return cls(start, since, since, 0)
+        if since - start < HOUR / 2:
+            return cls(start, start, since, -1)
+        return cls(start + HOUR, since, start + HOUR, 1)
+
+    def raw_calls(self) -> list[Any]:
+        return [IntegrationLog.kind == "call", IntegrationLog.created_at >= self.raw_from, IntegrationLog.created_at < self.raw_to]
+
+
+def _pick(sorted_counts: Sequence[tuple[int, int]], total: int, q: float) -> int:
+    """The smallest value whose cumulative count reaches rank ceil(q * total): what
+    PostgreSQL's ``percentile_disc(q)`` answers."""
+    rank = max(1, math.ceil(q * total))
+    seen = 0
+    for value, n in sorted_counts:
+        seen += n
+        if seen >= rank:
+            return value
+    return sorted_counts[-1][0] if sorted_counts else 0
+
+
+async def stats(
+    session: AsyncSession, integration_id: int, days: int, *, now: datetime | None = None, exact_up_to: int = EXACT_PERCENTILES_UP_TO
+) -> dict[str, Any]:
+    """The statistics of one integration over the window ``[now - days, now]``.
+
+    Whole hours come from the rollup and the hour the window starts in is completed from
+    raw rows (see :class:`_Window`), so every figure but the percentiles is exact. p50/p95 are exact while the window holds at most
+    ``exact_up_to`` calls, and otherwise estimated from the duration buckets (within 5%;
+    ``percentilesEstimated`` says which)."""
+    since = (now or utcnow()) - timedelta(days=days)
+    window = _Window.starting(since)
+    per_action: dict[str, list[int]] = {}  # action -> [succeeded, failed, pending, total_ms]
+    buckets: Counter[int] = Counter()
+
+    def add(action: str, bucket: int, counts: Sequence[int], sign: int = 1) -> None:
+        acc = per_action.setdefault(action, [0, 0, 0, 0])
+        for i, n in enumerate(counts):
+            acc[i] += sign * int(n or 0)
+        buckets[bucket] += sign * sum(int(n or 0) for n in counts[:3])
+
+    h = ActivityHour
+    hours = await session.execute(
+        select(h.action, h.bucket, func.sum(h.succeeded), func.sum(h.failed), func.sum(h.pending), func.sum(h.total_ms))
+        .where(h.integration_id == integration_id, h.hour >= window.first_hour)
+        .group_by(h.action, h.bucket)
+    )
+    for action, bucket, *counts in hours.all():
+        add(action, bucket, counts)
+    if window.sign:
+        lg = IntegrationLog
+        edge = await session.execute(
+            select(lg.action, lg.status, lg.duration_ms, func.count())
+            .where(lg.integration_id == integration_id, *window.raw_calls())
+            .group_by(lg.action, lg.status, lg.duration_ms)
+        )
+        for action, status, ms, n in edge.all():
+            counts = [0, 0, 0, int(ms) * n]
+            counts[SLOT.get(status, 2)] = n
+            add(action, duration_bucket(int(ms)), counts, window.sign)
+
+    total = sum(c[0] + c[1] + c[2] for c in per_action.values())
+    ok = sum(c[0] for c in per_action.values())
+    failed = sum(c[1] for c in per_action.values())
+    estimated = total > exact_up_to
+    if total == 0:
+        p50 = p95 = 0
+    elif estimated:
+        ordered = sorted(buckets.items())
+        p50, p95 = (bucket_value(_pick(ordered, total, q)) for q in (0.5, 0.95))
+    else:
+        p50, p95 = await _exact_percentiles(session, integration_id, since, total, (0.5, 0.95))
+    breakdown = sorted(((a, c[0] + c[1] + c[2]) for a, c in per_action.items()), key=lambda item: (-item[1], item[0]))
+    return {
+        "period": period_label(days),
+        "totalRequests": total,
+        "successfulRequests": ok,
+        "failedRequests": failed,
+        "successRate": percent(ok, total),
+        "averageDuration": round(sum(c[3] for c in per_action.values()) / total) if total else 0,
+        "p50Duration": p50,
+        "p95Duration": p95,
+        "percentilesEstimated": estimated,
+        "actionBreakdown": [{"action": a, "count": n} for a, n in breakdown if n],
+    }
+
+
+async def _exact_percentiles(session: AsyncSession, integration_id: int, since: datetime, total: int, quantiles: Sequence[float]) -> list[int]:
+    lg = IntegrationLog
+    rows = await session.execute(
+        select(lg.duration_ms, func.count())
+        .where(lg.integration_id == integration_id, lg.kind == "call", lg.created_at >= since)
+        .group_by(lg.duration_ms)
+        .order_by(lg.duration_ms)
+    )
+    ordered = [(int(ms), int(n)) for ms, n in rows.all()]
+    return [_pick(ordered, total, q) for q in quantiles]
+
+
+async def daily(session: AsyncSession, integration_id: int, days: int, *, now: datetime | None = None) -> dict[str, Any]:
+    """Requests per UTC day over the last ``days`` days, successes against failures,
+    every day present (zeros included) so a chart needs no gap-filling. UTC days are whole
+    hours, so this reads the rollup alone."""
+    now = now or utcnow()
+    first = (now - timedelta(days=days - 1)).date()
+    since = datetime.combine(first, datetime.min.time(), tzinfo=timezone.utc)
+    h = ActivityHour
+    rows = await session.execute(
+        select(h.hour, func.sum(h.succeeded), func.sum(h.failed))
+        .where(h.integration_id == integration_id, h.hour >= since)
+        .group_by(h.hour)
+    )
+    found: dict[str, list[int]] = {}
+    for hour, ok, bad in rows.all():
+        day = found.setdefault(hour.date().isoformat(), [0, 0])
+        day[0] += int(ok or 0)
+        day[1] += int(bad or 0)
+    series = []
+    for offset in range(days):
+        key = (first + timedelta(days=offset)).isoformat()
+        ok, bad = found.get(key, (0, 0))
+        series.append({"date": key, "successful": ok, "failed": bad})
+    return {"period": period_label(days), "days": series}
+
+
+async def summaries(session: AsyncSession, integration_ids: Sequence[int], days: int = 7, *, now: datetime | None = None) -> dict[int, dict[str, Any]]:
+    """Total and success counts for many integrations (for list views): one query over
+    the rollup, one over the raw rows of part of the hour the window starts in."""
+    if not integration_ids:
+        return {}
+    window = _Window.starting((now or utcnow()) - timedelta(days=days))
+    found: dict[int, list[int]] = {iid: [0, 0] for iid in integration_ids}
+    h = ActivityHour
+    parts = [(
+        select(h.integration_id, func.sum(h.succeeded + h.failed + h.pending), func.sum(h.succeeded))
+        .where(h.integration_id.in_(integration_ids), h.hour >= window.first_hour)
+        .group_by(h.integration_id),
+        1,
+    )]
+    if window.sign:
+        lg = IntegrationLog
+        parts.append((
+            select(lg.integration_id, func.count(), func.sum(case((lg.status == SUCCESS, 1), else_=0)))
+            .where(lg.integration_id.in_(integration_ids), *window.raw_calls())
+            .group_by(lg.integration_id),
+            window.sign,
+        ))
+    for stmt, sign in parts:
+        for iid, n, ok in (await session.execute(stmt)).all():
+            found[iid][0] += sign * int(n or 0)
+            found[iid][1] += sign * int(ok or 0)
+    return {
+        iid: {"period": period_label(days), "totalRequests": n, "successRate": percent(ok, n)}
+        for iid, (n, ok) in ((i, found[i]) for i in integration_ids)
+    }
+
+
+async def prune(session: AsyncSession, older_than: datetime) -> int:
+    """Delete activity rows created before ``older_than``, and their share of the rollup.
+
+    Rollup hours that end at or before the cutoff go with their rows. In the hour the
+    cutoff falls in, the deleted rows are subtracted from that hour's counts, so the
+    statistics always describe exactly the rows that remain. Returns the rows deleted."""
+    edge = hour_of(older_than)
+    deleted = int((await session.execute(delete(LOGS).where(LOGS.c.created_at < edge))).rowcount or 0)
+    if older_than > edge:
+        gone = (await session.execute(delete(LOGS).where(LOGS.c.created_at >= edge, LOGS.c.created_at < older_than).returning(*TALLIED))).all()
+        deleted += len(gone)
+        conn = await session.connection()
+        await apply_changes(conn, {key: [-n for n in counts] for key, counts in tally(gone).items()})
+    await session.execute(delete(ROLLUP).where(ROLLUP.c.hour < edge))
+    return deleted

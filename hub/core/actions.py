@@ -1,0 +1,116 @@
+"""Running a provider action: validate the input, check the integration's state, get a
+usable token, call the plugin's handler with a call context, and record the call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ..activity import Recorder
+from ..errors import HubError, MethodNotAllowed, NotFound, ProviderError, TransientProviderError
+from ..infra.auth import Caller
+from ..registry import Registry
+from ..store.integrations import IntegrationStore, account_of
+from ..store.models import utcnow
+from ..types import Action, CallContext
+from .lifecycle import Status, refused
+from .manage import require
+from .runtime import ProviderRuntime, Providers
+from .tokens import Snapshot, TokenSessions
+
+log = logging.getLogger("hub")
+
+
+class ActionRunner:
+    def __init__(self, providers: Providers, registry: Registry, store: IntegrationStore, tokens: TokenSessions, recorder: Recorder) -> None:
+        self.providers = providers
+        self.registry = registry
+        self.store = store
+        self.tokens = tokens
+        self.recorder = recorder
+
+    def resolve(self, provider: str, method: str, path: str) -> tuple[ProviderRuntime, Action, dict[str, str]]:
+        """The action a method and path under a provider name, with its path parameters."""
+        rt = self.providers.runtime(provider)
+        action, params, allowed = rt.plugin.find_action(method, path)
+        if action is None:
+            if allowed:
+                raise MethodNotAllowed(
+                    f"{method} is not allowed on /api/integrations/{provider}/{path}; allowed: {', '.join(sorted(set(allowed)))}",
+                    allowed=sorted(set(allowed)),
+                )
+            names = ", ".join(f"{a.method} {a.path}" for a in rt.plugin.actions) or "none"
+            raise NotFound(f"{rt.info.title} has no action at {path!r} (actions: {names})", code="unknown_action")
+        return rt, action, params
+
+    async def run(self, caller: Caller, rt: ProviderRuntime, action: Action, raw_input: dict[str, Any]) -> Any:
+        data = rt.validators[action.name].validate(raw_input)
+        if not rt.configured:
+            self.providers.configured(rt.name)
+        row = await require(self.store, caller.user_id, rt, allow_deleted=False)
+        if row.status not in (Status.ACTIVE, Status.EXPIRED):
+            raise refused(rt.name, Status(row.status), f"run {action.name}")
+        snap = await self.tokens.usable(rt, row)
+        started = time.perf_counter()
+        holder: dict[str, CallContext] = {}
+
+        async def attempt(s: Snapshot) -> Any:
+            headers = await self.registry.call(rt.name, "hub_auth_headers", provider=rt.provider, token=s.token)
+            ctx = CallContext(
+                provider=rt.provider,
+                action=action,
+                input=dict(data),
+                user_id=caller.user_id,
+                http=rt.provider.http.with_headers(headers),
+                access_token=s.token.access_token,
+                metadata=account_of(s.integration.meta),
+                state=dict((s.integration.meta or {}).get("state") or {}),
+            )
+            holder["ctx"] = ctx
+            return await action.handler(ctx)
+
+        secrets_ = tuple(t for t in (snap.token.access_token, snap.token.refresh_token) if t)
+        pending_id = await self.recorder.start_pending(row, action.name, data, secrets_) if action.pending else None
+        try:
+            result = await self.tokens.with_auth_retry(rt, snap, attempt)
+        except HubError as exc:
+            await self.recorder.record(row, action.name, started, request=data, error=exc, secrets_=secrets_, pending_id=pending_id)
+            raise
+        except (Exception, asyncio.CancelledError) as exc:
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
+                # A real cancellation (shutdown ran out of time): not the plugin's doing. A
+                # PENDING row must not stay pending for ever, so complete it before going.
+                if pending_id is not None:
+                    gone = TransientProviderError(f"{action.name} was cancelled before it finished", code="cancelled")
+                    await asyncio.shield(
+                        self.recorder.record(row, action.name, started, request=data, error=gone, secrets_=secrets_, pending_id=pending_id)
+                    )
+                raise
+            # A bug in the plugin: the call failed, the hub did not. Name the plugin, keep
+            # the details (which may hold anything) in the server log by type only.
+            log.error("provider plugin %s raised %s in action %s", rt.name, type(exc).__name__, action.name)
+            failure = ProviderError(
+                f"the {rt.info.title} plugin failed while running {action.name} ({type(exc).__name__}); the operator's log has more",
+                code="plugin_error",
+            )
+            await self.recorder.record(row, action.name, started, request=data, error=failure, secrets_=secrets_, pending_id=pending_id)
+            raise failure from None
+        ctx = holder["ctx"]
+        if ctx.state_updates or ctx.mark_synced:
+            await self._save_call_state(row.id, ctx)
+        await self.recorder.record(row, action.name, started, request=data, response=result, secrets_=secrets_, pending_id=pending_id)
+        return result
+
+    async def _save_call_state(self, integration_id: int, ctx: CallContext) -> None:
+        """What the handler asked to keep: sync cursors, and when the account was last synced."""
+        async with self.store.locked(integration_id) as (_, fresh):
+            assert fresh is not None
+            if ctx.state_updates:
+                meta = dict(fresh.meta or {})
+                meta["state"] = {**(meta.get("state") or {}), **ctx.state_updates}
+                fresh.meta = meta
+            if ctx.mark_synced:
+                fresh.last_sync_at = utcnow()

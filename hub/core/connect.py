@@ -1,0 +1,226 @@
+"""Connecting an account: the authorization-code flow, the token flow, pasted tokens.
+
+Every path ends in :meth:`Connector.grant`: the new token is verified with the
+provider's identity hook, then stored and the integration made ACTIVE, in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.exc import IntegrityError
+
+from .. import pkce
+from ..activity import Recorder
+from ..errors import BadRequest, HubError, ProviderAuthError
+from ..infra.auth import Caller
+from ..infra.config import HubConfig
+from ..infra.crypto import DecryptionFailed
+from ..redact import redact_text
+from ..registry import Registry
+from ..store.integrations import IntegrationStore, public_token_fields
+from ..store.models import Integration, OAuthState, iso_utc, utcnow
+from ..store.states import StateStore
+from ..types import AccountInfo, AuthorizationRequest, TokenSet
+from .lifecycle import Status, move
+from .runtime import ProviderRuntime, Providers
+
+log = logging.getLogger("hub")
+
+MAX_TOKEN_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class CallbackOutcome:
+    provider: str
+    title: str
+    ok: bool
+    message: str
+    return_url: str | None
+    error: HubError | None = None
+    integration: Integration | None = None
+
+
+class Connector:
+    def __init__(
+        self,
+        config: HubConfig,
+        providers: Providers,
+        registry: Registry,
+        store: IntegrationStore,
+        states: StateStore,
+        recorder: Recorder,
+    ) -> None:
+        self.config = config
+        self.providers = providers
+        self.registry = registry
+        self.store = store
+        self.states = states
+        self.recorder = recorder
+
+    def redirect_uri(self, provider: str) -> str:
+        return f"{self.config.public_url}/api/integrations/{provider}/callback"
+
+    def check_return_url(self, url: str | None) -> str | None:
+        if not url:
+            return None
+        if len(url) > 2048:
+            raise BadRequest("return_url: longer than 2048 characters", details={"field": "return_url"})
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise BadRequest("return_url: must be an absolute http(s) URL", details={"field": "return_url"})
+        for allowed in self.config.server.allowed_redirects:
+            a = urlsplit(allowed)
+            if (parts.scheme, parts.netloc.lower()) == (a.scheme, a.netloc.lower()) and parts.path.startswith(a.path or "/"):
+                return url
+        raise BadRequest(
+            "return_url: not in server.allowed_redirects; add its origin there to allow it",
+            details={"field": "return_url"},
+            code="return_url_not_allowed",
+        )
+
+    async def begin(self, caller: Caller, provider: str, return_url: str | None = None) -> dict[str, Any]:
+        """A state for the user, and the provider's authorization URL that carries it."""
+        rt = self.providers.configured(provider)
+        return_url = self.check_return_url(return_url)
+        verifier = pkce.new_verifier() if rt.info.pkce and rt.info.auth == "oauth2" else None
+        issued = await self.states.issue(caller.user_id, provider, verifier=verifier, return_url=return_url)
+        request = AuthorizationRequest(
+            state=issued.state,
+            redirect_uri=self.redirect_uri(provider),
+            scopes=rt.provider.scopes,
+            code_challenge=pkce.challenge(verifier) if verifier else None,
+            code_challenge_method="S256" if verifier else None,
+        )
+        url = await self.registry.call(provider, "hub_authorization_url", provider=rt.provider, request=request)
+        return {"authUrl": url, "expiresAt": iso_utc(issued.expires_at)}
+
+    async def check_state(self, provider: str, state: str | None) -> OAuthState:
+        """The token flow's page load: the state is checked but stays usable."""
+        return await self.states.consume(provider, state, consume=False)
+
+    async def complete_callback(self, provider: str, query: Mapping[str, str]) -> CallbackOutcome:
+        rt = self.providers.runtime(provider)
+        title = rt.info.title
+        state = await self.states.consume(provider, query.get("state"))
+        if query.get("error"):
+            code = query.get("error", "")[:100]
+            detail = query.get("error_description", "")[:300]
+            message = (
+                f"Access to {title} was declined, so nothing was connected."
+                if code == "access_denied"
+                else f"{title} reported an error ({code}){': ' + detail if detail else ''}."
+            )
+            err = BadRequest(message, code=code if code == "access_denied" else "provider_denied", details={"providerError": code})
+            return CallbackOutcome(provider, title, False, message, state.return_url, err)
+        code = query.get("code")
+        if not code:
+            raise BadRequest("code: missing from the callback", details={"field": "code"})
+        if not rt.configured:
+            self.providers.configured(provider)
+        verifier = self.states.verifier(state)
+        started = time.perf_counter()
+        existing = await self.store.find(state.user_id, provider)
+        try:
+            token = await self.registry.call(
+                provider, "hub_exchange_code", provider=rt.provider, code=code, redirect_uri=self.redirect_uri(provider), code_verifier=verifier
+            )
+        except HubError as exc:
+            if existing is not None:
+                await self.recorder.record(existing, "exchange_code", started, error=exc)
+            log.warning("code exchange with %s failed: %s", provider, redact_text(exc.message, [code]))
+            return CallbackOutcome(provider, title, False, f"{title} did not accept the authorization: {exc.message}", state.return_url, exc)
+        row, account = await self.grant(rt, state.user_id, token, started, "exchange_code", reason="connected through the authorization flow")
+        return CallbackOutcome(provider, title, True, f"{title} is connected{' as ' + account if account else ''}.", state.return_url, None, row)
+
+    async def complete_token_flow(self, provider: str, state: Any, token: Any) -> tuple[Integration, str | None]:
+        """The token flow's last step: the callback page posts the token with the state,
+        which names the user (so no JWT is needed) and is used up by it."""
+        rt = self.providers.configured(provider)
+        if rt.info.auth != "token":
+            raise BadRequest(f"state: {rt.info.title} connects through the authorization-code callback, not by posting a token", details={"field": "state"})
+        if not isinstance(state, str):
+            raise BadRequest("state: must be the state string from the callback URL", details={"field": "state"}, code="invalid_state")
+        check_token_text(token)
+        row = await self.states.consume(provider, state)
+        integration = await self.import_token(Caller(row.user_id, {}), provider, token)
+        return integration, row.return_url
+
+    async def import_token(self, caller: Caller, provider: str, token: Any) -> Integration:
+        rt = self.providers.configured(provider)
+        check_token_text(token)
+        started = time.perf_counter()
+        try:
+            tokens = await self.registry.call(provider, "hub_import_token", provider=rt.provider, token=token.strip())
+        except ProviderAuthError as exc:
+            raise token_rejected(rt, exc) from None
+        row, _ = await self.grant(rt, caller.user_id, tokens, started, "import_token", reason="token supplied by the client")
+        return row
+
+    async def grant(self, rt: ProviderRuntime, user_id: str, token: TokenSet, started: float, action: str, *, reason: str) -> tuple[Integration, str]:
+        """Verify a new token with the identity hook, then store it and make the integration ACTIVE."""
+        try:
+            account: AccountInfo = await self.registry.call(rt.name, "hub_account_identity", provider=rt.provider, token=token)
+        except ProviderAuthError as exc:
+            raise token_rejected(rt, exc) from None
+        now = utcnow()
+        for attempt in range(2):
+            try:
+                async with self.store.locked_owner(user_id, rt.name) as (session, row):
+                    if row is None:
+                        row = Integration(user_id=user_id, provider=rt.name, status=None, version=0, created_at=now, meta={}, scopes=[])
+                        session.add(row)
+                    elif not token.refresh_token and row.refresh_token and row.status != Status.DELETED:
+                        # A re-consent that returns no refresh token keeps the one we have.
+                        try:
+                            old = self.store.decrypt(row)
+                            token = TokenSet(**{**token.__dict__, "refresh_token": old.refresh_token})
+                        except (DecryptionFailed, HubError):
+                            pass
+                    self.store.encrypt_into(row, token)
+                    meta = account.as_metadata()
+                    if token.raw:
+                        meta["token"] = public_token_fields(token.raw)
+                    previous = row.meta or {}
+                    if previous.get("state") and previous.get("accountId") == meta.get("accountId"):
+                        meta["state"] = previous["state"]  # same account: its sync cursors still apply
+                    row.meta = meta
+                    row.refresh_lease_until = None
+                    row.last_sync_at = now
+                    transition = move(row, Status.ACTIVE, reason, now=now)
+                    await session.flush()
+                    if transition is None:
+                        row.version += 1
+                        row.updated_at = now
+                        row.status_reason = reason
+                    else:
+                        transition.integration_id = row.id
+                        session.add(transition)
+                break
+            except IntegrityError:
+                if attempt:
+                    raise
+        await self.recorder.record(row, action, started, response={"account": account.as_metadata()})
+        return row, account.name or account.email or account.team_name or ""
+
+
+def token_rejected(rt: ProviderRuntime, exc: ProviderAuthError) -> BadRequest:
+    return BadRequest(
+        f"{rt.info.title} rejected the token ({exc.provider_code or 'invalid'}): nothing was stored",
+        code="token_rejected",
+        details={"providerError": exc.provider_code},
+    )
+
+
+def check_token_text(token: Any) -> None:
+    if not isinstance(token, str) or not token.strip():
+        raise BadRequest("token: required, a non-empty string", details={"field": "token"})
+    # Tokens are printable ASCII; anything else (spaces, control characters) could not even
+    # travel in an Authorization header.
+    if len(token) > MAX_TOKEN_LENGTH or not all(0x21 <= ord(c) <= 0x7E for c in token.strip()):
+        raise BadRequest("token: not a plausible token (too long, or characters other than printable ASCII)", details={"field": "token"})

@@ -1,0 +1,151 @@
+"""The ``integrations`` table: a user's integration found, locked for a change, and its
+token columns encrypted on the way in and decrypted on the way out.
+
+What a change means (which status may follow which) is the core's business; this module
+only offers the row, under a row lock where a change needs one, and keeps the layout of
+the ``metadata`` column: the account fields beside two internal keys, ``token`` (the
+token response's non-secret fields) and ``state`` (a plugin's sync cursors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..errors import StoredTokenUnreadable
+from ..infra.crypto import KeyRing, token_context
+from ..redact import redact
+from ..types import TokenSet
+from .models import Integration
+from .rowread import IntegrationReader
+
+INTERNAL_META = ("token", "state")
+
+
+class IntegrationStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], reader: IntegrationReader, keyring: KeyRing) -> None:
+        self.sessions = sessions
+        self.reader = reader
+        self.keyring = keyring
+
+    async def find(self, user_id: str, provider: str) -> Integration | None:
+        """The row of a user's integration with a provider, read as cheaply as the backend allows."""
+
+        async def by_session() -> Integration | None:
+            async with self.sessions() as session:
+                return await session.scalar(select(Integration).where(Integration.user_id == user_id, Integration.provider == provider))
+
+        return await self.reader.by_owner(user_id, provider, by_session)
+
+    async def get(self, integration_id: int) -> Integration | None:
+        async def by_session() -> Integration | None:
+            async with self.sessions() as session:
+                return await session.get(Integration, integration_id)
+
+        return await self.reader.by_id(integration_id, by_session)
+
+    @asynccontextmanager
+    async def locked(self, integration_id: int) -> AsyncIterator[tuple[AsyncSession, Integration | None]]:
+        """A transaction holding the row's lock; commits when the block ends without error."""
+        async with self.sessions.begin() as session:
+            yield session, await session.get(Integration, integration_id, with_for_update=True)
+
+    @asynccontextmanager
+    async def locked_owner(self, user_id: str, provider: str) -> AsyncIterator[tuple[AsyncSession, Integration | None]]:
+        async with self.sessions.begin() as session:
+            row = await session.scalar(
+                select(Integration).where(Integration.user_id == user_id, Integration.provider == provider).with_for_update()
+            )
+            yield session, row
+
+    async def claim_lease(self, row: Integration, until: datetime) -> bool:
+        """Compare-and-swap on ``version``: true when this process now holds the row's
+        refresh lease, false when another change got there first."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(Integration)
+                .where(Integration.id == row.id, Integration.version == row.version)
+                .values(refresh_lease_until=until, version=row.version + 1)
+            )
+        if result.rowcount != 1:
+            return False
+        row.version += 1
+        row.refresh_lease_until = until
+        return True
+
+    async def of_user(self, user_id: str, *, exclude_status: str) -> list[Integration]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Integration)
+                .where(Integration.user_id == user_id, Integration.status != exclude_status)
+                .order_by(Integration.provider)
+            )
+            return list(rows.all())
+
+    async def counts(self) -> dict[tuple[str, str], int]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Integration.provider, Integration.status, func.count()).group_by(Integration.provider, Integration.status)
+            )
+            return {(provider, status): int(n) for provider, status, n in rows.all()}
+
+    def decrypt(self, row: Integration) -> TokenSet:
+        return decrypt_token(self.keyring, row)
+
+    def encrypt_into(self, row: Integration, token: TokenSet) -> None:
+        encrypt_into(self.keyring, row, token)
+
+
+def lease_until(now: datetime, seconds: float) -> datetime:
+    return now + timedelta(seconds=seconds)
+
+
+def decrypt_token(keyring: KeyRing, row: Integration) -> TokenSet:
+    """The row's token set in clear. Raises :class:`~hub.infra.crypto.DecryptionFailed` on tampering."""
+    if row.access_token is None:
+        raise StoredTokenUnreadable(f"the {row.provider} integration holds no credentials; connect again")
+    access = keyring.decrypt(row.access_token, token_context(row.user_id, row.provider, "access_token"))
+    refresh = None
+    if row.refresh_token:
+        refresh = keyring.decrypt(row.refresh_token, token_context(row.user_id, row.provider, "refresh_token"))
+    return TokenSet(
+        access_token=access,
+        refresh_token=refresh,
+        expires_at=row.token_expiry,
+        scopes=tuple(row.scopes or ()),
+        raw=dict((row.meta or {}).get("token", {})),
+    )
+
+
+def encrypt_into(keyring: KeyRing, row: Integration, token: TokenSet) -> None:
+    row.access_token = keyring.encrypt(token.access_token, token_context(row.user_id, row.provider, "access_token"))
+    row.refresh_token = (
+        keyring.encrypt(token.refresh_token, token_context(row.user_id, row.provider, "refresh_token")) if token.refresh_token else None
+    )
+    row.token_expiry = token.expires_at
+    row.scopes = list(token.scopes)
+
+
+def wipe_credentials(row: Integration) -> None:
+    row.access_token = row.refresh_token = None
+    row.token_expiry = None
+    row.refresh_lease_until = None
+
+
+def account_of(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The account part of an integration's metadata (what views show and plugins get)."""
+    return {k: v for k, v in (meta or {}).items() if k not in INTERNAL_META}
+
+
+def internal_of(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (meta or {}).items() if k in INTERNAL_META}
+
+
+def public_token_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a token response may be kept beside the account: everything but secrets."""
+    return redact(dict(raw))

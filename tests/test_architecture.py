@@ -1,0 +1,63 @@
+"""The shape docs/architecture.md promises: no import circles in hub/ (type-only imports
+included), rooms of bounded size, and the import contracts of pyproject.toml."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HUB = ROOT / "hub"
+MAX_MODULE_LINES = 500
+MAX_CLASS_LINES = 250
+MAX_HUB_CLASS_LINES = 150
+
+
+def hub_graph() -> grimp.ImportGraph:
+    return grimp.build_graph("hub", include_external_packages=False, exclude_type_checking_imports=False, cache_dir=None)
+
+
+def import_circles(graph: grimp.ImportGraph) -> list[tuple[str, ...]]:
+    circles = []
+    for importer in sorted(graph.modules):
+        for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+            back = graph.find_shortest_chain(importer=imported, imported=importer)
+            if back:
+                circles.append((importer, *back))
+    return circles
+
+
+def test_no_import_circle_in_the_hub() -> None:
+    assert import_circles(hub_graph()) == []
+
+
+def test_the_circle_check_sees_a_circle() -> None:
+    graph = hub_graph()
+    graph.add_import(importer="hub.store.models", imported="hub.core.hub")
+    assert any(c[0] == "hub.core.hub" or c[-1] == "hub.core.hub" for c in import_circles(graph))
+
+
+def sources() -> list[Path]:
+    return sorted(p for p in HUB.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_rooms_stay_small(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{path.name}: split it by what its parts own"
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ClassDef):
+            size = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+            limit = MAX_HUB_CLASS_LINES if (path.name, node.name) == ("hub.py", "Hub") else MAX_CLASS_LINES
+            assert size <= limit, f"{path.name}: class {node.name} has {size} lines (at most {limit})"
+
+
+def test_the_import_contracts_hold() -> None:
+    lint = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
