@@ -762,8 +762,10 @@ class Hub:
         return await self._read_activity(caller, provider, lambda session, iid: activity.daily(session, iid, days))
 
     async def _read_activity(self, caller: Caller, provider: str, query: Callable[[AsyncSession, int], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-        """``query`` over the caller's integration, once every buffered row is written
-        (so callers always see their own calls)."""
+        """``query`` over the caller's integration, once the rows buffered before the read
+        are written (so callers see their own calls), but never waiting on rows queued after
+        it, nor longer than the writer's ``read_wait``: past that it answers with what is
+        committed."""
         row = await self._require(caller.user_id, self.runtime(provider))
         await self.activity.flush()
         async with self.sessions() as session:
