@@ -52,7 +52,11 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True) -> web.Application:
         # Room for every query an action's schema admits, percent-encoded non-ASCII
         # included, so that a too-long value is a 400 naming the field rather than
         # the HTTP parser's own plain-text refusal.
-        handler_args={"max_line_size": 65536, "max_field_size": 16384},
+        # keepalive_timeout is aiohttp's only bound on a request head still arriving: its
+        # timer runs from the connection's start (or its last response), whatever trickles
+        # in meanwhile. Set here, it holds wherever the app is served (serve, sandbox,
+        # workers, tests); it overrides run_app's default of 75 s.
+        handler_args={"max_line_size": 65536, "max_field_size": 16384, "keepalive_timeout": hub.config.server.header_timeout},
     )
     app[HUB_KEY] = hub
     app[SECRETS] = hub.secret_values
@@ -100,6 +104,16 @@ DASHBOARD_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 }
+
+
+# The pages at the end of a connect flow: the dashboard's policy (they load one stylesheet
+# and nothing else), and never stored, since their URL carried the code and state.
+RESULT_PAGE_HEADERS = {**DASHBOARD_HEADERS, "Cache-Control": "no-store"}
+
+
+def _result_response(status: int, *, ok: bool, provider_title: str, message: str) -> web.Response:
+    page = result_page(ok=ok, provider_title=provider_title, message=message)
+    return web.Response(status=status, text=page, content_type="text/html", headers=RESULT_PAGE_HEADERS)
 
 
 async def dashboard(request: web.Request) -> web.FileResponse:
@@ -206,7 +220,7 @@ async def callback(request: web.Request, provider: str) -> web.StreamResponse:
         if wants_json:
             raise
         title = hub.providers[provider].info.title if provider in hub.providers else provider
-        return web.Response(status=exc.status, text=result_page(ok=False, provider_title=title, message=exc.message), content_type="text/html")
+        return _result_response(exc.status, ok=False, provider_title=title, message=exc.message)
     if outcome.return_url:
         params = {"provider": provider, "status": "connected" if outcome.ok else "error"}
         if outcome.error is not None:
@@ -219,7 +233,7 @@ async def callback(request: web.Request, provider: str) -> web.StreamResponse:
             return ok(outcome.integration, outcome.message)
         assert outcome.error is not None
         return web.json_response(error_body(outcome.error.code, outcome.message, outcome.error.details), status=status)
-    return web.Response(status=status, text=result_page(ok=outcome.ok, provider_title=outcome.title, message=outcome.message), content_type="text/html")
+    return _result_response(status, ok=outcome.ok, provider_title=outcome.title, message=outcome.message)
 
 
 async def _fragment_callback(request: web.Request, hub: Hub, provider: str) -> web.Response:
@@ -229,14 +243,14 @@ async def _fragment_callback(request: web.Request, hub: Hub, provider: str) -> w
     try:
         await hub.consume_state(provider, request.query.get("state"), consume=False)
     except HubError as exc:
-        return web.Response(status=exc.status, text=result_page(ok=False, provider_title=rt.info.title, message=exc.message), content_type="text/html")
+        return _result_response(exc.status, ok=False, provider_title=rt.info.title, message=exc.message)
     nonce = secrets.token_urlsafe(16)
     page = fragment_page(provider=provider, provider_title=rt.info.title, post_url=f"/api/integrations/{provider}/tokens", nonce=nonce)
     return web.Response(
         text=page,
         content_type="text/html",
         headers={
-            "Content-Security-Policy": f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
+            "Content-Security-Policy": f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'self'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-store",
         },
