@@ -121,9 +121,9 @@ async def run(args: argparse.Namespace, db_url: str, upstream: B.Upstream) -> li
         logging.getLogger().handlers[0].stream = devnull  # type: ignore[attr-defined]
         redactor.secrets = hub.secret_values()
         access = logging.getLogger("hub.access")
-        out.append(("access-log line (INFO, redacting filter)", await timed(n, lambda: access.info(
+        out.append(("access-log line (INFO, redacting formatter)", await timed(n, lambda: access.info(
             "%s %s %s %.1fms [request %s]", "POST", "/api/integrations/slack/message", 200, 3.2, "0" * 32), is_async=False),
-            "", "web/middleware.py request_context -> infra/serverlog.RedactingFilter"))
+            "", "web/middleware.py request_context -> infra/serverlog.RedactingFormatter"))
         out.append(("request counter (prometheus)", await timed(n, lambda: metrics.REQUESTS.labels(
             "POST", "/api/integrations/{provider}/{action}", "200").inc(), is_async=False), "", "web/middleware.py"))
 

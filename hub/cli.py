@@ -50,7 +50,7 @@ def _registry(config: HubConfig, strict: bool = False) -> Registry:
     return registry
 
 
-def _server_config(config_path: str | None, host: str | None, port: int | None, log_level: str) -> tuple[hub_logs.RedactingFilter, HubConfig]:
+def _server_config(config_path: str | None, host: str | None, port: int | None, log_level: str) -> tuple[hub_logs.RedactingFormatter, HubConfig]:
     """Logging set up, the config loaded, and the command line's --host / --port applied."""
     redactor = hub_logs.setup(log_level)
     config = _config(config_path)

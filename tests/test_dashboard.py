@@ -343,6 +343,59 @@ async def test_every_provider_phone_keyboard_and_screenshots(make_config, fake_s
         phone_watch.assert_clean()
 
 
+async def test_a_link_for_another_user_does_not_replace_the_signed_in_one_unasked(make_config, fake_slack, aiohttp_client):
+    from helpers import connect_slack
+
+    client, base = await served(make_config, aiohttp_client)
+    await connect_slack(client, auth("bob"))  # Bob has Slack connected; Alice has nothing
+    alice, bob = jwt("alice"), jwt("bob")
+    question = "#confirm-dialog"
+
+    async def still_alice(page: Page) -> None:
+        await expect(page.locator("#who")).to_have_text("alice")
+        await expect(card(page, "slack")).to_have_attribute("data-status", "NONE")
+        assert await page.evaluate("sessionStorage.getItem('hub.dashboard.token')") == alice
+
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        watch = Watch(page)
+        await open_dashboard(page, base, alice)
+        await expect(page.locator("#who")).to_have_text("alice")
+
+        # A link to Bob's token in the signed-in tab (only the fragment changes): a question.
+        await page.goto(f"{base}/#token={bob}")
+        await expect(page.locator(question)).to_be_visible()
+        await expect(page.locator("#confirm-title")).to_have_text("Switch user?")
+        await expect(page.locator("#confirm-text")).to_contain_text("“bob”")
+        assert "token" not in page.url
+        await still_alice(page)
+        await page.get_by_role("button", name="Stay as alice").click()
+        await expect(page.locator(question)).to_be_hidden()
+        await expect(page.locator("#notices")).to_contain_text("Still signed in as alice")
+        await quiet(page)
+        await still_alice(page)
+
+        # The same link loaded afresh in that tab: Alice's dashboard first, then the question.
+        await page.goto(f"{base}/?again=1#token={bob}")
+        await expect(page.locator(question)).to_be_visible()
+        await still_alice(page)
+        await page.get_by_role("button", name="Switch to bob").click()
+        await expect(page.locator("#who")).to_have_text("bob")
+        await expect(card(page, "slack")).to_have_attribute("data-status", "ACTIVE")
+        assert await page.evaluate("sessionStorage.getItem('hub.dashboard.token')") == bob
+        await quiet(page)
+
+        # A fresher token for the same user replaces the old one without a question.
+        fresher = auth("bob", ttl_seconds=1800)["Authorization"].split()[1]
+        assert fresher != bob
+        await page.goto(f"{base}/#token={fresher}")
+        await expect(page.locator("#who")).to_have_text("bob")
+        await quiet(page)
+        await expect(page.locator(question)).to_be_hidden()
+        assert await page.evaluate("sessionStorage.getItem('hub.dashboard.token')") == fresher
+        watch.assert_clean()
+
+
 async def make_traffic(client: Any) -> None:
     """Calls through the public API, then spread over the past week (the chart shows days)."""
     h = auth("alice")

@@ -4,7 +4,9 @@ A request hands its row to :class:`ActivityWriter` and goes on; a background tas
 rows in batches every ``flush_interval``, with the rollup changes in the same
 transaction. The buffer is bounded: when the database falls behind,
 :meth:`ActivityWriter.record` waits for room instead of dropping rows. Shutdown drains the
-buffer. Reads call :meth:`ActivityWriter.flush` first, so a caller sees its own calls.
+buffer. Reads call :meth:`ActivityWriter.flush` first, so a caller sees its own calls: it
+waits for the rows queued before it (a watermark), never for rows other callers queue after
+it, and at most :data:`READ_WAIT_SECONDS`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ def _stored(row: Mapping[str, Any]) -> dict[str, Any]:
 
 _INSERT_LOGS = insert(LOGS)
 
+# How long a read waits for the rows queued before it. Past this the database is far behind
+# (or away), and the read answers with what is committed rather than hanging.
+READ_WAIT_SECONDS = 5.0
+
+
+class _Default:
+    """The type of "not given" for :meth:`ActivityWriter.flush`, where ``None`` means no bound."""
+
+
+_DEFAULT = _Default()
+
 
 class ActivityWriter:
     def __init__(
@@ -48,6 +61,7 @@ class ActivityWriter:
         flush_interval: float = 0.2,
         batch_size: int = 500,
         buffer_limit: int = 10_000,
+        read_wait: float = READ_WAIT_SECONDS,
     ) -> None:
         self._sessions = sessions
         self._interval = flush_interval
@@ -55,6 +69,13 @@ class ActivityWriter:
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=buffer_limit)
         self._task: asyncio.Task[None] | None = None
         self.written = 0
+        self.read_wait = read_wait
+        # The watermark. The queue is first in, first out, so the n-th row queued is the
+        # n-th row the writer takes: ``flush`` needs only the count queued when it was
+        # called, and waits for ``_done`` (rows written, or given up on) to reach it.
+        self._queued = 0
+        self._done = 0
+        self._progress = asyncio.Condition()
 
     async def start(self) -> None:
         if self._task is None:
@@ -89,6 +110,8 @@ class ActivityWriter:
         item.setdefault("created_at", utcnow())
         item.setdefault("kind", "call")
         await self._queue.put(item)
+        # No await between the put and the count: the count always matches the queue order.
+        self._queued += 1
         metrics.ACTIVITY_BUFFERED.set(self._queue.qsize())
 
     async def start_pending(self, row: Mapping[str, Any]) -> int:
@@ -115,12 +138,28 @@ class ActivityWriter:
         self.written += 1
         metrics.ACTIVITY_WRITTEN.inc()
 
-    async def flush(self) -> None:
-        """Return once every row queued before the call is in the database."""
+    async def flush(self, timeout: float | None | _Default = _DEFAULT) -> bool:
+        """Wait until every row queued before the call is in the database; True once it is.
+
+        Rows queued after the call are not waited for, so a steady stream of another
+        caller's rows cannot hold a read up. Waits at most ``timeout`` seconds (by default
+        :attr:`read_wait`; ``None`` waits as long as it takes) and then returns False,
+        leaving the rows buffered: they are written as soon as the database takes them."""
         if self._task is None:
             await self._drain_now()
-            return
-        await self._queue.join()
+            return True
+        target = self._queued
+        if self._done >= target:
+            return True
+        limit = self.read_wait if isinstance(timeout, _Default) else timeout
+        try:
+            async with self._progress:
+                await asyncio.wait_for(self._progress.wait_for(lambda: self._done >= target), limit)
+            return True
+        except asyncio.TimeoutError:
+            log.warning("activity read went ahead after %.1fs with %d earlier rows not yet written (the database is behind)",
+                        limit or 0, target - self._done)
+            return False
 
     async def _run(self) -> None:
         while True:
@@ -133,8 +172,15 @@ class ActivityWriter:
                 await asyncio.sleep(self._interval)
                 self._take_waiting(batch)
             await self._write(batch)
-            for _ in batch:
-                self._queue.task_done()
+            await self._settled(batch)
+
+    async def _settled(self, batch: list[dict[str, Any]]) -> None:
+        """``batch`` has been dealt with: move the watermark and wake the reads it releases."""
+        for _ in batch:
+            self._queue.task_done()
+        self._done += len(batch)
+        async with self._progress:
+            self._progress.notify_all()
 
     def _take_waiting(self, batch: list[dict[str, Any]]) -> None:
         while len(batch) < self._batch:
@@ -149,8 +195,7 @@ class ActivityWriter:
             batch.append(self._queue.get_nowait())
         if batch:
             await self._write(batch)
-            for _ in batch:
-                self._queue.task_done()
+            await self._settled(batch)
 
     async def _write(self, batch: list[dict[str, Any]]) -> None:
         try:

@@ -55,6 +55,10 @@ class Reports:
         return await self._read(caller, provider, lambda session, iid: activity.daily(session, iid, days))
 
     async def _read(self, caller: Caller, provider: str, query: Callable[[AsyncSession, int], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """``query`` over the caller's integration, once the rows buffered before the read
+        are written (so callers see their own calls), but never waiting on rows queued after
+        it, nor longer than the writer's ``read_wait``: past that it answers with what is
+        committed."""
         row = await require(self.store, caller.user_id, self.providers.runtime(provider))
         await self.writer.flush()
         async with self.sessions() as session:

@@ -43,6 +43,9 @@ class ServerConfig(_Section):
     production: bool = False
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     shutdown_timeout: float = Field(30.0, gt=0)
+    # Seconds a connection may take to deliver a complete request head, from when it opens
+    # or its previous response ends (so also how long an idle keep-alive connection lasts).
+    header_timeout: float = Field(20.0, gt=0, le=3600)
 
     @field_validator("public_url")
     @classmethod

@@ -1,7 +1,8 @@
 """Secrets for the embedded default, so the hub runs on a fresh machine.
 
 When no JWT secret or encryption key is configured and ``server.production`` is off, the
-hub creates them once in its data directory (mode 0600) and warns loudly. In production
+hub creates them once in its data directory (files 0600; a folder it creates is 0700) and
+warns loudly. In production
 their absence is a start-up error instead: generated secrets on a server would silently
 change when its disk does.
 """
@@ -57,8 +58,24 @@ def resolve_secrets(config: HubConfig) -> Secrets:
     return Secrets(jwt_secret, keys, tuple(generated))
 
 
+def private_dir(path: Path) -> None:
+    """Create ``path`` and any missing parents with mode 0700 whatever the umask: they hold
+    the database and the generated secrets. A folder that exists is the operator's, and is
+    left as it is."""
+    missing: list[Path] = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue  # another process made it first
+        os.chmod(folder, 0o700)
+
+
 def _read_or_create(path: Path, make: Callable[[], str]) -> tuple[str, Path, bool]:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     if path.exists():
         return _read_nonempty(path), path, False
     # Write a private temporary file whole, then link it into place: the link fails if

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from ..infra.secrets import private_dir
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # An arbitrary constant: the PostgreSQL advisory lock that serialises concurrent upgrades.
@@ -46,8 +49,22 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _ensure_sqlite_dir(url: str) -> None:
-    if ":///" in url and ":memory:" not in url:
-        Path(url.split(":///", 1)[1]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    """The folder and file of an SQLite database, private when the hub creates them: the
+    folder 0700, the file 0600 whatever the umask (SQLite gives its -wal and -shm files the
+    database file's mode). A folder or file that already exists is left as it is."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:

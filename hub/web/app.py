@@ -24,7 +24,11 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True, migrate: bool = True)
         # Room for every query an action's schema admits, percent-encoded non-ASCII
         # included, so that a too-long value is a 400 naming the field rather than
         # the HTTP parser's own plain-text refusal.
-        handler_args={"max_line_size": 65536, "max_field_size": 16384},
+        # keepalive_timeout is aiohttp's only bound on a request head still arriving: its
+        # timer runs from the connection's start (or its last response), whatever trickles
+        # in meanwhile. Set here, it holds wherever the app is served (serve, sandbox,
+        # workers, tests); it overrides run_app's default of 75 s.
+        handler_args={"max_line_size": 65536, "max_field_size": 16384, "keepalive_timeout": hub.config.server.header_timeout},
     )
     app[HUB_KEY] = hub
     app.on_response_prepare.append(_static_headers)

@@ -9,14 +9,8 @@ _PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <title>{title}</title>
-<style>
-body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f5f6f8;color:#1d2330;
-display:flex;min-height:100vh;align-items:center;justify-content:center;margin:0}}
-main{{background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08);padding:2rem 2.5rem;max-width:32rem;margin:1rem}}
-h1{{font-size:1.3rem;margin:0 0 .75rem;color:{colour}}}
-p{{line-height:1.5;margin:.5rem 0}}
-</style></head>
-<body><main id="result" data-status="{status}"><h1>{heading}</h1><p>{message}</p><p>{hint}</p></main></body></html>
+<link rel="stylesheet" href="/static/result.css"></head>
+<body><main id="result" data-status="{status}"><h1 class="{tone}">{heading}</h1><p>{message}</p><p>{hint}</p></main></body></html>
 """
 
 
@@ -28,7 +22,7 @@ def result_page(*, ok: bool, provider_title: str, message: str) -> str:
         heading=escape(heading),
         message=escape(message),
         hint=escape(hint),
-        colour="#1a7f37" if ok else "#c62828",
+        tone="ok" if ok else "bad",
         status="success" if ok else "error",
     )
 
@@ -38,13 +32,7 @@ _FRAGMENT_PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <title>Connecting {title}</title>
-<style>
-body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f5f6f8;color:#1d2330;
-display:flex;min-height:100vh;align-items:center;justify-content:center;margin:0}}
-main{{background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08);padding:2rem 2.5rem;max-width:32rem;margin:1rem}}
-h1{{font-size:1.3rem;margin:0 0 .75rem}} .ok{{color:#1a7f37}} .bad{{color:#c62828}}
-p{{line-height:1.5;margin:.5rem 0}}
-</style></head>
+<link rel="stylesheet" href="/static/result.css"></head>
 <body><main id="result" data-status="pending" data-provider="{provider}">
 <h1 id="heading">Connecting {title}&hellip;</h1><p id="message">Finishing the connection.</p>
 <noscript><p>This page needs JavaScript to finish connecting {title}.</p></noscript>

@@ -190,8 +190,14 @@ async def callback(request: web.Request) -> web.StreamResponse:
     return _page(status, ok=outcome.ok, title=outcome.title, message=outcome.message)
 
 
+# The pages at the end of a connect flow: the dashboard's policy (they load one stylesheet
+# and nothing else), and never stored, since their URL carried the code and state.
+RESULT_PAGE_HEADERS = {**DASHBOARD_HEADERS, "Cache-Control": "no-store"}
+
+
 def _page(status: int, *, ok: bool, title: str, message: str) -> web.Response:
-    return web.Response(status=status, text=result_page(ok=ok, provider_title=title, message=message), content_type="text/html")
+    page = result_page(ok=ok, provider_title=title, message=message)
+    return web.Response(status=status, text=page, content_type="text/html", headers=RESULT_PAGE_HEADERS)
 
 
 async def _fragment_callback(request: web.Request, provider: str) -> web.Response:
@@ -209,7 +215,7 @@ async def _fragment_callback(request: web.Request, provider: str) -> web.Respons
         text=page,
         content_type="text/html",
         headers={
-            "Content-Security-Policy": f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
+            "Content-Security-Policy": f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'self'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-store",
         },

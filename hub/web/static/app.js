@@ -246,6 +246,30 @@
     $('#login-token').focus();
   }
 
+  // Two tokens for one user (a fresher token from the host application) replace each other
+  // freely; a token for anyone else replaces the signed-in user only when asked to.
+  function sameUser(a, b) {
+    const sub = subjectOf(a);
+    return sub !== null && sub === subjectOf(b);
+  }
+
+  async function offerSwitch(token) {
+    const current = subjectOf(state.token) || 'unknown user';
+    const next = subjectOf(token) || 'unknown user';
+    closeDialogs();
+    const accepted = await confirmDialog('Switch user?',
+      'This link signs the dashboard in as “' + next + '”. You are signed in as “' + current + '”. '
+      + 'Switch only if you meant to act as ' + next + ': everything you do next is done as that user.',
+      'Switch to ' + next, 'Stay as ' + current);
+    if (!accepted) {
+      notify('info', 'Still signed in as ' + current + '. The link for ' + next + ' was not used.');
+      return;
+    }
+    clearNotices();
+    signIn(token);
+    await loadAll();
+  }
+
   function signIn(token) {
     state.token = token;
     try {
@@ -254,7 +278,9 @@
     $('#login').hidden = true;
     $('#dashboard').hidden = false;
     $('#session').hidden = false;
-    $('#who').textContent = subjectOf(token) || 'unknown user';
+    const who = subjectOf(token) || 'unknown user';
+    $('#who').textContent = who;
+    $('#who').title = who;
   }
 
   // --- loading -------------------------------------------------------------------------
@@ -725,11 +751,12 @@
     for (const d of document.querySelectorAll('dialog[open]')) d.close();
   }
 
-  function confirmDialog(title, text, confirmLabel) {
+  function confirmDialog(title, text, confirmLabel, cancelLabel) {
     const dialog = $('#confirm-dialog');
     $('#confirm-title').textContent = title;
     $('#confirm-text').textContent = text;
     $('#confirm-ok').textContent = confirmLabel;
+    $('#confirm-cancel').textContent = cancelLabel || 'Cancel';
     return new Promise((resolve) => {
       const finish = () => {
         dialog.removeEventListener('close', finish);
@@ -1217,6 +1244,13 @@
       if (outcome) announceOutcome(outcome);
       return;
     }
+    if (token && stored && !sameUser(token, stored)) {
+      // Opened with someone else's token while signed in: stay who we are until asked.
+      signIn(stored);
+      await loadAll();
+      await offerSwitch(token);
+      return;
+    }
     signIn(jwt);
     if (await loadAll()) announceOutcome(outcome);
   }
@@ -1301,6 +1335,10 @@
     window.addEventListener('hashchange', async () => {
       const { token } = takeUrlState();
       if (!token) return;
+      if (state.token && !sameUser(token, state.token)) {
+        await offerSwitch(token);
+        return;
+      }
       clearNotices();
       closeDialogs();
       signIn(token);
