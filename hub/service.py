@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -433,18 +433,30 @@ class Hub:
         state_hash = hash_state(state)
         now = utcnow()
         async with self.sessions.begin() as session:
-            row = await session.scalar(select(OAuthState).where(OAuthState.state_hash == state_hash).with_for_update())
-            if row is None:
-                raise BadRequest("state: unknown; it was never issued by this hub (forged or mistyped)", code="invalid_state", details={"field": "state"})
-            if row.provider != provider:
-                raise BadRequest(f"state: it was issued for {row.provider}, not {provider}", code="invalid_state", details={"field": "state"})
-            if row.consumed_at is not None:
-                raise BadRequest("state: already used; a state is good for one callback only (start again with connect)", code="state_replayed", details={"field": "state"})
-            if row.expires_at <= now:
-                raise BadRequest("state: expired; start again with connect", code="state_expired", details={"field": "state"})
+            spent = False
             if consume:
-                row.consumed_at = now
-        return row
+                # One conditional UPDATE, so exactly one of any number of concurrent callers
+                # wins: SQLite ignores SELECT ... FOR UPDATE, and a read-then-write let every
+                # racing request through.
+                result = await session.execute(
+                    update(OAuthState)
+                    .where(
+                        OAuthState.state_hash == state_hash,
+                        OAuthState.provider == provider,
+                        OAuthState.consumed_at.is_(None),
+                        OAuthState.expires_at > now,
+                    )
+                    .values(consumed_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                spent = result.rowcount == 1
+            row = await session.scalar(select(OAuthState).where(OAuthState.state_hash == state_hash))
+        problem = _state_problem(row, provider, now)
+        if row is not None and (spent or (not consume and problem is None)):
+            return row
+        # A row with nothing wrong that the UPDATE did not match was spent by another
+        # request in between.
+        raise problem or _state_replayed()
 
     async def complete_callback(self, provider: str, query: Mapping[str, str]) -> CallbackOutcome:
         rt = self.runtime(provider)
@@ -904,6 +916,32 @@ def _check_token_text(token: Any) -> None:
         raise BadRequest(
             "token: not a plausible token (too long, or characters other than printable ASCII)", details={"field": "token"}
         )
+
+
+def _state_replayed() -> BadRequest:
+    return BadRequest(
+        "state: already used; a state is good for one callback only (start again with connect)",
+        code="state_replayed",
+        details={"field": "state"},
+    )
+
+
+def _state_problem(row: OAuthState | None, provider: str, now: datetime) -> BadRequest | None:
+    """Why a state cannot be used (``row`` as it is now, or None if there is none); None
+    when it can."""
+    if row is None:
+        return BadRequest(
+            "state: unknown; it was never issued by this hub (forged or mistyped), or newer connects replaced it",
+            code="invalid_state",
+            details={"field": "state"},
+        )
+    if row.provider != provider:
+        return BadRequest(f"state: it was issued for {row.provider}, not {provider}", code="invalid_state", details={"field": "state"})
+    if row.consumed_at is not None:
+        return _state_replayed()
+    if row.expires_at <= now:
+        return BadRequest("state: expired; start again with connect", code="state_expired", details={"field": "state"})
+    return None
 
 
 def hash_state(state: str) -> str:
