@@ -17,6 +17,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .redirects import Refused
+from .redirects import parse as parse_return_url
+
 DEFAULT_CONFIG_PATH = Path("config/hub.yaml")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -43,6 +46,16 @@ class ServerConfig(_Section):
     production: bool = False
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     shutdown_timeout: float = Field(30.0, gt=0)
+
+    @field_validator("allowed_redirects")
+    @classmethod
+    def _redirects(cls, v: list[str]) -> list[str]:
+        for i, entry in enumerate(v):
+            try:
+                parse_return_url(entry)
+            except Refused as exc:
+                raise ValueError(f"entry {i} ({entry!r}) {exc}") from None
+        return v
 
     @field_validator("public_url")
     @classmethod

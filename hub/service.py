@@ -16,13 +16,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import activity, metrics, pkce
+from . import activity, metrics, pkce, redirects
 from .activity import ActivityWriter, LogQuery
 from .auth import Caller, JWTVerifier
 from .bootstrap import Secrets
@@ -374,22 +373,32 @@ class Hub:
         return f"{self.config.public_url}/api/integrations/{provider}/callback"
 
     def check_return_url(self, url: str | None) -> str | None:
+        """``url`` normalised, if it leads somewhere ``server.allowed_redirects`` allows; the
+        callback later sends the browser to this normalised form, never to the text given."""
         if not url:
             return None
         if len(url) > 2048:
             raise BadRequest("return_url: longer than 2048 characters", details={"field": "return_url"})
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BadRequest("return_url: must be an absolute http(s) URL", details={"field": "return_url"})
-        for allowed in self.config.server.allowed_redirects:
-            a = urlsplit(allowed)
-            if (parts.scheme, parts.netloc.lower()) == (a.scheme, a.netloc.lower()) and parts.path.startswith(a.path or "/"):
-                return url
+        try:
+            place = redirects.parse(url)
+        except redirects.Refused as exc:
+            raise BadRequest(f"return_url: {exc}", details={"field": "return_url"}, code=exc.code) from None
+        if any(place.within(allowed) for allowed in self._allowed_redirects()):
+            return place.url()
         raise BadRequest(
             "return_url: not in server.allowed_redirects; add its origin there to allow it",
             details={"field": "return_url"},
             code="return_url_not_allowed",
         )
+
+    def _allowed_redirects(self) -> list[redirects.Place]:
+        places = []
+        for entry in self.config.server.allowed_redirects:
+            try:
+                places.append(redirects.parse(entry))
+            except redirects.Refused:
+                continue  # refused at start-up; one added later that is unusable allows nothing
+        return places
 
     async def begin_connect(self, caller: Caller, provider: str, return_url: str | None = None) -> dict[str, Any]:
         rt = self.configured_runtime(provider)
