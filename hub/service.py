@@ -541,28 +541,25 @@ class Hub:
         except ProviderAuthError as exc:
             raise _token_rejected(rt, exc) from None
         now = utcnow()
+        replaced: tuple[TokenSet, dict[str, Any]] | None = None
         for attempt in range(2):
             try:
                 async with self.sessions.begin() as session:
                     row = await session.scalar(
                         select(Integration).where(Integration.user_id == user_id, Integration.provider == rt.name).with_for_update()
                     )
+                    replaced = None
                     if row is None:
                         row = Integration(user_id=user_id, provider=rt.name, status=None, version=0, created_at=now, meta={}, scopes=[])
                         session.add(row)
-                    elif not token.refresh_token and row.refresh_token and row.status != Status.DELETED:
-                        # A re-consent that returns no refresh token keeps the one we have.
-                        try:
-                            old = decrypt_token(self.keyring, row)
-                            token = TokenSet(**{**token.__dict__, "refresh_token": old.refresh_token})
-                        except (DecryptionFailed, HubError):
-                            pass
+                    else:
+                        token, replaced = self._carry_over(row, token, account)
                     encrypt_into(self.keyring, row, token)
                     meta = account.as_metadata()
                     if token.raw:
                         meta["token"] = _public(token.raw)
                     previous = row.meta or {}
-                    if previous.get("state") and previous.get("accountId") == meta.get("accountId"):
+                    if previous.get("state") and _same_account(previous, account):
                         meta["state"] = previous["state"]  # same account: its sync cursors still apply
                     row.meta = meta
                     row.refresh_lease_until = None
@@ -581,7 +578,45 @@ class Hub:
                 if attempt:
                     raise
         await self.record(row, action, started, response={"account": account.as_metadata()})
+        if replaced is not None:
+            await self._revoke_replaced(rt, row, *replaced)
         return row, account.name or account.email or account.team_name or ""
+
+    def _carry_over(self, row: Integration, token: TokenSet, account: AccountInfo) -> tuple[TokenSet, tuple[TokenSet, dict[str, Any]] | None]:
+        """What becomes of the grant ``row`` holds when ``token`` replaces it: the new token
+        (with the old refresh token, if that is still this account's), and the old grant
+        with its account when it belongs to another account and must be revoked."""
+        try:
+            old = decrypt_token(self.keyring, row) if row.status != Status.DELETED else None
+        except (DecryptionFailed, HubError):
+            old = None  # nothing readable: nothing to keep, nothing to revoke
+        if old is None:
+            return token, None
+        previous = row.meta or {}
+        if _same_account(previous, account):
+            if not token.refresh_token and old.refresh_token:
+                # A re-consent that returns no refresh token keeps the one we have.
+                token = TokenSet(**{**token.__dict__, "refresh_token": old.refresh_token})
+            return token, None
+        if old.access_token == token.access_token:
+            return token, None
+        # Another account's grant: keeping its refresh token would have later refreshes act
+        # as that account, and nobody could revoke it any more.
+        return token, (old, {k: previous[k] for k in ("accountId", "teamId") if previous.get(k)})
+
+    async def _revoke_replaced(self, rt: ProviderRuntime, row: Integration, old: TokenSet, account: dict[str, Any]) -> None:
+        """Best effort: the new connection is stored whatever the provider answers."""
+        started = time.perf_counter()
+        request = {"reason": "replaced by a connection to another account", "replacedAccount": account}
+        secrets_ = tuple(t for t in (old.access_token, old.refresh_token) if t)
+        try:
+            await self.registry.call(rt.name, "hub_revoke_token", provider=rt.provider, token=old)
+        except Exception as exc:
+            if not isinstance(exc, HubError):
+                log.warning("provider plugin %s raised %s while revoking a replaced grant", rt.name, type(exc).__name__)
+            await self.record(row, "revoke_token", started, request=request, error=exc, secrets_=secrets_)
+            return
+        await self.record(row, "revoke_token", started, request=request, response={"revoked": True}, secrets_=secrets_)
 
     # --- state changes ---------------------------------------------------------------
 
@@ -951,6 +986,12 @@ def _state_problem(row: OAuthState | None, provider: str, now: datetime) -> BadR
     if row.expires_at <= now:
         return BadRequest("state: expired; start again with connect", code="state_expired", details={"field": "state"})
     return None
+
+
+def _same_account(meta: Mapping[str, Any], account: AccountInfo) -> bool:
+    """Whether stored metadata names the account ``account`` is (the same id in the same
+    team: a bot user id can repeat across workspaces)."""
+    return (meta.get("accountId"), meta.get("teamId")) == (account.id, account.team_id)
 
 
 def hash_state(state: str) -> str:
