@@ -97,6 +97,8 @@ class AuthConfig(_Section):
 class SecurityConfig(_Section):
     encryption_keys: str | None = None
     state_ttl_seconds: int = Field(600, ge=30, le=3600)
+    # Per user; the oldest go first when a connect would exceed it.
+    max_pending_states: int = Field(20, ge=1, le=1000)
     refresh_margin_seconds: int = Field(60, ge=0)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -417,8 +417,13 @@ class Hub:
         )
         url = await self.registry.call(provider, "hub_authorization_url", provider=rt.provider, request=request)
         async with self.sessions.begin() as session:
-            # Housekeeping on the side: states past their life are useless to keep.
-            await session.execute(delete(OAuthState).where(OAuthState.expires_at < now - timedelta(hours=1)))
+            await _serialise_user_states(session, caller.user_id)
+            # Housekeeping on the side: a state past its life is useless from that moment.
+            await session.execute(
+                delete(OAuthState)
+                .where(OAuthState.id.in_(_unlocked(select(OAuthState.id).where(OAuthState.expires_at <= now))))
+                .execution_options(synchronize_session=False)
+            )
             session.add(
                 OAuthState(
                     state_hash=state_hash,
@@ -430,7 +435,26 @@ class Hub:
                     expires_at=expires,
                 )
             )
+            await session.flush()
+            await self._trim_states(session, caller.user_id)
         return {"authUrl": url, "expiresAt": _iso(expires)}
+
+    async def _trim_states(self, session: AsyncSession, user_id: str) -> None:
+        """Keep only the user's newest ``security.max_pending_states`` states, used or not.
+
+        Dropping the oldest rather than refusing the connect means a user whose earlier
+        tabs were abandoned (or a client that loops) is never locked out: the newest
+        connect always works, and a dropped one is answered ``invalid_state``."""
+        newest = (
+            select(OAuthState.id)
+            .where(OAuthState.user_id == user_id)
+            .order_by(OAuthState.id.desc())
+            .limit(self.config.security.max_pending_states)
+        )
+        older = select(OAuthState.id).where(OAuthState.user_id == user_id, OAuthState.id.not_in(newest))
+        await session.execute(
+            delete(OAuthState).where(OAuthState.id.in_(_unlocked(older))).execution_options(synchronize_session=False)
+        )
 
     async def consume_state(self, provider: str, state: str | None, *, consume: bool = True) -> OAuthState:
         """Take a state for use: it must exist, be this provider's, unused and unexpired.
@@ -986,6 +1010,25 @@ def _state_problem(row: OAuthState | None, provider: str, now: datetime) -> BadR
     if row.expires_at <= now:
         return BadRequest("state: expired; start again with connect", code="state_expired", details={"field": "state"})
     return None
+
+
+# The two-key form of PostgreSQL's advisory locks, which never collides with the one-key
+# lock that serialises migrations; the second key is the user id's hash.
+_STATE_LOCK_SPACE = 0x48554202
+
+
+async def _serialise_user_states(session: AsyncSession, user_id: str) -> None:
+    """On PostgreSQL, one connect per user at a time, until the transaction ends, so
+    concurrent connects cannot each keep the cap and leave more than it between them.
+    SQLite serialises writers anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:space, hashtext(:user))"), {"space": _STATE_LOCK_SPACE, "user": user_id})
+
+
+def _unlocked(ids: Select[Any]) -> Select[Any]:
+    """Rows another transaction is already deleting are skipped, not waited for: two
+    connects purging at once must never wait on each other (or deadlock)."""
+    return ids.with_for_update(skip_locked=True)
 
 
 def _same_account(meta: Mapping[str, Any], account: AccountInfo) -> bool:
