@@ -16,13 +16,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import activity, metrics, pkce
+from . import activity, metrics, pkce, redirects
 from .activity import ActivityWriter, LogQuery
 from .auth import Caller, JWTVerifier
 from .bootstrap import Secrets
@@ -374,22 +373,32 @@ class Hub:
         return f"{self.config.public_url}/api/integrations/{provider}/callback"
 
     def check_return_url(self, url: str | None) -> str | None:
+        """``url`` normalised, if it leads somewhere ``server.allowed_redirects`` allows; the
+        callback later sends the browser to this normalised form, never to the text given."""
         if not url:
             return None
         if len(url) > 2048:
             raise BadRequest("return_url: longer than 2048 characters", details={"field": "return_url"})
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BadRequest("return_url: must be an absolute http(s) URL", details={"field": "return_url"})
-        for allowed in self.config.server.allowed_redirects:
-            a = urlsplit(allowed)
-            if (parts.scheme, parts.netloc.lower()) == (a.scheme, a.netloc.lower()) and parts.path.startswith(a.path or "/"):
-                return url
+        try:
+            place = redirects.parse(url)
+        except redirects.Refused as exc:
+            raise BadRequest(f"return_url: {exc}", details={"field": "return_url"}, code=exc.code) from None
+        if any(place.within(allowed) for allowed in self._allowed_redirects()):
+            return place.url()
         raise BadRequest(
             "return_url: not in server.allowed_redirects; add its origin there to allow it",
             details={"field": "return_url"},
             code="return_url_not_allowed",
         )
+
+    def _allowed_redirects(self) -> list[redirects.Place]:
+        places = []
+        for entry in self.config.server.allowed_redirects:
+            try:
+                places.append(redirects.parse(entry))
+            except redirects.Refused:
+                continue  # refused at start-up; one added later that is unusable allows nothing
+        return places
 
     async def begin_connect(self, caller: Caller, provider: str, return_url: str | None = None) -> dict[str, Any]:
         rt = self.configured_runtime(provider)
@@ -408,8 +417,13 @@ class Hub:
         )
         url = await self.registry.call(provider, "hub_authorization_url", provider=rt.provider, request=request)
         async with self.sessions.begin() as session:
-            # Housekeeping on the side: states past their life are useless to keep.
-            await session.execute(delete(OAuthState).where(OAuthState.expires_at < now - timedelta(hours=1)))
+            await _serialise_user_states(session, caller.user_id)
+            # Housekeeping on the side: a state past its life is useless from that moment.
+            await session.execute(
+                delete(OAuthState)
+                .where(OAuthState.id.in_(_unlocked(select(OAuthState.id).where(OAuthState.expires_at <= now))))
+                .execution_options(synchronize_session=False)
+            )
             session.add(
                 OAuthState(
                     state_hash=state_hash,
@@ -421,7 +435,26 @@ class Hub:
                     expires_at=expires,
                 )
             )
+            await session.flush()
+            await self._trim_states(session, caller.user_id)
         return {"authUrl": url, "expiresAt": _iso(expires)}
+
+    async def _trim_states(self, session: AsyncSession, user_id: str) -> None:
+        """Keep only the user's newest ``security.max_pending_states`` states, used or not.
+
+        Dropping the oldest rather than refusing the connect means a user whose earlier
+        tabs were abandoned (or a client that loops) is never locked out: the newest
+        connect always works, and a dropped one is answered ``invalid_state``."""
+        newest = (
+            select(OAuthState.id)
+            .where(OAuthState.user_id == user_id)
+            .order_by(OAuthState.id.desc())
+            .limit(self.config.security.max_pending_states)
+        )
+        older = select(OAuthState.id).where(OAuthState.user_id == user_id, OAuthState.id.not_in(newest))
+        await session.execute(
+            delete(OAuthState).where(OAuthState.id.in_(_unlocked(older))).execution_options(synchronize_session=False)
+        )
 
     async def consume_state(self, provider: str, state: str | None, *, consume: bool = True) -> OAuthState:
         """Take a state for use: it must exist, be this provider's, unused and unexpired.
@@ -433,18 +466,30 @@ class Hub:
         state_hash = hash_state(state)
         now = utcnow()
         async with self.sessions.begin() as session:
-            row = await session.scalar(select(OAuthState).where(OAuthState.state_hash == state_hash).with_for_update())
-            if row is None:
-                raise BadRequest("state: unknown; it was never issued by this hub (forged or mistyped)", code="invalid_state", details={"field": "state"})
-            if row.provider != provider:
-                raise BadRequest(f"state: it was issued for {row.provider}, not {provider}", code="invalid_state", details={"field": "state"})
-            if row.consumed_at is not None:
-                raise BadRequest("state: already used; a state is good for one callback only (start again with connect)", code="state_replayed", details={"field": "state"})
-            if row.expires_at <= now:
-                raise BadRequest("state: expired; start again with connect", code="state_expired", details={"field": "state"})
+            spent = False
             if consume:
-                row.consumed_at = now
-        return row
+                # One conditional UPDATE, so exactly one of any number of concurrent callers
+                # wins: SQLite ignores SELECT ... FOR UPDATE, and a read-then-write let every
+                # racing request through.
+                result = await session.execute(
+                    update(OAuthState)
+                    .where(
+                        OAuthState.state_hash == state_hash,
+                        OAuthState.provider == provider,
+                        OAuthState.consumed_at.is_(None),
+                        OAuthState.expires_at > now,
+                    )
+                    .values(consumed_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                spent = result.rowcount == 1
+            row = await session.scalar(select(OAuthState).where(OAuthState.state_hash == state_hash))
+        problem = _state_problem(row, provider, now)
+        if row is not None and (spent or (not consume and problem is None)):
+            return row
+        # A row with nothing wrong that the UPDATE did not match was spent by another
+        # request in between.
+        raise problem or _state_replayed()
 
     async def complete_callback(self, provider: str, query: Mapping[str, str]) -> CallbackOutcome:
         rt = self.runtime(provider)
@@ -520,28 +565,25 @@ class Hub:
         except ProviderAuthError as exc:
             raise _token_rejected(rt, exc) from None
         now = utcnow()
+        replaced: tuple[TokenSet, dict[str, Any]] | None = None
         for attempt in range(2):
             try:
                 async with self.sessions.begin() as session:
                     row = await session.scalar(
                         select(Integration).where(Integration.user_id == user_id, Integration.provider == rt.name).with_for_update()
                     )
+                    replaced = None
                     if row is None:
                         row = Integration(user_id=user_id, provider=rt.name, status=None, version=0, created_at=now, meta={}, scopes=[])
                         session.add(row)
-                    elif not token.refresh_token and row.refresh_token and row.status != Status.DELETED:
-                        # A re-consent that returns no refresh token keeps the one we have.
-                        try:
-                            old = decrypt_token(self.keyring, row)
-                            token = TokenSet(**{**token.__dict__, "refresh_token": old.refresh_token})
-                        except (DecryptionFailed, HubError):
-                            pass
+                    else:
+                        token, replaced = self._carry_over(row, token, account)
                     encrypt_into(self.keyring, row, token)
                     meta = account.as_metadata()
                     if token.raw:
                         meta["token"] = _public(token.raw)
                     previous = row.meta or {}
-                    if previous.get("state") and previous.get("accountId") == meta.get("accountId"):
+                    if previous.get("state") and _same_account(previous, account):
                         meta["state"] = previous["state"]  # same account: its sync cursors still apply
                     row.meta = meta
                     row.refresh_lease_until = None
@@ -560,7 +602,45 @@ class Hub:
                 if attempt:
                     raise
         await self.record(row, action, started, response={"account": account.as_metadata()})
+        if replaced is not None:
+            await self._revoke_replaced(rt, row, *replaced)
         return row, account.name or account.email or account.team_name or ""
+
+    def _carry_over(self, row: Integration, token: TokenSet, account: AccountInfo) -> tuple[TokenSet, tuple[TokenSet, dict[str, Any]] | None]:
+        """What becomes of the grant ``row`` holds when ``token`` replaces it: the new token
+        (with the old refresh token, if that is still this account's), and the old grant
+        with its account when it belongs to another account and must be revoked."""
+        try:
+            old = decrypt_token(self.keyring, row) if row.status != Status.DELETED else None
+        except (DecryptionFailed, HubError):
+            old = None  # nothing readable: nothing to keep, nothing to revoke
+        if old is None:
+            return token, None
+        previous = row.meta or {}
+        if _same_account(previous, account):
+            if not token.refresh_token and old.refresh_token:
+                # A re-consent that returns no refresh token keeps the one we have.
+                token = TokenSet(**{**token.__dict__, "refresh_token": old.refresh_token})
+            return token, None
+        if old.access_token == token.access_token:
+            return token, None
+        # Another account's grant: keeping its refresh token would have later refreshes act
+        # as that account, and nobody could revoke it any more.
+        return token, (old, {k: previous[k] for k in ("accountId", "teamId") if previous.get(k)})
+
+    async def _revoke_replaced(self, rt: ProviderRuntime, row: Integration, old: TokenSet, account: dict[str, Any]) -> None:
+        """Best effort: the new connection is stored whatever the provider answers."""
+        started = time.perf_counter()
+        request = {"reason": "replaced by a connection to another account", "replacedAccount": account}
+        secrets_ = tuple(t for t in (old.access_token, old.refresh_token) if t)
+        try:
+            await self.registry.call(rt.name, "hub_revoke_token", provider=rt.provider, token=old)
+        except Exception as exc:
+            if not isinstance(exc, HubError):
+                log.warning("provider plugin %s raised %s while revoking a replaced grant", rt.name, type(exc).__name__)
+            await self.record(row, "revoke_token", started, request=request, error=exc, secrets_=secrets_)
+            return
+        await self.record(row, "revoke_token", started, request=request, response={"revoked": True}, secrets_=secrets_)
 
     # --- state changes ---------------------------------------------------------------
 
@@ -906,6 +986,57 @@ def _check_token_text(token: Any) -> None:
         raise BadRequest(
             "token: not a plausible token (too long, or characters other than printable ASCII)", details={"field": "token"}
         )
+
+
+def _state_replayed() -> BadRequest:
+    return BadRequest(
+        "state: already used; a state is good for one callback only (start again with connect)",
+        code="state_replayed",
+        details={"field": "state"},
+    )
+
+
+def _state_problem(row: OAuthState | None, provider: str, now: datetime) -> BadRequest | None:
+    """Why a state cannot be used (``row`` as it is now, or None if there is none); None
+    when it can."""
+    if row is None:
+        return BadRequest(
+            "state: unknown; it was never issued by this hub (forged or mistyped), or newer connects replaced it",
+            code="invalid_state",
+            details={"field": "state"},
+        )
+    if row.provider != provider:
+        return BadRequest(f"state: it was issued for {row.provider}, not {provider}", code="invalid_state", details={"field": "state"})
+    if row.consumed_at is not None:
+        return _state_replayed()
+    if row.expires_at <= now:
+        return BadRequest("state: expired; start again with connect", code="state_expired", details={"field": "state"})
+    return None
+
+
+# The two-key form of PostgreSQL's advisory locks, which never collides with the one-key
+# lock that serialises migrations; the second key is the user id's hash.
+_STATE_LOCK_SPACE = 0x48554202
+
+
+async def _serialise_user_states(session: AsyncSession, user_id: str) -> None:
+    """On PostgreSQL, one connect per user at a time, until the transaction ends, so
+    concurrent connects cannot each keep the cap and leave more than it between them.
+    SQLite serialises writers anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:space, hashtext(:user))"), {"space": _STATE_LOCK_SPACE, "user": user_id})
+
+
+def _unlocked(ids: Select[Any]) -> Select[Any]:
+    """Rows another transaction is already deleting are skipped, not waited for: two
+    connects purging at once must never wait on each other (or deadlock)."""
+    return ids.with_for_update(skip_locked=True)
+
+
+def _same_account(meta: Mapping[str, Any], account: AccountInfo) -> bool:
+    """Whether stored metadata names the account ``account`` is (the same id in the same
+    team: a bot user id can repeat across workspaces)."""
+    return (meta.get("accountId"), meta.get("teamId")) == (account.id, account.team_id)
 
 
 def hash_state(state: str) -> str:
