@@ -11,7 +11,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
 
@@ -20,6 +19,7 @@ from ..activity import Recorder
 from ..errors import BadRequest, HubError, ProviderAuthError
 from ..infra.auth import Caller
 from ..infra.config import HubConfig
+from ..infra import redirects
 from ..infra.crypto import DecryptionFailed
 from ..redact import redact_text
 from ..registry import Registry
@@ -67,22 +67,32 @@ class Connector:
         return f"{self.config.public_url}/api/integrations/{provider}/callback"
 
     def check_return_url(self, url: str | None) -> str | None:
+        """``url`` normalised, if it leads somewhere ``server.allowed_redirects`` allows; the
+        callback later sends the browser to this normalised form, never to the text given."""
         if not url:
             return None
         if len(url) > 2048:
             raise BadRequest("return_url: longer than 2048 characters", details={"field": "return_url"})
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BadRequest("return_url: must be an absolute http(s) URL", details={"field": "return_url"})
-        for allowed in self.config.server.allowed_redirects:
-            a = urlsplit(allowed)
-            if (parts.scheme, parts.netloc.lower()) == (a.scheme, a.netloc.lower()) and parts.path.startswith(a.path or "/"):
-                return url
+        try:
+            place = redirects.parse(url)
+        except redirects.Refused as exc:
+            raise BadRequest(f"return_url: {exc}", details={"field": "return_url"}, code=exc.code) from None
+        if any(place.within(allowed) for allowed in self._allowed_redirects()):
+            return place.url()
         raise BadRequest(
             "return_url: not in server.allowed_redirects; add its origin there to allow it",
             details={"field": "return_url"},
             code="return_url_not_allowed",
         )
+
+    def _allowed_redirects(self) -> list[redirects.Place]:
+        places = []
+        for entry in self.config.server.allowed_redirects:
+            try:
+                places.append(redirects.parse(entry))
+            except redirects.Refused:
+                continue  # refused at start-up; one added later that is unusable allows nothing
+        return places
 
     async def begin(self, caller: Caller, provider: str, return_url: str | None = None) -> dict[str, Any]:
         """A state for the user, and the provider's authorization URL that carries it."""
@@ -169,25 +179,22 @@ class Connector:
         except ProviderAuthError as exc:
             raise token_rejected(rt, exc) from None
         now = utcnow()
+        replaced: tuple[TokenSet, dict[str, Any]] | None = None
         for attempt in range(2):
             try:
                 async with self.store.locked_owner(user_id, rt.name) as (session, row):
+                    replaced = None
                     if row is None:
                         row = Integration(user_id=user_id, provider=rt.name, status=None, version=0, created_at=now, meta={}, scopes=[])
                         session.add(row)
-                    elif not token.refresh_token and row.refresh_token and row.status != Status.DELETED:
-                        # A re-consent that returns no refresh token keeps the one we have.
-                        try:
-                            old = self.store.decrypt(row)
-                            token = TokenSet(**{**token.__dict__, "refresh_token": old.refresh_token})
-                        except (DecryptionFailed, HubError):
-                            pass
+                    else:
+                        token, replaced = self._carry_over(row, token, account)
                     self.store.encrypt_into(row, token)
                     meta = account.as_metadata()
                     if token.raw:
                         meta["token"] = public_token_fields(token.raw)
                     previous = row.meta or {}
-                    if previous.get("state") and previous.get("accountId") == meta.get("accountId"):
+                    if previous.get("state") and same_account(previous, account):
                         meta["state"] = previous["state"]  # same account: its sync cursors still apply
                     row.meta = meta
                     row.refresh_lease_until = None
@@ -206,7 +213,51 @@ class Connector:
                 if attempt:
                     raise
         await self.recorder.record(row, action, started, response={"account": account.as_metadata()})
+        if replaced is not None:
+            await self._revoke_replaced(rt, row, *replaced)
         return row, account.name or account.email or account.team_name or ""
+
+    def _carry_over(self, row: Integration, token: TokenSet, account: AccountInfo) -> tuple[TokenSet, tuple[TokenSet, dict[str, Any]] | None]:
+        """What becomes of the grant ``row`` holds when ``token`` replaces it: the new token
+        (with the old refresh token, if that is still this account's), and the old grant
+        with its account when it belongs to another account and must be revoked."""
+        try:
+            old = self.store.decrypt(row) if row.status != Status.DELETED else None
+        except (DecryptionFailed, HubError):
+            old = None  # nothing readable: nothing to keep, nothing to revoke
+        if old is None:
+            return token, None
+        previous = row.meta or {}
+        if same_account(previous, account):
+            if not token.refresh_token and old.refresh_token:
+                # A re-consent that returns no refresh token keeps the one we have.
+                token = TokenSet(**{**token.__dict__, "refresh_token": old.refresh_token})
+            return token, None
+        if old.access_token == token.access_token:
+            return token, None
+        # Another account's grant: keeping its refresh token would have later refreshes act
+        # as that account, and nobody could revoke it any more.
+        return token, (old, {k: previous[k] for k in ("accountId", "teamId") if previous.get(k)})
+
+    async def _revoke_replaced(self, rt: ProviderRuntime, row: Integration, old: TokenSet, account: dict[str, Any]) -> None:
+        """Best effort: the new connection is stored whatever the provider answers."""
+        started = time.perf_counter()
+        request = {"reason": "replaced by a connection to another account", "replacedAccount": account}
+        secrets_ = tuple(t for t in (old.access_token, old.refresh_token) if t)
+        try:
+            await self.registry.call(rt.name, "hub_revoke_token", provider=rt.provider, token=old)
+        except Exception as exc:
+            if not isinstance(exc, HubError):
+                log.warning("provider plugin %s raised %s while revoking a replaced grant", rt.name, type(exc).__name__)
+            await self.recorder.record(row, "revoke_token", started, request=request, error=exc, secrets_=secrets_)
+            return
+        await self.recorder.record(row, "revoke_token", started, request=request, response={"revoked": True}, secrets_=secrets_)
+
+
+def same_account(meta: Mapping[str, Any], account: AccountInfo) -> bool:
+    """Whether stored metadata names the account ``account`` is (the same id in the same
+    team: a bot user id can repeat across workspaces)."""
+    return (meta.get("accountId"), meta.get("teamId")) == (account.id, account.team_id)
 
 
 def token_rejected(rt: ProviderRuntime, exc: ProviderAuthError) -> BadRequest:

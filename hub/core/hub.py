@@ -63,7 +63,9 @@ class Hub:
         self.activity = ActivityWriter(self.sessions, flush_interval=act.flush_interval_ms / 1000, batch_size=act.batch_size, buffer_limit=act.buffer_limit)
         self.recorder = Recorder(self.activity, max_payload_bytes=act.max_payload_bytes, secrets=self.providers.secret_values)
         self.store = IntegrationStore(self.sessions, self.reader, self.keyring)
-        self.states = StateStore(self.sessions, self.keyring, ttl_seconds=config.security.state_ttl_seconds)
+        self.states = StateStore(
+            self.sessions, self.keyring, ttl_seconds=config.security.state_ttl_seconds, max_per_user=config.security.max_pending_states
+        )
         self.tokens = TokenSessions(self.store, self.recorder, registry, refresh_margin_seconds=config.security.refresh_margin_seconds)
         self.connect = Connector(config, self.providers, registry, self.store, self.states, self.recorder)
         self.manage = Manager(self.providers, registry, self.store, self.tokens, self.recorder)

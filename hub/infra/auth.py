@@ -1,8 +1,10 @@
 """Caller authentication: the host application's end-user JWTs (PyJWT).
 
 HS256 with a shared secret, or RS256 / ES256 with a configured public key. ``exp`` and
-``sub`` are required; ``iss`` and ``aud`` are checked when configured. The ``sub`` claim
-is the user id, a string the host application owns.
+``sub`` are required; ``iss`` is checked when configured. ``aud`` must name the configured
+audience; with none configured, a token that names any audience is refused, since it was
+minted for some other service. The ``sub`` claim is the user id, a string the host
+application owns.
 """
 
 from __future__ import annotations
@@ -90,7 +92,9 @@ class JWTVerifier:
                 issuer=self.issuer,
                 audience=self.audience,
                 leeway=self.leeway,
-                options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
+                # verify_aud stays on without an audience: PyJWT then refuses any token that
+                # carries one, which is what we want (it was meant for someone else).
+                options={"require": ["exp", "sub"], "verify_aud": True},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the JWT has expired", code="token_expired") from None
@@ -99,6 +103,11 @@ class JWTVerifier:
         except jwt.InvalidIssuerError:
             raise Unauthorized("the JWT's issuer is not the configured one") from None
         except jwt.InvalidAudienceError:
+            if self.audience is None:
+                raise Unauthorized(
+                    "the JWT names an audience ('aud') and this hub accepts none: it was minted for another service "
+                    "(an operator who wants such tokens sets auth.audience)"
+                ) from None
             raise Unauthorized("the JWT's audience is not the configured one") from None
         except jwt.InvalidSignatureError:
             raise Unauthorized("the JWT's signature does not verify") from None

@@ -17,6 +17,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .redirects import Refused
+from .redirects import parse as parse_return_url
+
 DEFAULT_CONFIG_PATH = Path("config/hub.yaml")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -46,6 +49,16 @@ class ServerConfig(_Section):
     # Seconds a connection may take to deliver a complete request head, from when it opens
     # or its previous response ends (so also how long an idle keep-alive connection lasts).
     header_timeout: float = Field(20.0, gt=0, le=3600)
+
+    @field_validator("allowed_redirects")
+    @classmethod
+    def _redirects(cls, v: list[str]) -> list[str]:
+        for i, entry in enumerate(v):
+            try:
+                parse_return_url(entry)
+            except Refused as exc:
+                raise ValueError(f"entry {i} ({entry!r}) {exc}") from None
+        return v
 
     @field_validator("public_url")
     @classmethod
@@ -87,6 +100,8 @@ class AuthConfig(_Section):
 class SecurityConfig(_Section):
     encryption_keys: str | None = None
     state_ttl_seconds: int = Field(600, ge=30, le=3600)
+    # Per user; the oldest go first when a connect would exceed it.
+    max_pending_states: int = Field(20, ge=1, le=1000)
     refresh_margin_seconds: int = Field(60, ge=0)
 
 
