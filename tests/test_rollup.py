@@ -298,7 +298,7 @@ async def test_two_writers_on_one_database_lose_no_counts(db_url: str, monkeypat
         for stmt, params in activity._rollup_statements(conn.dialect.name, changes):
             for one in params:
                 await conn.execute(stmt, [one])
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(0.001)  # the behaviour under test: hand the loop to the other writer mid-transaction
 
     monkeypatch.setattr(activity, "_apply", interleaved)
     second = create_engine(db_url)
