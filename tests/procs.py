@@ -169,7 +169,7 @@ class HubProcess:
                             return
                 except (aiohttp.ClientError, asyncio.TimeoutError):
                     pass
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # a poll interval: the loop waits on the answer, up to the deadline
         pytest.fail(f"{self.name} did not answer /healthz within {timeout:.0f} s:\n{self.output()}")
 
     def send(self, sig: int) -> None:
@@ -184,7 +184,7 @@ class HubProcess:
             code = self.proc.poll()
             if code is not None:
                 return code
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # a poll interval: Popen offers no awaitable exit, the deadline bounds it
         self.kill()
         pytest.fail(f"{self.name} did not exit within {timeout:.0f} s:\n{self.output()}")
 
@@ -275,7 +275,7 @@ async def until(predicate: Any, timeout: float, what: str, interval: float = 0.0
     while not predicate():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval)  # the poll interval of a wait on the condition itself
 
 
 async def connect_slack_via(url: str, user: str) -> dict[str, Any]:

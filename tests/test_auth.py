@@ -6,11 +6,14 @@ import base64
 import hashlib
 import hmac
 import json
+import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jwt
+import jwt.api_jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -279,12 +282,42 @@ def test_a_token_that_verified_is_not_verified_again(monkeypatch: pytest.MonkeyP
     assert seen == [token]
 
 
-def test_a_cached_token_is_refused_once_it_expires() -> None:
+class Clock:
+    """A wall clock the test moves: read by the verifier's cache and by PyJWT's claim
+    checks alike, so both see a token expire at the same instant."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+def controlled_clock(monkeypatch: pytest.MonkeyPatch, now: float) -> Clock:
+    clock = Clock(now)
+
+    class ClockDatetime(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+            return datetime.fromtimestamp(clock.now, tz)
+
+    monkeypatch.setattr(sys.modules[JWTVerifier.__module__], "time", clock)
+    monkeypatch.setattr(jwt.api_jwt, "datetime", ClockDatetime)
+    return clock
+
+
+def test_a_cached_token_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    start = 1_900_000_000
+    clock = controlled_clock(monkeypatch, start)
     verifier = JWTVerifier(secret=SECRET, leeway=0)
-    exp = int(time.time()) + 1
-    token = hs(claims(exp=exp))
+    exp = start + 60
+    token = hs(claims(iat=start, exp=exp))
+    seen = counting_decode(monkeypatch)
     assert verifier.verify(bearer(token)).user_id == "alice"
-    time.sleep(max(0.0, exp - time.time()) + 0.05)  # the real clock: PyJWT reads its own
+    clock.now = exp - 0.5
+    assert verifier.verify(bearer(token)).user_id == "alice"
+    assert len(seen) == 1  # the second answer came from the cache
+    clock.now = exp
     err = rejected(verifier, bearer(token))
     assert err.code == "token_expired"
     assert token not in verifier._verified

@@ -241,7 +241,7 @@ def test_hub_serve_on_a_fresh_machine(tmp_path: Path) -> None:
                         health = (resp.status, json.loads(resp.read()))
                         break
                 except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    time.sleep(0.2)
+                    time.sleep(0.2)  # a poll interval: the loop waits on /healthz, up to the deadline
             if health is None:
                 pytest.fail(f"/healthz did not answer within 20 s:\n{stderr_path.read_text()}")
             assert health == (200, {"success": True, "data": {"status": "ok"}, "message": "OK"})

@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 
 from helpers import connect_slack
 from hub.web import HUB_KEY, create_app
+from procs import until
 from support import auth, build_hub
 
 UNAVAILABLE_MESSAGE = "the hub's database is unavailable right now; try again shortly"
@@ -60,6 +61,10 @@ class TcpProxy:
         except OSError:
             writer.transport.abort()
             return
+        if self._server is None:  # cut while this connection was being relayed upstream
+            writer.transport.abort()
+            up_writer.transport.abort()
+            return
         self._writers.update((writer, up_writer))
         pumps = [asyncio.create_task(self._pump(reader, up_writer)), asyncio.create_task(self._pump(up_reader, writer))]
         self._tasks.update(pumps)
@@ -79,14 +84,18 @@ class TcpProxy:
             dst.transport.abort()
 
     async def cut(self) -> None:
-        """Stop listening and abort every relayed connection, both ends."""
+        """Stop listening and abort every relayed connection, both ends; returns once
+        every relay has ended."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
         for writer in list(self._writers):
             writer.transport.abort()
-        await asyncio.sleep(0.05)
+        # Each relay's pumps end when their reads fail on the aborted sockets.
+        if self._tasks:
+            _, running = await asyncio.wait(list(self._tasks), timeout=10)
+            assert not running, "relays still running 10 s after the cut"
 
     async def close(self) -> None:
         await self.cut()
@@ -179,6 +188,15 @@ async def post(client: Any, text: str = "hi") -> Any:
     return await client.post("/api/integrations/slack/message", json={"channel": "general", "text": text}, headers=auth("alice"))
 
 
+async def in_flight_upstream(client: Any, fake_slack: Any, text: str) -> asyncio.Task[Any]:
+    """An action started and held upstream: returns once Slack has received its call
+    (``fake_slack.delay`` decides how long Slack then holds it)."""
+    before = len(fake_slack.calls_to("chat.postMessage"))
+    task = asyncio.create_task(post(client, text))
+    await until(lambda: len(fake_slack.calls_to("chat.postMessage")) > before, 10, "the action to reach Slack")
+    return task
+
+
 async def test_readyz_says_the_database_is_unreachable_and_recovers(client: Any, outage: Any) -> None:
     _, control = outage
     hub = client.app[HUB_KEY]
@@ -239,8 +257,7 @@ async def test_the_same_hub_recovers_without_a_restart(client: Any, outage: Any,
     assert (await post(client, "before")).status == 200
 
     fake_slack.delay = 1.0
-    in_flight = asyncio.create_task(post(client, "in flight while the database went away"))
-    await asyncio.sleep(0.4)
+    in_flight = await in_flight_upstream(client, fake_slack, "in flight while the database went away")
     await control.cut(hub)
     answer, _ = await timed(in_flight)
     assert answer.status == 200, await answer.text()
@@ -273,8 +290,7 @@ async def test_shutdown_during_an_outage_ends_in_bounded_time(client: Any, outag
     _, control = outage
     hub = client.app[HUB_KEY]
     fake_slack.delay = 1.0
-    in_flight = asyncio.create_task(post(client, "answered as the database went away"))
-    await asyncio.sleep(0.4)
+    in_flight = await in_flight_upstream(client, fake_slack, "answered as the database went away")
     await control.cut(hub)
     try:
         assert (await in_flight).status == 200

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from helpers import callback_path, consent, query_of
 from hub.store.models import Integration, IntegrationLog, utcnow
+from procs import until
 from support import auth
 
 G = "/api/integrations/google_calendar"
@@ -120,17 +121,19 @@ async def test_full_flow(google_app, fake_google):
 
 async def test_sync_row_is_pending_while_it_runs(google_app, fake_google):
     await connect_google(google_app)
-    fake_google.delay = 0.5
+    fake_google.delay = 1.0  # the sync's first request to Google is held this long
+    reached = len(fake_google.calls)
     task = asyncio.create_task(call(google_app, "POST", "sync", json={}))
-    await asyncio.sleep(0.25)
+    await until(lambda: len(fake_google.calls) > reached, 10, "the sync to reach Google")
     async with google_app.hub.sessions() as s:
         row = await s.scalar(select(IntegrationLog).where(IntegrationLog.action == "sync"))
+    assert not task.done()
     assert row is not None and row.status == "PENDING"
     status, _ = await task
     assert status == 200
     async with google_app.hub.sessions() as s:
         row = await s.scalar(select(IntegrationLog).where(IntegrationLog.action == "sync"))
-    assert row.status == "SUCCESS" and row.duration_ms >= 400
+    assert row.status == "SUCCESS" and row.duration_ms >= 900
 
 
 async def test_calendars_action(google_app, fake_google):
@@ -172,9 +175,11 @@ async def test_availability_input_is_checked(google_app, fake_google):
 
 
 async def test_two_hundred_calls_one_refresh(google_app, fake_google):
-    fake_google.access_token_lifetime = 1
     await connect_google(google_app)
-    await asyncio.sleep(1.1)  # the access token has now expired
+    # The access token has expired: by our stored expiry and by Google's own account.
+    async with google_app.hub.sessions.begin() as s:
+        await s.execute(update(Integration).values(token_expiry=utcnow() - timedelta(seconds=1)))
+    fake_google.expire_access_tokens()
     before = fake_google.refresh_count
     answers = await asyncio.gather(*(call(google_app, "GET", "calendars") for _ in range(200)))
     assert [status for status, _ in answers] == [200] * 200

@@ -113,7 +113,7 @@ def implement(mode: str) -> Callable[[Callable[..., Any]], Any]:
 
         @functools.wraps(fn)
         async def as_coroutine(*args: Any, **kwargs: Any) -> Any:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the behaviour under test: a hook that really yields to the loop
             return fn(*args, **kwargs)
 
         return hookimpl(as_coroutine)

@@ -430,7 +430,7 @@ async def faulty(aiohttp_server: Any) -> Any:
         async def answer(request: web.Request) -> web.Response:
             await request.read()
             if fault == "timeout":
-                await asyncio.sleep(2)
+                await asyncio.sleep(2)  # the fault itself: a provider slower than the hub's 0.5 s budget
                 return web.json_response({"ok": True})
             if fault == "5xx":
                 return web.Response(status=503, text="503 Service Unavailable")

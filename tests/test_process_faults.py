@@ -159,7 +159,9 @@ async def test_kill_9_under_load_then_restart_finds_a_consistent_encrypted_datab
             answered: list[int] = []
 
             async def request(start: float, method: str, path: str, user: str | None, **kw: Any) -> Any:
-                await asyncio.sleep(start)  # a steady stream, so the kill lands mid-way
+                # The load's shape, not a wait: requests arrive as a steady stream over two
+                # seconds, and the kill below waits on answers counted, not on time.
+                await asyncio.sleep(start)
                 headers = {**(auth(user) if user else {}), "Accept": "application/json"}
                 try:
                     async with load.request(method, f"{hub.url}{path}", headers=headers, **kw) as resp:

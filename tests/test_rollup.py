@@ -299,7 +299,7 @@ async def test_two_writers_on_one_database_lose_no_counts(db_url: str, monkeypat
         for stmt, params in rollup_module.rollup_statements(conn.dialect.name, changes):
             for one in params:
                 await conn.execute(stmt, [one])
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(0.001)  # the behaviour under test: hand the loop to the other writer mid-transaction
 
     monkeypatch.setattr(writer_module, "apply_changes", interleaved)
     second = create_engine(db_url)

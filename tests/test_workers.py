@@ -18,6 +18,7 @@ from helpers import consent
 from hub.store.engine import create_engine, sessionmaker
 from hub.store.models import Integration, IntegrationLog, utcnow
 from hub_slack.fake import FakeSlack, start_fake_slack
+from procs import until
 from support import JWT_SECRET, auth
 
 HUB = str(Path(sys.executable).with_name("hub"))
@@ -54,7 +55,7 @@ providers:
                         return proc
             except aiohttp.ClientError:
                 pass
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # a poll interval: the condition is checked above, the loop is bounded
     proc.kill()
     raise AssertionError("the workers did not start:\n" + (tmp_path / "hub.log").read_text()[-3000:])
 
@@ -114,19 +115,23 @@ async def test_two_workers_share_connects_refreshes_metrics_and_drain_on_sigterm
 
             # 4. SIGTERM under load: in-flight calls finish, every answer has its row.
             fake.delay = 0.3
+            reached = len(fake.calls_to("chat.postMessage"))
             async def post_counted(i):
                 try:
                     return await post(i)
                 except aiohttp.ClientError:
                     return None  # refused after the workers stopped accepting: fine
             load = [asyncio.create_task(post_counted(1000 + i)) for i in range(100)]
-            await asyncio.sleep(0.15)
+            # Signal only once calls are in flight: Slack has them and holds each for
+            # fake.delay, so a worker is mid-request for every one of them.
+            await until(lambda: len(fake.calls_to("chat.postMessage")) > reached, 20, "calls to reach Slack")
+            in_flight = len(fake.calls_to("chat.postMessage")) - reached
             proc.send_signal(signal.SIGTERM)
             results = await asyncio.gather(*load)
             code = await asyncio.wait_for(proc.wait(), 30)
         assert code == 0, (tmp_path / "hub.log").read_text()[-3000:]
         answered = sum(1 for r in results if r == 200)
-        assert answered > 0
+        assert answered >= in_flight > 0  # every call that was in flight at SIGTERM was answered
         assert not any(r is not None and r >= 500 for r in results)
         async with sessions() as s:
             rows = await s.scalar(select(func.count()).select_from(IntegrationLog).where(IntegrationLog.action == "post_message"))

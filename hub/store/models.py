@@ -95,8 +95,9 @@ class IntegrationLog(Base):
     kind: Mapped[str] = mapped_column(String(16), default="call")
     action: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(8))
-    request_data: Mapped[Any] = mapped_column(JSON, default=None)
-    response_data: Mapped[Any] = mapped_column(JSON, default=None)
+    # Nullable, as revision 0001 made them: ``Mapped[Any]`` alone would declare NOT NULL.
+    request_data: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
+    response_data: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

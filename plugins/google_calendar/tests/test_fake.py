@@ -1,6 +1,5 @@
 """Tests for the fake Google server itself (hub_google_calendar.fake)."""
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -187,13 +186,15 @@ async def test_refresh_token_only_when_due(client):
     assert "refresh_token" not in await connect(client, prompt="consent", access_type="online")
 
 
-async def test_access_tokens_really_expire_and_refresh_works(client, fake):
+async def test_access_tokens_really_expire_and_refresh_works(client, fake, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(fake, "_now", lambda: now[0])  # the fake's clock, moved by the test
     fake.access_token_lifetime = 0.2
     tokens = await connect(client)
     assert tokens["expires_in"] == 1
     status, _ = await get_json(client, "/calendar/v3/users/me/calendarList", tokens["access_token"])
     assert status == 200
-    await asyncio.sleep(0.3)
+    now[0] += 0.3
     resp = await client.get("/calendar/v3/users/me/calendarList", headers=bearer(tokens["access_token"]))
     assert resp.status == 401
     body = await resp.json()

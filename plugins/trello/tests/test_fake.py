@@ -1,6 +1,5 @@
 """Tests for the fake Trello server itself (hub_trello.fake)."""
 
-import asyncio
 import re
 import sys
 import time
@@ -570,13 +569,31 @@ async def test_rate_headers_count_down(client, fake):
     assert missing.status == 404 and missing.headers["x-rate-limit-api-token-remaining"] == "97"
 
 
-async def test_window_slides(aiohttp_client):
+class FakeClock:
+    """Stands in for the ``time`` module inside the fake: ``monotonic()`` (what the rate
+    windows are measured on) reads ``now``, which the test moves; the rest is the real one."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def monotonic(self):
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+async def test_window_slides(aiohttp_client, monkeypatch):
+    clock = FakeClock(1000.0)
+    monkeypatch.setattr(sys.modules[FakeTrello.__module__], "time", clock)
     fake = FakeTrello(token_limit=2, window=0.15)
     client = await aiohttp_client(fake.app)
     token = fake.issue_token()
     assert [(await get(client, "/1/members/me/boards", token)).status for _ in range(3)] == [200, 200, 429]
     assert fake.throttled == 1
-    await asyncio.sleep(0.16)
+    clock.now += 0.14  # still inside the window of the first two calls
+    assert (await get(client, "/1/members/me/boards", token)).status == 429
+    clock.now += 0.02  # past it
     resp = await get(client, "/1/members/me/boards", token)
     assert resp.status == 200
     assert resp.headers["x-rate-limit-api-token-interval-ms"] == "150"

@@ -7,7 +7,14 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from hub.models import BigId, UTCDateTime
+# The column types as hub.models defined them on this revision's day, copied so that a
+# later change to the models cannot change what this revision creates. Only their DDL
+# matters here: this revision moves no data, so hub.models.UTCDateTime (a TypeDecorator
+# that converts values to and from UTC) is its implementation type, timezone-aware.
+#
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+UTCDateTime = sa.DateTime(timezone=True)
 
 revision = "0001"
 down_revision = None
