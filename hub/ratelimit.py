@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,10 +32,17 @@ _PAD = 0.05
 
 
 class SlidingWindow:
-    def __init__(self, limit: RateLimit) -> None:
+    def __init__(
+        self,
+        limit: RateLimit,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         self.limit = limit
         self._sent: dict[str, deque[float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._clock, self._sleep = clock, sleep
 
     async def acquire(self, key: str) -> None:
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -42,10 +50,10 @@ class SlidingWindow:
             sent = self._sent.setdefault(key, deque())
             window = self.limit.seconds * _SLACK + _PAD
             while True:
-                now = time.monotonic()
+                now = self._clock()
                 while sent and now - sent[0] >= window:
                     sent.popleft()
                 if len(sent) < self.limit.requests:
                     sent.append(now)
                     return
-                await asyncio.sleep(window - (now - sent[0]))
+                await self._sleep(window - (now - sent[0]))
