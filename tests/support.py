@@ -92,7 +92,7 @@ class Rows:
         assert await self.hub.activity.flush(timeout=ACTIVITY_DEADLINE), f"activity rows still unwritten after {ACTIVITY_DEADLINE}s"
 
     async def states(self, user: str | None = None, *, state: str | None = None) -> list[OAuthState]:
-        """Pending OAuth state rows, or the user's, or the one issued as ``state`` (stored hashed)."""
+        """OAuth state rows (pending or spent), or the user's, or the one issued as ``state`` (stored hashed)."""
         query = select(OAuthState).order_by(OAuthState.id)
         query = query if user is None else query.where(OAuthState.user_id == user)
         return await self._all(query if state is None else query.where(OAuthState.state_hash == hash_state(state)))
@@ -119,7 +119,7 @@ class Rows:
         await self.set_integration(user, provider, token_expiry=utcnow() - ago)
 
     async def set_states(self, **columns: Any) -> None:
-        """Overwrite columns of every pending OAuth state row."""
+        """Overwrite columns of every OAuth state row."""
         async with self.hub.sessions.begin() as session:
             await session.execute(update(OAuthState).values(**columns))
 
