@@ -23,7 +23,8 @@ from hub.web import create_app
 from hub_slack.fake import FakeSlack, start_fake_slack
 from hub_trello.fake import FakeTrello, start_fake_trello
 from hub_google_calendar.fake import FakeGoogle, start_fake_google
-from support import JWT_SECRET, PG_URL, build_hub, google_section, slack_section, trello_section
+from helpers import connect_slack
+from support import JWT_SECRET, PG_URL, Rows, auth, build_hub, google_section, slack_section, trello_section
 
 TABLES = ("integration_logs", "oauth_states", "integrations")
 
@@ -135,7 +136,7 @@ def make_config(db_url: str, encryption_keys: str, fake_slack: FakeSlack) -> Cal
 
 async def serve_hub(config: HubConfig, aiohttp_client: Any) -> Any:
     """A started hub behind a real HTTP server on loopback: the test client, with the hub
-    at ``client.hub``. Served as ``hub serve`` does: without aiohttp's own access log,
+    at ``client.hub`` and its rows at ``client.db``. Served as ``hub serve`` does: without aiohttp's own access log,
     which would print whole URLs (callback codes included)."""
     hub = build_hub(config)
     server = TestServer(create_app(hub))
@@ -143,6 +144,7 @@ async def serve_hub(config: HubConfig, aiohttp_client: Any) -> Any:
     client = await aiohttp_client(server)
     hub.config.server.public_url = str(client.make_url("")).rstrip("/")
     client.hub = hub
+    client.db = Rows(hub)
     return client
 
 
@@ -162,3 +164,25 @@ async def trello_app(make_config: Callable[..., HubConfig], fake_trello: FakeTre
 async def google_app(make_config: Callable[..., HubConfig], fake_google: FakeGoogle, aiohttp_client: Any) -> Any:
     """Like ``hub_app``, with Google Calendar enabled against the fake Google."""
     return await serve_hub(make_config(providers={"google_calendar": google_section(fake_google)}), aiohttp_client)
+
+
+@pytest.fixture
+def db(hub_app: Any) -> Rows:
+    """The rows of ``hub_app``'s database."""
+    return hub_app.db
+
+
+@pytest.fixture
+async def slack_connected(hub_app: Any, fake_slack: FakeSlack) -> Any:
+    """``hub_app`` once alice has connected Slack through the fake's consent page."""
+    await connect_slack(hub_app, auth("alice"))
+    return hub_app
+
+
+@pytest.fixture
+async def slack_rotating(hub_app: Any, fake_slack: FakeSlack) -> Any:
+    """Like ``slack_connected``, with the fake Slack rotating tokens: the grant carries a
+    refresh token and an expiry, and every refresh spends the old refresh token."""
+    fake_slack.rotation = True
+    await connect_slack(hub_app, auth("alice"))
+    return hub_app

@@ -14,11 +14,10 @@ from typing import Any
 import jwt
 import pytest
 from helpers import callback_path, connect_slack, consent
-from sqlalchemy import func, select, update
-from support import JWT_SECRET, auth
+from support import JWT_SECRET, Rows, auth
 
 from hub.infra.auth import issue_token
-from hub.store.models import Integration, IntegrationLog, OAuthState, utcnow
+from hub.store.models import Integration, IntegrationLog, utcnow
 
 SLACK = "/api/integrations/slack"
 JSON_ACCEPT = {"Accept": "application/json"}
@@ -27,23 +26,21 @@ JSON_ACCEPT = {"Accept": "application/json"}
 # --- what is stored --------------------------------------------------------------------
 
 
-async def snapshot(hub: Any) -> dict[str, Any]:
+async def snapshot(db: Rows) -> dict[str, Any]:
     """Every column a request could plausibly touch, plus the number of activity rows."""
-    await hub.activity.flush()
-    async with hub.sessions() as s:
-        integrations = [
-            (
-                r.id, r.user_id, r.provider, r.status, r.status_reason, r.access_token, r.refresh_token,
-                r.token_expiry, r.scopes, r.meta, r.created_at, r.updated_at, r.last_sync_at, r.version,
-            )
-            for r in (await s.scalars(select(Integration).order_by(Integration.id))).all()
-        ]
-        states = [
-            (r.id, r.state_hash, r.user_id, r.provider, r.code_verifier, r.return_url, r.expires_at, r.consumed_at)
-            for r in (await s.scalars(select(OAuthState).order_by(OAuthState.id))).all()
-        ]
-        log_rows = await s.scalar(select(func.count()).select_from(IntegrationLog))
-    return {"integrations": integrations, "oauth_states": states, "log_rows": log_rows}
+    await db.settle()
+    integrations = [
+        (
+            r.id, r.user_id, r.provider, r.status, r.status_reason, r.access_token, r.refresh_token,
+            r.token_expiry, r.scopes, r.meta, r.created_at, r.updated_at, r.last_sync_at, r.version,
+        )
+        for r in await db.integrations()
+    ]
+    states = [
+        (r.id, r.state_hash, r.user_id, r.provider, r.code_verifier, r.return_url, r.expires_at, r.consumed_at)
+        for r in await db.states()
+    ]
+    return {"integrations": integrations, "oauth_states": states, "log_rows": await db.count(IntegrationLog)}
 
 
 async def start_connect(client: Any, headers: dict[str, str], decision: str = "allow") -> str:
@@ -227,8 +224,8 @@ CASES: dict[str, Case] = {
 @pytest.mark.parametrize("name", list(CASES))
 async def test_bad_input_is_refused_and_changes_nothing(name: str, hub_app: Any, fake_slack: Any, alice: dict[str, str]):
     case = CASES[name]
-    hub = hub_app.hub
-    before = await snapshot(hub)
+    db = hub_app.db
+    before = await snapshot(db)
     upstream_calls = len(fake_slack.calls)
     headers = {**(alice if case.auth is None else case.auth), **(case.headers or {})}
     kwargs: dict[str, Any] = {"headers": headers, "params": case.params}
@@ -250,7 +247,7 @@ async def test_bad_input_is_refused_and_changes_nothing(name: str, hub_app: Any,
         assert resp.headers.get("Allow") == case.allow, dict(resp.headers)
     # Nothing reached Slack and nothing was stored.
     assert len(fake_slack.calls) == upstream_calls, [c.path for c in fake_slack.calls[upstream_calls:]]
-    assert await snapshot(hub) == before
+    assert await snapshot(db) == before
 
 
 async def test_validation_details_list_every_problem(hub_app: Any, fake_slack: Any, alice: dict[str, str]):
@@ -274,17 +271,12 @@ async def test_validation_details_list_every_problem(hub_app: Any, fake_slack: A
 # --- the callback --------------------------------------------------------------------------
 
 
-async def integration_count(hub: Any) -> int:
-    async with hub.sessions() as s:
-        return int(await s.scalar(select(func.count()).select_from(Integration)) or 0)
-
-
 async def test_replayed_state_is_refused(hub_app: Any, fake_slack: Any):
-    hub, h = hub_app.hub, auth("alice")
+    db, h = hub_app.db, auth("alice")
     path = await start_connect(hub_app, h)
     first = await hub_app.get(path, headers=JSON_ACCEPT)
     assert first.status == 200, await first.text()
-    before, exchanges = await snapshot(hub), len(fake_slack.calls_to("oauth.v2.access"))
+    before, exchanges = await snapshot(db), len(fake_slack.calls_to("oauth.v2.access"))
 
     resp = await hub_app.get(path, headers=JSON_ACCEPT)
     error = await read_error(resp, 400)
@@ -292,7 +284,7 @@ async def test_replayed_state_is_refused(hub_app: Any, fake_slack: Any):
     assert "already used" in error["message"]
     assert error["details"] == {"field": "state"}
     assert len(fake_slack.calls_to("oauth.v2.access")) == exchanges  # the code was not tried again
-    assert await snapshot(hub) == before
+    assert await snapshot(db) == before
 
     # The browser (no JSON Accept) gets a page with the same status, not the envelope.
     page = await hub_app.get(path)
@@ -300,23 +292,22 @@ async def test_replayed_state_is_refused(hub_app: Any, fake_slack: Any):
     assert page.content_type == "text/html"
     text = await page.text()
     assert "already used" in text and '"success"' not in text
-    assert await snapshot(hub) == before
+    assert await snapshot(db) == before
 
 
 async def test_expired_state_is_refused(hub_app: Any, fake_slack: Any):
-    hub = hub_app.hub
+    db = hub_app.db
     path = await start_connect(hub_app, auth("alice"))
-    async with hub.sessions.begin() as s:
-        await s.execute(update(OAuthState).values(expires_at=utcnow() - timedelta(minutes=1)))
-    before = await snapshot(hub)
+    await db.set_states(expires_at=utcnow() - timedelta(minutes=1))
+    before = await snapshot(db)
 
     resp = await hub_app.get(path, headers=JSON_ACCEPT)
     error = await read_error(resp, 400)
     assert error["code"] == "state_expired"
     assert "expired" in error["message"] and "connect" in error["message"]
     assert not fake_slack.calls_to("oauth.v2.access")
-    assert await snapshot(hub) == before
-    assert await integration_count(hub) == 0
+    assert await snapshot(db) == before
+    assert await db.count(Integration) == 0
 
     page = await hub_app.get(path)
     assert page.status == 400 and page.content_type == "text/html"
@@ -324,47 +315,46 @@ async def test_expired_state_is_refused(hub_app: Any, fake_slack: Any):
 
 
 async def test_unknown_state_is_refused(hub_app: Any, fake_slack: Any):
-    hub = hub_app.hub
+    db = hub_app.db
     await start_connect(hub_app, auth("alice"))  # a genuine state exists, just not this one
-    before = await snapshot(hub)
+    before = await snapshot(db)
     for query in ("state=forged-by-someone&code=123.456.abc", "code=123.456.abc"):
         resp = await hub_app.get(f"{SLACK}/callback?{query}", headers=JSON_ACCEPT)
         error = await read_error(resp, 400)
         assert error["code"] == "invalid_state", query
         assert "state" in error["message"], query
     assert not fake_slack.calls_to("oauth.v2.access")
-    assert await snapshot(hub) == before
-    assert await integration_count(hub) == 0
+    assert await snapshot(db) == before
+    assert await db.count(Integration) == 0
 
 
 async def test_state_issued_for_another_provider_is_refused(hub_app: Any, fake_slack: Any):
-    hub = hub_app.hub
+    db = hub_app.db
     path = await start_connect(hub_app, auth("alice"))
-    async with hub.sessions.begin() as s:
-        await s.execute(update(OAuthState).values(provider="other"))
-    before = await snapshot(hub)
+    await db.set_states(provider="other")
+    before = await snapshot(db)
 
     resp = await hub_app.get(path, headers=JSON_ACCEPT)
     error = await read_error(resp, 400)
     assert error["code"] == "invalid_state"
     assert "issued for other" in error["message"]
     assert not fake_slack.calls_to("oauth.v2.access")
-    assert await snapshot(hub) == before
-    assert await integration_count(hub) == 0
+    assert await snapshot(db) == before
+    assert await db.count(Integration) == 0
 
 
 async def test_denied_consent_connects_nothing(hub_app: Any, fake_slack: Any):
-    hub = hub_app.hub
+    db = hub_app.db
     path = await start_connect(hub_app, auth("alice"), decision="deny")
     assert "error=access_denied" in path
-    logs_before = (await snapshot(hub))["log_rows"]
+    logs_before = (await snapshot(db))["log_rows"]
 
     resp = await hub_app.get(path, headers=JSON_ACCEPT)
     error = await read_error(resp, 400)
     assert error["code"] == "access_denied"
     assert "declined" in error["message"]
     assert not fake_slack.calls_to("oauth.v2.access")
-    after = await snapshot(hub)
+    after = await snapshot(db)
     assert after["integrations"] == [] and after["log_rows"] == logs_before
     assert all(state[-1] is not None for state in after["oauth_states"])  # the state is spent
 
@@ -373,7 +363,7 @@ async def test_denied_consent_connects_nothing(hub_app: Any, fake_slack: Any):
     page = await hub_app.get(path)
     assert page.status == 400 and page.content_type == "text/html"
     assert "declined" in await page.text()
-    assert await integration_count(hub) == 0
+    assert await db.count(Integration) == 0
     resp = await hub_app.get(SLACK, headers=auth("alice"))
     assert (await read_error(resp, 404))["code"] == "integration_not_found"
 
@@ -382,10 +372,10 @@ async def test_denied_consent_connects_nothing(hub_app: Any, fake_slack: Any):
 
 
 async def test_action_on_inactive_integration_is_a_conflict(hub_app: Any, fake_slack: Any, alice: dict[str, str]):
-    hub = hub_app.hub
+    db = hub_app.db
     resp = await hub_app.patch(f"{SLACK}/status", json={"status": "INACTIVE"}, headers=alice)
     assert resp.status == 200, await resp.text()
-    before, upstream_calls = await snapshot(hub), len(fake_slack.calls)
+    before, upstream_calls = await snapshot(db), len(fake_slack.calls)
 
     for method, path, kwargs in (
         ("POST", f"{SLACK}/message", {"json": {"channel": "general", "text": "x"}}),
@@ -401,19 +391,19 @@ async def test_action_on_inactive_integration_is_a_conflict(hub_app: Any, fake_s
         assert error["details"]["status"] == "INACTIVE"
 
     assert len(fake_slack.calls) == upstream_calls
-    assert await snapshot(hub) == before
+    assert await snapshot(db) == before
 
 
 # --- bugs found while writing the above --------------------------------------------------
 
 
 async def test_since_out_of_range_is_bad_input(hub_app: Any, fake_slack: Any, alice: dict[str, str]):
-    before = await snapshot(hub_app.hub)
+    before = await snapshot(hub_app.db)
     for since in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
         resp = await hub_app.get(f"{SLACK}/logs", params={"since": since}, headers=alice)
         error = await read_error(resp, 400)
         assert error["details"] == {"field": "since"}
-    assert await snapshot(hub_app.hub) == before
+    assert await snapshot(hub_app.db) == before
 
 
 async def test_cursor_with_huge_id_is_bad_input(hub_app: Any, fake_slack: Any, alice: dict[str, str]):
@@ -425,10 +415,10 @@ async def test_cursor_with_huge_id_is_bad_input(hub_app: Any, fake_slack: Any, a
 
 
 async def test_deeply_nested_json_is_bad_input(hub_app: Any, fake_slack: Any, alice: dict[str, str]):
-    before, upstream_calls = await snapshot(hub_app.hub), len(fake_slack.calls)
+    before, upstream_calls = await snapshot(hub_app.db), len(fake_slack.calls)
     body = "[" * 100_000 + "]" * 100_000  # 200 KB: well under the size limit
     resp = await hub_app.post(f"{SLACK}/message", data=body, headers={**alice, "Content-Type": "application/json"})
     error = await read_error(resp, 400)
     assert error["details"] == {"field": "(body)"}
     assert len(fake_slack.calls) == upstream_calls
-    assert await snapshot(hub_app.hub) == before
+    assert await snapshot(hub_app.db) == before

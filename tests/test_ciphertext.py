@@ -27,15 +27,15 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 
 from conftest import serve_hub
 from helpers import connect_slack
 from hub.infra.crypto import KeyRing, generate_key, key_id, token_context
 from hub.store.engine import create_engine, sessionmaker, upgrade
 from hub.store.keyrotation import rotate
-from hub.store.models import Integration, IntegrationLog, utcnow
-from support import JWT_SECRET, auth, google_section, trello_section
+from hub.store.models import Integration, utcnow
+from support import JWT_SECRET, Rows, auth, google_section, trello_section
 from test_google import connect_google
 from test_trello import connect_by_posting
 
@@ -77,9 +77,8 @@ async def use(client: Any, provider: str, user: str) -> tuple[int, dict[str, Any
     return resp.status, await resp.json()
 
 
-async def row_of(hub: Any, user: str, provider: str) -> Integration:
-    async with hub.sessions() as s:
-        row = await s.scalar(select(Integration).where(Integration.user_id == user, Integration.provider == provider))
+async def row_of(db: Rows, user: str, provider: str) -> Integration:
+    row = await db.integration(user, provider)
     assert row is not None
     return row
 
@@ -104,24 +103,23 @@ async def three(make_config, fake_slack, fake_trello, fake_google, aiohttp_clien
 @pytest.mark.parametrize("damage", ["flipped-byte", "copied-from-another-user", "moved-from-another-provider"])
 async def test_unreadable_token_puts_only_that_integration_in_error(three, provider: str, damage: str):
     client, fakes = three
-    hub = client.hub
+    db = client.db
     victim = "bob"  # the row that gets the damaged value
-    target = await row_of(hub, victim, provider)
+    target = await row_of(db, victim, provider)
     if damage == "flipped-byte":
         values = {"access_token": flip_one_byte(target.access_token)}
     elif damage == "copied-from-another-user":
-        source = await row_of(hub, "alice", provider)
+        source = await row_of(db, "alice", provider)
         values = {"access_token": source.access_token}
         if source.refresh_token:
             values["refresh_token"] = source.refresh_token
     else:
         other = "trello" if provider != "trello" else "slack"
-        source = await row_of(hub, victim, other)
+        source = await row_of(db, victim, other)
         values = {"access_token": source.access_token}
-    async with hub.sessions.begin() as s:
-        await s.execute(update(Integration).where(Integration.id == target.id).values(**values))
+    await db.set_integration(victim, provider, **values)
     others = [(u, p) for u in ("alice", "bob", "carol") for p in PROVIDERS if (u, p) != (victim, provider) and (u != "carol" or p == "slack")]
-    before = {(u, p): await row_of(hub, u, p) for u, p in others}
+    before = {(u, p): await row_of(db, u, p) for u, p in others}
 
     calls = {name: len(fake.calls) for name, fake in fakes.items()}
     status, body = await use(client, provider, victim)
@@ -140,15 +138,12 @@ async def test_unreadable_token_puts_only_that_integration_in_error(three, provi
     assert "failed to decrypt" in view["statusReason"] and "connect again" in view["statusReason"]
     status, body = await use(client, provider, victim)
     assert status == 409 and "ERROR" in body["error"]["message"]
-    await hub.activity.flush()
-    async with hub.sessions() as s:
-        moves = (await s.scalars(select(IntegrationLog).where(
-            IntegrationLog.integration_id == target.id, IntegrationLog.kind == "transition").order_by(IntegrationLog.id))).all()
+    moves = await db.activity(user=victim, provider=provider, kind="transition")
     assert moves[-1].request_data["to"] == "ERROR" and "decrypt" in moves[-1].request_data["reason"], moves[-1].request_data
 
     # every other integration is exactly as it was, and works
     for (user, other), old in before.items():
-        now = await row_of(hub, user, other)
+        now = await row_of(db, user, other)
         assert (now.status, now.access_token, now.refresh_token) == (old.status, old.access_token, old.refresh_token), (user, other)
         status, body = await use(client, other, user)
         assert status == 200, (user, other, body)

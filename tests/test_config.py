@@ -324,7 +324,7 @@ async def test_url_overrides_reach_the_provider(make_config, fake_slack) -> None
         assert endpoints.token == "https://slack.com/api/oauth.v2.access"  # not overridden: the default
         assert hub.providers["slack"].configured
     finally:
-        await hub.engine.dispose()
+        await hub.stop()  # built but never started: stop() still closes its pools
 
     # without overrides the plugin's real endpoints are used
     plain = build_hub(make_config(providers={"slack": {"client_id": "a", "client_secret": "b"}}))
@@ -332,7 +332,7 @@ async def test_url_overrides_reach_the_provider(make_config, fake_slack) -> None
         assert plain.providers["slack"].provider.endpoints.authorize == "https://slack.com/oauth/v2/authorize"
         assert plain.providers["slack"].provider.endpoints.api == "https://slack.com/api"
     finally:
-        await plain.engine.dispose()
+        await plain.stop()
 
 
 async def test_authorize_override_is_used_by_connect(hub_app, fake_slack) -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Page, expect
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from browser import chromium
 from conftest import serve_hub
 from hub.activity import rebuild_rollups
-from hub.store.models import Integration, IntegrationLog, utcnow
+from hub.store.models import IntegrationLog, utcnow
 from support import auth, google_section, trello_section
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -129,9 +129,8 @@ async def test_connect_act_inspect_and_disconnect_slack(make_config, fake_slack,
 
         # Account data is shown as text, never parsed as markup.
         hostile = '<img src="/x" id="pwned">Team & <b>co</b>'
-        async with client.hub.sessions.begin() as s:
-            row = await s.scalar(select(Integration).where(Integration.provider == "slack"))
-            row.meta = {**row.meta, "teamName": hostile}
+        row = await client.db.integration("alice", "slack")
+        await client.db.set_integration("alice", "slack", meta={**row.meta, "teamName": hostile})
         await page.click("#reload")
         await expect(slack.locator('[data-field="account"]')).to_contain_text(hostile)
         assert await page.locator("#pwned").count() == 0
@@ -408,15 +407,14 @@ async def make_traffic(client: Any) -> None:
     assert (await client.get(f"/api/integrations/trello/boards/{'0' * 24}", headers=h)).status == 404
     assert (await client.get("/api/integrations/google_calendar/calendars", headers=h)).status == 200
     assert (await client.post("/api/integrations/google_calendar/sync", json={}, headers=h)).status == 200
-    hub = client.hub
-    await hub.activity.flush()
-    async with hub.sessions.begin() as s:
-        slack_id = await s.scalar(select(Integration.id).where(Integration.user_id == "alice", Integration.provider == "slack"))
-        ids = (await s.scalars(select(IntegrationLog.id).where(IntegrationLog.integration_id == slack_id, IntegrationLog.kind == "call").order_by(IntegrationLog.id))).all()
+    ids = [r.id for r in await client.db.activity(user="alice", provider="slack", kind="call")]
+    slack_id = (await client.db.integration("alice", "slack")).id
+    # Rows moved back in time need the hourly rollup recounted in the same transaction.
+    async with client.hub.sessions.begin() as s:
         now = utcnow()
         # Oldest first: spread over the six days before today, today keeps the newest.
         spread = ids[: len(ids) - 6]
         for n, row_id in enumerate(spread):
             await s.execute(update(IntegrationLog).where(IntegrationLog.id == row_id).values(created_at=now - timedelta(days=6 - (n * 6) // len(spread), hours=1)))
-        # Rows moved in time by hand: recount the hourly rollup the charts and stats read.
+        # The charts and stats read the rollup, not the rows.
         await rebuild_rollups(s, slack_id)

@@ -6,10 +6,7 @@ import asyncio
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy import select, update
-
 from helpers import callback_path, consent, query_of
-from hub.store.models import Integration, IntegrationLog, utcnow
 from procs import until
 from support import auth
 
@@ -28,11 +25,6 @@ async def connect_google(client, user="alice", *, drop_prompt=False):
     resp = await client.get(callback_path(location), headers={"Accept": "application/json"})
     assert resp.status == 200, await resp.text()
     return (await resp.json())["data"]
-
-
-async def row_of(hub, user="alice") -> Integration:
-    async with hub.sessions() as s:
-        return await s.scalar(select(Integration).where(Integration.user_id == user))
 
 
 async def call(client, method, path, user="alice", **kw):
@@ -112,9 +104,7 @@ async def test_full_flow(google_app, fake_google):
     assert view["lastSyncAt"] is not None and "syncTokens" not in view["account"]
 
     # the sync rows went PENDING -> SUCCESS with the counts
-    await client.hub.activity.flush()
-    async with client.hub.sessions() as s:
-        rows = (await s.scalars(select(IntegrationLog).where(IntegrationLog.action == "sync").order_by(IntegrationLog.id))).all()
+    rows = await client.db.activity(action="sync")
     assert [r.status for r in rows] == ["SUCCESS"] * 3
     assert rows[1].response_data["changed"] == 1 and rows[1].response_data["deleted"] == 1
 
@@ -125,14 +115,12 @@ async def test_sync_row_is_pending_while_it_runs(google_app, fake_google):
     reached = len(fake_google.calls)
     task = asyncio.create_task(call(google_app, "POST", "sync", json={}))
     await until(lambda: len(fake_google.calls) > reached, 10, "the sync to reach Google")
-    async with google_app.hub.sessions() as s:
-        row = await s.scalar(select(IntegrationLog).where(IntegrationLog.action == "sync"))
+    rows = await google_app.db.activity(action="sync")
     assert not task.done()
-    assert row is not None and row.status == "PENDING"
+    assert rows and rows[0].status == "PENDING"
     status, _ = await task
     assert status == 200
-    async with google_app.hub.sessions() as s:
-        row = await s.scalar(select(IntegrationLog).where(IntegrationLog.action == "sync"))
+    row = (await google_app.db.activity(action="sync"))[0]
     assert row.status == "SUCCESS" and row.duration_ms >= 900
 
 
@@ -177,8 +165,7 @@ async def test_availability_input_is_checked(google_app, fake_google):
 async def test_two_hundred_calls_one_refresh(google_app, fake_google):
     await connect_google(google_app)
     # The access token has expired: by our stored expiry and by Google's own account.
-    async with google_app.hub.sessions.begin() as s:
-        await s.execute(update(Integration).values(token_expiry=utcnow() - timedelta(seconds=1)))
+    await google_app.db.expire_token(provider="google_calendar", ago=timedelta(seconds=1))
     fake_google.expire_access_tokens()
     before = fake_google.refresh_count
     answers = await asyncio.gather(*(call(google_app, "GET", "calendars") for _ in range(200)))
@@ -189,27 +176,25 @@ async def test_two_hundred_calls_one_refresh(google_app, fake_google):
 async def test_revoked_refresh_token_means_reconnect(google_app, fake_google):
     await connect_google(google_app)
     fake_google.revoke_refresh_tokens()
-    async with google_app.hub.sessions.begin() as s:
-        await s.execute(update(Integration).values(token_expiry=utcnow() - timedelta(seconds=1)))
+    await google_app.db.expire_token(provider="google_calendar", ago=timedelta(seconds=1))
     status, body = await call(google_app, "GET", "calendars")
     assert status == 409 and body["error"]["code"] == "reconnect_required"
     assert "reconnect" in body["error"]["message"]
-    row = await row_of(google_app.hub)
+    row = await google_app.db.integration(provider="google_calendar")
     assert row.status == "ERROR" and "reconnect required" in row.status_reason
 
 
 async def test_token_endpoint_outage_leaves_expired_then_recovers(google_app, fake_google):
     await connect_google(google_app)
-    async with google_app.hub.sessions.begin() as s:
-        await s.execute(update(Integration).values(token_expiry=utcnow() - timedelta(seconds=1)))
+    await google_app.db.expire_token(provider="google_calendar", ago=timedelta(seconds=1))
     fake_google.expire_access_tokens()
     fake_google.token_endpoint_error_next(503)
     status, body = await call(google_app, "GET", "calendars")
     assert status == 502 and body["error"]["code"] == "provider_unavailable"
-    assert (await row_of(google_app.hub)).status == "EXPIRED"
+    assert (await google_app.db.integration(provider="google_calendar")).status == "EXPIRED"
     status, body = await call(google_app, "GET", "calendars")
     assert status == 200, body
-    assert (await row_of(google_app.hub)).status == "ACTIVE"
+    assert (await google_app.db.integration(provider="google_calendar")).status == "ACTIVE"
 
 
 async def test_401_refreshes_once_then_errors(google_app, fake_google):
@@ -221,7 +206,7 @@ async def test_401_refreshes_once_then_errors(google_app, fake_google):
     status, body = await call(google_app, "GET", "calendars")
     assert status == 409 and body["error"]["details"]["providerError"] == "authError"
     assert fake_google.refresh_count == 2
-    assert (await row_of(google_app.hub)).status == "ERROR"
+    assert (await google_app.db.integration(provider="google_calendar")).status == "ERROR"
 
 
 async def test_rate_limits(google_app, fake_google):
@@ -245,10 +230,10 @@ async def test_unknown_event_is_a_404_with_googles_message(google_app, fake_goog
 
 async def test_reconsent_without_a_refresh_token_keeps_the_stored_one(google_app, fake_google):
     await connect_google(google_app)
-    first = await row_of(google_app.hub)
+    first = await google_app.db.integration(provider="google_calendar")
     await connect_google(google_app, drop_prompt=True)
     assert "refresh_token" not in fake_google.calls_to("/token")[-1].form  # sanity: an exchange
-    second = await row_of(google_app.hub)
+    second = await google_app.db.integration(provider="google_calendar")
     assert second.refresh_token is not None and second.access_token != first.access_token
     resp = await google_app.post(f"{G}/refresh", headers=auth("alice"))
     assert resp.status == 200, await resp.text()

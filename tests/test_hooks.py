@@ -34,8 +34,7 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 from helpers import connect_slack, query_of
-from sqlalchemy import select
-from support import auth, build_hub, make_registry
+from support import Rows, auth, build_hub, make_registry
 
 import hub
 from hub import (
@@ -54,7 +53,6 @@ from hub import (
     hookimpl,
 )
 from hub.infra.config import ConfigError
-from hub.store.models import Integration
 from hub.registry import Registry
 from hub.web import HUB_KEY, create_app
 
@@ -202,6 +200,7 @@ def start(make_config: Any, aiohttp_client: Any) -> Any:
         client = await aiohttp_client(create_app(running))
         running.config.server.public_url = str(client.make_url("")).rstrip("/")
         client.hub = running
+        client.db = Rows(running)
         return client
 
     return start
@@ -351,8 +350,7 @@ async def test_hook_hub_actions(start, upstream) -> None:
     status, body, _ = await request(client, "POST", "demo/items", json={"name": "Gadget"})
     assert (status, body["data"]) == (200, {"id": "43"})
     assert "lastItem" not in (await view(client, "demo"))["account"]  # state is not account data
-    async with client.hub.sessions() as session:  # ctx.update_state was saved on the row
-        stored = await session.scalar(select(Integration.meta).where(Integration.provider == "demo"))
+    stored = (await client.db.integration(provider="demo")).meta  # ctx.update_state was saved on the row
     assert stored["state"] == {"lastItem": "43"}
 
     status, body, _ = await request(client, "POST", "demo/items", json={"colour": "red"})
@@ -560,10 +558,9 @@ async def test_hook_hub_refresh_token(mode, start, upstream, fake_slack) -> None
     # transparently, and runs with the new token.
     grant(upstream, "demo", access_token="at-1", refresh_token="rt-1", expires_in=30)
     assert (await connect(client, "demo"))[1] == 200
-    async with client.hub.sessions.begin() as session:
-        row = await session.scalar(select(Integration).where(Integration.provider == "demo"))
-        row.updated_at -= timedelta(seconds=25)
-        row.token_expiry -= timedelta(seconds=25)
+    row = await client.db.integration(provider="demo")
+    await client.db.set_integration(provider="demo", updated_at=row.updated_at - timedelta(seconds=25),
+                                    token_expiry=row.token_expiry - timedelta(seconds=25))
     status, body, _ = await request(client, "GET", "demo/me")
     assert status == 200, body
     assert plugin.calls == [("demo", "rt-1")]
@@ -857,8 +854,7 @@ async def test_docs_example_provider_connects_and_runs_its_action(make_config, a
     assert body["data"] == {"tasks": [{"id": "t1"}, {"id": "t2"}], "nextCursor": "c2"}
     (api_call,) = upstream.sent("GET", "https://api.example.com/v1/projects/p1/tasks")
     assert api_call["headers"] == {"Authorization": "Bearer ex-at"}
-    async with client.app[HUB_KEY].sessions() as session:
-        stored = await session.scalar(select(Integration.meta).where(Integration.provider == "example"))
+    stored = (await Rows(client.app[HUB_KEY]).integration(provider="example")).meta
     assert stored["state"]["lastProject"] == "p1"
 
     status, body, _ = await request(client, "GET", "example/projects/p1/tasks", params={"limit": "0"})

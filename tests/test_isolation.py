@@ -14,10 +14,7 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 from helpers import connect_slack, consent, query_of
-from sqlalchemy import select
-from support import auth
-
-from hub.store.models import Integration, IntegrationLog
+from support import Rows, auth
 
 SLACK = "/api/integrations/slack"
 
@@ -38,22 +35,20 @@ ROUTES: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
-async def alice_state(hub: Any, fake: Any, token: str) -> dict[str, Any]:
+async def alice_state(db: Rows, fake: Any, token: str) -> dict[str, Any]:
     """Alice's row, her activity rows, and what the fake Slack holds for her."""
-    await hub.activity.flush()
-    async with hub.sessions() as s:
-        row = await s.scalar(select(Integration).where(Integration.user_id == "alice"))
-        assert row is not None
-        logs = (await s.scalars(select(IntegrationLog).where(IntegrationLog.integration_id == row.id).order_by(IntegrationLog.id))).all()
-        return {
-            "row": (
-                row.id, row.provider, row.status, row.status_reason, row.access_token, row.refresh_token, row.token_expiry,
-                row.scopes, row.meta, row.updated_at, row.last_sync_at, row.version,
-            ),
-            "logs": [(r.id, r.kind, r.action, r.status, r.request_data, r.error_message) for r in logs],
-            "token_revoked": token in fake.revoked_tokens,
-            "messages": [dict(m) for m in fake.messages],
-        }
+    logs = await db.activity(user="alice", provider="slack")
+    row = await db.integration("alice", "slack")
+    assert row is not None
+    return {
+        "row": (
+            row.id, row.provider, row.status, row.status_reason, row.access_token, row.refresh_token, row.token_expiry,
+            row.scopes, row.meta, row.updated_at, row.last_sync_at, row.version,
+        ),
+        "logs": [(r.id, r.kind, r.action, r.status, r.request_data, r.error_message) for r in logs],
+        "token_revoked": token in fake.revoked_tokens,
+        "messages": [dict(m) for m in fake.messages],
+    }
 
 
 def bearer_of(call: Any) -> str:
@@ -92,10 +87,9 @@ async def mint_slack_token(fake: Any) -> str:
 
 
 @pytest.mark.parametrize("route", list(ROUTES))
-async def test_bob_cannot_reach_alices_integration(route: str, hub_app: Any, fake_slack: Any, alice: str):
-    hub = hub_app.hub
+async def test_bob_cannot_reach_alices_integration(route: str, hub_app: Any, fake_slack: Any, alice: str, db: Rows):
     method, path, kwargs = ROUTES[route]
-    before = await alice_state(hub, fake_slack, alice)
+    before = await alice_state(db, fake_slack, alice)
     upstream_calls = len(fake_slack.calls)
 
     resp = await hub_app.request(method, path, headers=auth("bob"), **kwargs)
@@ -108,10 +102,9 @@ async def test_bob_cannot_reach_alices_integration(route: str, hub_app: Any, fak
         assert leak not in text, leak
 
     assert len(fake_slack.calls) == upstream_calls, [c.path for c in fake_slack.calls[upstream_calls:]]
-    assert await alice_state(hub, fake_slack, alice) == before
+    assert await alice_state(db, fake_slack, alice) == before
     # Bob's attempt created nothing for him either.
-    async with hub.sessions() as s:
-        assert (await s.scalars(select(Integration).where(Integration.user_id == "bob"))).all() == []
+    assert await db.integrations("bob") == []
 
     data = await post_as(hub_app, auth("alice"), "still here")
     assert data["ts"]
@@ -133,18 +126,18 @@ async def test_other_users_see_an_empty_list(user: str, hub_app: Any, fake_slack
     assert [i["provider"] for i in mine] == ["slack"] and mine[0]["status"] == "ACTIVE"
 
 
-async def test_bobs_own_integration_never_touches_alices(hub_app: Any, fake_slack: Any, alice: str):
+async def test_bobs_own_integration_never_touches_alices(hub_app: Any, fake_slack: Any, alice: str, db: Rows):
     """Bob stores his own token, uses every route on his integration, then disconnects and
     deletes it: Alice's row, logs and Slack grant are untouched throughout."""
-    hub, bob = hub_app.hub, auth("bob")
-    before = await alice_state(hub, fake_slack, alice)
+    bob = auth("bob")
+    before = await alice_state(db, fake_slack, alice)
     bob_token = await mint_slack_token(fake_slack)
     assert bob_token != alice
 
     resp = await hub_app.post(f"{SLACK}/tokens", json={"token": bob_token}, headers=bob)
     assert resp.status == 201, await resp.text()
     assert (await resp.json())["data"]["status"] == "ACTIVE"
-    assert await alice_state(hub, fake_slack, alice) == before
+    assert await alice_state(db, fake_slack, alice) == before
 
     await post_as(hub_app, bob, "hello from bob")
     assert bearer_of(fake_slack.calls_to("chat.postMessage")[-1]) == bob_token
@@ -169,7 +162,7 @@ async def test_bobs_own_integration_never_touches_alices(hub_app: Any, fake_slac
         assert resp.status == 200, (route, await resp.text())
     assert bob_token in fake_slack.revoked_tokens
 
-    after = await alice_state(hub, fake_slack, alice)
+    after = await alice_state(db, fake_slack, alice)
     assert after["row"] == before["row"]
     assert after["logs"] == before["logs"]
     assert after["token_revoked"] is False

@@ -32,11 +32,9 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, find, settings
-from sqlalchemy import select
 
 from conftest import serve_hub
 from helpers import connect_slack
-from hub.store.models import Integration, IntegrationLog, OAuthState
 from hub.web.app import CORE_ROUTES
 from support import auth, google_section, make_registry, trello_section
 from test_google import connect_google
@@ -81,19 +79,15 @@ class World:
 
     def __init__(self, client: Any, fakes: dict[str, Any]) -> None:
         self.client = client
-        self.hub = client.hub
         self.fakes = fakes
         self.alice_tokens: set[str] = set()
         self.markers: set[str] = set()
 
     async def snapshot(self) -> dict[str, Any]:
-        await self.hub.activity.flush()
-        async with self.hub.sessions() as s:
-            rows = (await s.scalars(select(Integration).where(Integration.user_id == "alice").order_by(Integration.id))).all()
-            ids = [r.id for r in rows]
-            logs = (await s.scalars(select(IntegrationLog).where(IntegrationLog.integration_id.in_(ids)).order_by(IntegrationLog.id))).all()
-            states = (await s.scalars(select(OAuthState).where(OAuthState.user_id == "alice").order_by(OAuthState.id))).all()
-            every_row = (await s.scalars(select(Integration.user_id))).all()
+        db = self.client.db
+        logs = await db.activity(user="alice")
+        rows, states = await db.integrations("alice"), await db.states("alice")
+        every_row = [r.user_id for r in await db.integrations()]
         slack, trello, google = self.fakes["slack"], self.fakes["trello"], self.fakes["google_calendar"]
         return {
             "rows": [

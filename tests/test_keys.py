@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from helpers import connect_slack
-from sqlalchemy import select, update
-from support import auth, build_hub
+from sqlalchemy import select
+from support import Rows, auth, build_hub
 
 from hub.infra.crypto import DecryptionFailed, KeyRing, generate_key, key_id, token_context
 from hub.store.keyrotation import RotationReport, rotate
@@ -39,12 +39,8 @@ async def serve(make_config, aiohttp_client, keys: str) -> Any:
     client = await aiohttp_client(create_app(hub))
     hub.config.server.public_url = str(client.make_url("")).rstrip("/")
     client.hub = hub
+    client.db = Rows(hub)
     return client
-
-
-async def rows(hub) -> list[Integration]:
-    async with hub.sessions() as session:
-        return list((await session.scalars(select(Integration).order_by(Integration.id))).all())
 
 
 def kids(all_rows: list[Integration]) -> Counter[str | None]:
@@ -103,7 +99,7 @@ async def test_rotate_then_drop_the_old_key_every_integration_still_works(hub_ap
     assert resp.status == 200
     connected = users[:-1]
 
-    before = await rows(hub_app.hub)
+    before = await hub_app.db.integrations()
     assert len(before) == 50
     assert kids(before) == {"keyA": 49 + 24}  # 49 access tokens, 24 refresh tokens
     plaintexts = {r.user_id: decrypt_token(hub_app.hub.keyring, r) for r in before if r.access_token}
@@ -115,7 +111,7 @@ async def test_rotate_then_drop_the_old_key_every_integration_still_works(hub_ap
     assert report == RotationReport(rotated=49, unreadable=0, states_dropped=0)
     assert seen == sorted(seen) and seen[-1] == 49 and len(seen) == 7  # ceil(49 / 7) batches
 
-    after = await rows(both.hub)
+    after = await both.db.integrations()
     assert kids(after) == {"keyB": 49 + 24}
     by_user = {r.user_id: r for r in before}
     for r in after:
@@ -145,7 +141,7 @@ async def test_rotate_then_drop_the_old_key_every_integration_still_works(hub_ap
     # refresh tokens were rotated too: refreshing with key B alone works and stores under B
     resp = await only_b.post("/api/integrations/slack/refresh", headers=auth(users[30]))
     assert resp.status == 200, await resp.text()
-    refreshed = next(r for r in await rows(only_b.hub) if r.user_id == users[30])
+    refreshed = next(r for r in await only_b.db.integrations() if r.user_id == users[30])
     assert key_id(refreshed.access_token) == "keyB" and key_id(refreshed.refresh_token) == "keyB"
 
     resp = await only_b.get("/api/integrations", headers=auth(users[0]))
@@ -176,7 +172,7 @@ async def test_interrupted_rotation_resumes_where_it_stopped(hub_app, make_confi
 
     first = await rotate(sessions, ring_ba, batch_size=4, max_batches=1)
     assert first.rotated == 4
-    state = await rows(hub_app.hub)
+    state = await hub_app.db.integrations()
     moved = [r for r in state if key_id(r.access_token) == "keyB"]
     assert len(moved) == 4
     # batches go in id order, and a row is moved whole (access and refresh together)
@@ -190,13 +186,13 @@ async def test_interrupted_rotation_resumes_where_it_stopped(hub_app, make_confi
 
     second = await rotate(sessions, ring_ba, batch_size=4, max_batches=2)
     assert second.rotated == 8
-    assert Counter(key_id(r.access_token) for r in await rows(hub_app.hub)) == {"keyB": 12, "keyA": 18}
+    assert Counter(key_id(r.access_token) for r in await hub_app.db.integrations()) == {"keyB": 12, "keyA": 18}
 
     rest = await rotate(sessions, ring_ba, batch_size=4)
     assert rest.rotated == 18 and rest.unreadable == 0
 
     ring_b = KeyRing.parse(KEY_B)
-    final = await rows(hub_app.hub)
+    final = await hub_app.db.integrations()
     assert kids(final) == {"keyB": 30 + 15}
     for r in final:
         assert decrypt_token(ring_b, r) == tokens[r.user_id]
@@ -206,7 +202,7 @@ async def test_max_batches_zero_does_nothing(hub_app):
     await insert(hub_app.hub, hub_app.hub.keyring, 3)
     report = await rotate(hub_app.hub.sessions, KeyRing.parse(f"{KEY_B},{KEY_A}"), max_batches=0)
     assert report.rotated == 0
-    assert kids(await rows(hub_app.hub)) == {"keyA": 3 + 2}
+    assert kids(await hub_app.db.integrations()) == {"keyA": 3 + 2}
 
 
 class RacingSessions:
@@ -247,7 +243,7 @@ async def test_a_row_refreshed_during_a_batch_keeps_its_new_token(hub_app):
     report = await rotate(RacingSessions(hub.sessions, concurrent_refresh), ring_ba, batch_size=10)
     assert report.rotated == 5 and report.unreadable == 0
 
-    final = {r.user_id: r for r in await rows(hub)}
+    final = {r.user_id: r for r in await hub_app.db.integrations()}
     assert kids(list(final.values())) == {"keyB": 5 + 3}
     assert decrypt_token(ring_ba, final[target]).access_token == "xoxb-refreshed-meanwhile"
     assert decrypt_token(ring_ba, final[target]).refresh_token == "xoxe-new"
@@ -271,14 +267,14 @@ async def test_unreadable_rows_are_reported_and_left_alone(hub_app):
         blob = damaged[0].access_token
         damaged[0].access_token = blob[:-3] + ("A" if blob[-3] != "A" else "B") + blob[-2:]
         damaged[1].refresh_token = damaged[0].refresh_token
-    before = {r.user_id: r for r in await rows(hub)}
+    before = {r.user_id: r for r in await hub_app.db.integrations()}
 
     ring_ba = KeyRing.parse(f"{KEY_B},{KEY_A}")
     report = await rotate(hub.sessions, ring_ba, batch_size=3)
     assert report.rotated == 6
     assert report.unreadable == 3
 
-    after = {r.user_id: r for r in await rows(hub)}
+    after = {r.user_id: r for r in await hub_app.db.integrations()}
     for user in ("lostkey000", "damaged000", "damaged001"):
         assert (after[user].access_token, after[user].refresh_token, after[user].version) == (
             before[user].access_token,
@@ -310,8 +306,7 @@ async def test_pending_oauth_states_are_rotated_or_dropped(hub_app):
     report = await rotate(hub.sessions, KeyRing.parse(f"{KEY_B},{KEY_A}"))
     assert report.states_dropped == 1
 
-    async with hub.sessions() as session:
-        states = {s.state_hash: s for s in (await session.scalars(select(OAuthState))).all()}
+    states = {s.state_hash: s for s in await hub_app.db.states()}
     assert set(states) == {good_hash, plain_hash}
     assert states[plain_hash].code_verifier is None
     assert KeyRing.parse(KEY_B).decrypt(states[good_hash].code_verifier, state_context(good_hash)) == "verifier-123"
@@ -323,11 +318,8 @@ async def test_ciphertext_copied_to_another_users_row_fails_through_the_api(hub_
     await connect_slack(client, auth("bob"))
     await connect_slack(client, auth("carol"))
 
-    async with client.hub.sessions.begin() as session:
-        alice = await session.scalar(select(Integration).where(Integration.user_id == "alice"))
-        await session.execute(
-            update(Integration).where(Integration.user_id == "bob").values(access_token=alice.access_token, refresh_token=alice.refresh_token)
-        )
+    alice = await client.db.integration("alice")
+    await client.db.set_integration("bob", access_token=alice.access_token, refresh_token=alice.refresh_token)
 
     sent = len(fake_slack.messages)
     status, body = await post(client, "bob", "as alice?")
@@ -380,7 +372,7 @@ async def test_underscore_in_the_primary_key_id_does_not_hide_rows(hub_app):
     await insert(hub_app.hub, KeyRing.parse(old_entry), 5)
     report = await rotate(hub_app.hub.sessions, KeyRing.parse(f"{new_entry},{old_entry}"))
     assert report.rotated == 5
-    assert kids(await rows(hub_app.hub)) == {"k_1": 5 + 3}
+    assert kids(await hub_app.db.integrations()) == {"k_1": 5 + 3}
 
 
 async def test_key_ids_differing_only_in_case_are_distinct(hub_app):
@@ -388,4 +380,4 @@ async def test_key_ids_differing_only_in_case_are_distinct(hub_app):
     await insert(hub_app.hub, KeyRing.parse(old_entry), 4)
     report = await rotate(hub_app.hub.sessions, KeyRing.parse(f"{new_entry},{old_entry}"))
     assert report.rotated == 4
-    assert kids(await rows(hub_app.hub)) == {"KEY1": 4 + 2}
+    assert kids(await hub_app.db.integrations()) == {"KEY1": 4 + 2}

@@ -27,7 +27,7 @@ from hub.web import HUB_KEY, create_app
 from hub_google_calendar.fake import FakeGoogle, start_fake_google
 from hub_slack.fake import FakeSlack, start_fake_slack
 from procs import HubProcess, free_port, write_config
-from support import auth, build_hub, google_section, slack_section
+from support import Rows, auth, build_hub, google_section, slack_section
 
 SLACK, GOOGLE = "slack", "google_calendar"
 CALLS = 200
@@ -138,13 +138,12 @@ async def test_200_concurrent_calls_in_one_process_refresh_a_rotating_token_once
 
     answers = await asyncio.gather(*(call(client.session, str(client.make_url("")).rstrip("/"), provider, i) for i in range(CALLS)))
 
-    hub = client.app[HUB_KEY]
-    await hub.activity.flush()
-    rows, logs = await stored(db_url)
+    db = Rows(client.app[HUB_KEY])
+    logs, rows = await db.activity(), await db.integrations()
     assert_one_clean_refresh(provider, answers, logs)
     # The rotated refresh token is the one stored, and it is the provider's only live one.
     (row,) = rows
-    token = await hub.tokens.read(row)
+    token = await db.token(provider=provider.name)
     assert provider.live_refresh_tokens() == {token.refresh_token}
     assert row.status == "ACTIVE" and row.refresh_lease_until is None
 

@@ -24,18 +24,14 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from datetime import timedelta
-
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import select, update
 
 from helpers import callback_path, connect_slack, consent
-from hub.store.models import Integration, utcnow
 from hub.web import HUB_KEY, create_app
 from procs import HubProcess, free_port, port_is_open, run_cli, write_config, write_distribution
-from support import auth, build_hub, google_section, make_registry, slack_section
+from support import Rows, auth, build_hub, google_section, make_registry, slack_section
 
 # An OAuth 2.0 provider that speaks Google's protocol (so the fake Google serves it) and
 # whose actions include bugs. Written out as a real module: imported in-process, and
@@ -149,15 +145,9 @@ async def app(tmp_path: Path, make_config: Any, fake_google: Any, aiohttp_client
     await connect_slack(client, auth())
     await connect_acme(client)
     yield client
-    writer = client.app[HUB_KEY].activity
-    try:
-        await asyncio.wait_for(writer.flush(), 2)
-    except asyncio.TimeoutError:
-        # A writer wedged on a row it can never insert would hang the hub's shutdown (and
-        # this test run) for ever: stop it here so that the suite goes on and the test reports.
-        assert writer._task is not None  # noqa: SLF001
-        writer._task.cancel()  # noqa: SLF001
-        writer._task = None  # noqa: SLF001
+    # A writer wedged on a row it can never insert would hang the hub's shutdown (and this
+    # test run) for ever: stop it here, bounded, so that the suite goes on and the test reports.
+    await client.app[HUB_KEY].activity.stop(timeout=2)
 
 
 async def logs_of(client: Any, provider: str, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -170,10 +160,9 @@ async def test_an_exception_in_an_action_is_a_502_plugin_error_and_nothing_else_
     app: Any, fake_google: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    hub = app.app[HUB_KEY]
-    async with hub.sessions() as s:
-        before = await s.scalar(select(Integration).where(Integration.provider == "acme"))
-    token = (await hub.tokens.read(before)).access_token
+    db = Rows(app.app[HUB_KEY])
+    before = await db.integration(provider="acme")
+    token = (await db.token(provider="acme")).access_token
 
     resp = await app.post(f"{A}/explode", headers=auth())
     text = await resp.text()
@@ -205,8 +194,7 @@ async def test_an_exception_in_an_action_is_a_502_plugin_error_and_nothing_else_
     assert [(i["action"], i["status"]) for i in await logs_of(app, "slack") if i["kind"] == "call"][0] == ("post_message", "SUCCESS")
 
     # A plugin's bug is not the integration's fault: its state is untouched.
-    async with hub.sessions() as s:
-        after = await s.scalar(select(Integration).where(Integration.provider == "acme"))
+    after = await db.integration(provider="acme")
     assert (after.status, after.status_reason, after.version) == (before.status, before.status_reason, before.version)
     stats = (await (await app.get(f"{A}/stats", headers=auth())).json())["data"]
     assert stats["failedRequests"] == 2 and stats["successfulRequests"] >= 1
@@ -448,11 +436,6 @@ async def faulty(aiohttp_server: Any) -> Any:
     return make
 
 
-async def integration_row(hub: Any) -> Integration:
-    async with hub.sessions() as s:
-        return await s.scalar(select(Integration).where(Integration.user_id == "alice", Integration.provider == "slack"))
-
-
 async def faulty_hub(make_config: Any, aiohttp_client: Any, fake_slack: Any, **urls: str) -> Any:
     """A second hub on the same database whose Slack URLs named in ``urls`` are faulty."""
     section = slack_section(fake_slack)
@@ -475,8 +458,7 @@ async def test_an_upstream_fault_on_an_action_answers_records_and_changes_nothin
     fault: str, hub_app: Any, fake_slack: Any, make_config: Any, aiohttp_client: Any, faulty: Any
 ) -> None:
     await connect_slack(hub_app, auth())
-    hub = hub_app.app[HUB_KEY]
-    before = await integration_row(hub)
+    before = await hub_app.db.integration()
     client = await faulty_hub(make_config, aiohttp_client, fake_slack, api=await faulty(fault))
 
     resp = await client.post("/api/integrations/slack/message", json={"channel": "general", "text": "x"}, headers=auth())
@@ -485,7 +467,7 @@ async def test_an_upstream_fault_on_an_action_answers_records_and_changes_nothin
     items = await logs_of(client, "slack")
     assert (items[0]["action"], items[0]["status"]) == ("post_message", "FAILED")
     assert message in items[0]["errorMessage"]
-    after = await integration_row(hub)
+    after = await hub_app.db.integration()
     assert (after.status, after.version, after.access_token, after.status_reason) == (
         before.status, before.version, before.access_token, before.status_reason)
     resp = await hub_app.post("/api/integrations/slack/message", json={"channel": "general", "text": "y"}, headers=auth())
@@ -498,16 +480,14 @@ async def test_an_upstream_fault_at_the_token_endpoint_leaves_expired_and_the_ne
 ) -> None:
     fake_slack.rotation = True
     await connect_slack(hub_app, auth())
-    hub = hub_app.app[HUB_KEY]
-    async with hub.sessions.begin() as s:
-        await s.execute(update(Integration).values(token_expiry=utcnow() - timedelta(seconds=5)))
+    await hub_app.db.expire_token()
     fake_slack.expire_access_tokens()
     client = await faulty_hub(make_config, aiohttp_client, fake_slack, token=f"{await faulty(fault)}/oauth.v2.access")
 
     resp = await client.post("/api/integrations/slack/message", json={"channel": "general", "text": "x"}, headers=auth())
     message = check_answer(fault, resp.status, resp.headers, await resp.json())
 
-    row = await integration_row(hub)
+    row = await hub_app.db.integration()
     assert row.status == "EXPIRED" and row.refresh_lease_until is None, (row.status, row.status_reason)
     items = await logs_of(client, "slack")
     refresh_rows = [i for i in items if i["action"] == "refresh_token"]
@@ -518,5 +498,5 @@ async def test_an_upstream_fault_at_the_token_endpoint_leaves_expired_and_the_ne
     # The token endpoint is healthy again (the normal hub): the next call refreshes and works.
     resp = await hub_app.post("/api/integrations/slack/message", json={"channel": "general", "text": "y"}, headers=auth())
     assert resp.status == 200, await resp.text()
-    assert (await integration_row(hub)).status == "ACTIVE"
+    assert (await hub_app.db.integration()).status == "ACTIVE"
     assert len([c for c in fake_slack.calls_to("oauth.v2.access") if c.form.get("grant_type") == "refresh_token"]) == 1

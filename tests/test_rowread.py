@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select, text, update
+from sqlalchemy import text
 
 from helpers import connect_slack
 from hub.store.models import Integration
 from hub.web import HUB_KEY
-from support import auth
+from support import Rows, auth
 
 
 def columns(row: Integration) -> dict[str, Any]:
@@ -25,8 +25,7 @@ def columns(row: Integration) -> dict[str, Any]:
 
 
 async def session_read(hub: Any, user: str, provider: str) -> Integration | None:
-    async with hub.sessions() as session:
-        return await session.scalar(select(Integration).where(Integration.user_id == user, Integration.provider == provider))
+    return await Rows(hub).integration(user, provider)
 
 
 class Counting:
@@ -66,12 +65,7 @@ async def test_a_committed_change_is_seen_by_the_very_next_read(hub_app: Any) ->
     hub = hub_app.server.app[HUB_KEY]
     resp = await hub_app.post("/api/integrations/slack/message", json={"channel": "general", "text": "before"}, headers=auth("alice"))
     assert resp.status == 200
-    async with hub.sessions.begin() as session:
-        await session.execute(
-            update(Integration)
-            .where(Integration.user_id == "alice")
-            .values(status="INACTIVE", access_token=None, refresh_token=None, version=Integration.version + 1)
-        )
+    await Rows(hub).set_integration("alice", "slack", status="INACTIVE", access_token=None, refresh_token=None, version=Integration.version + 1)
     resp = await hub_app.post("/api/integrations/slack/message", json={"channel": "general", "text": "after"}, headers=auth("alice"))
     assert resp.status == 409
     assert (await resp.json())["error"]["details"]["status"] == "INACTIVE"

@@ -24,18 +24,16 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select, text, update
+from sqlalchemy import text
 
 from conftest import serve_hub
 from helpers import callback_path, consent, query_of
-from hub.store.models import Integration, IntegrationLog, OAuthState, utcnow
 from support import JWT_SECRET, PG_URL, auth, google_section, slack_section, trello_section
 
 S, T, G = "/api/integrations/slack", "/api/integrations/trello", "/api/integrations/google_calendar"
@@ -85,15 +83,6 @@ async def mint_slack_token(fake: Any) -> tuple[str, str]:
     return body["access_token"], code
 
 
-async def expire_in_db(hub: Any, user: str, provider: str) -> None:
-    async with hub.sessions.begin() as s:
-        await s.execute(
-            update(Integration)
-            .where(Integration.user_id == user, Integration.provider == provider)
-            .values(token_expiry=utcnow() - timedelta(seconds=5))
-        )
-
-
 async def slack_life(b: Browser, fake: Any, used: list[str]) -> None:
     h = auth("alice")
     fake.rotation = True  # refresh tokens, rotated on every refresh
@@ -112,7 +101,7 @@ async def slack_life(b: Browser, fake: Any, used: list[str]) -> None:
     await b.call("POST", f"{S}/refresh", headers=h, expect=200)
     fake.expire_access_tokens()  # Slack says token_expired: one refresh, then the retry
     await b.call("GET", f"{S}/channels", headers=h, expect=200)
-    await expire_in_db(b.client.hub, "alice", "slack")  # our clock says expired: refresh before use
+    await b.client.db.expire_token("alice", "slack")  # our clock says expired: refresh before use
     await b.call("GET", f"{S}/status", headers=h, expect=200)
     fake.fail_next("chat.postMessage", "ratelimited")
     await b.call("POST", f"{S}/message", json={"channel": "general", "text": "x"}, headers=h)
@@ -189,7 +178,7 @@ async def google_life(b: Browser, fake: Any, used: list[str]) -> None:
     await b.call("GET", f"{G}/availability", params={"timeMin": "2026-06-01T00:00:00Z", "timeMax": "2026-06-03T00:00:00Z"}, headers=h, expect=200)
     await b.call("POST", f"{G}/sync", json={}, headers=h, expect=200)
     await b.call("POST", f"{G}/refresh", headers=h, expect=200)
-    await expire_in_db(b.client.hub, "alice", "google_calendar")  # refreshed before use
+    await b.client.db.expire_token("alice", "google_calendar")  # refreshed before use
     await b.call("GET", f"{G}/calendars", headers=h, expect=200)
     fake.expire_access_tokens()  # Google says 401: one refresh, then the retry
     await b.call("GET", f"{G}/calendars", headers=h, expect=200)
@@ -233,7 +222,7 @@ async def test_full_flows_on_every_provider_leave_no_secret_behind(
     await slack_life(b, fake_slack, used)
     await trello_life(b, fake_trello, used)
     await google_life(b, fake_google, used)
-    await hub.activity.flush()
+    await client.db.settle()
 
     # --- what was used -------------------------------------------------------------------
     verifiers = [c.form["code_verifier"] for c in fake_google.calls_to("/token") if c.form.get("code_verifier")]
@@ -266,10 +255,7 @@ async def test_full_flows_on_every_provider_leave_no_secret_behind(
     haystacks["server log"] = "\n".join(formatter.format(r) for r in hub_records).encode()
     for what, answer in b.answers:
         haystacks[f"response to {what}"] = answer.encode()
-    async with hub.sessions() as s:
-        logs = (await s.scalars(select(IntegrationLog).order_by(IntegrationLog.id))).all()
-        integrations = (await s.scalars(select(Integration))).all()
-        states = (await s.scalars(select(OAuthState))).all()
+    logs, integrations, states = await client.db.activity(), await client.db.integrations(), await client.db.states()
     haystacks["activity rows"] = json.dumps(
         [[r.kind, r.action, r.status, r.request_data, r.response_data, r.error_message] for r in logs], default=str
     ).encode()

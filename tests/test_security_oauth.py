@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,15 +18,12 @@ import jwt
 import pytest
 from conftest import serve_hub
 from helpers import callback_path, consent, query_of
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.util import await_only
 
 from hub.infra.auth import JWTVerifier
 from hub.errors import Unauthorized
-from hub.store.models import Integration, IntegrationLog, OAuthState
-from hub.store.states import hash_state
-from hub.store.integrations import decrypt_token
-from support import JWT_SECRET, auth
+from support import JWT_SECRET, Rows, auth
 
 SLACK = "/api/integrations/slack"
 TRELLO = "/api/integrations/trello"
@@ -39,20 +37,6 @@ async def start_connect(client: Any, user: str = "alice", **params: str) -> str:
     resp = await client.get(f"{SLACK}/connect", params=params, headers=auth(user))
     assert resp.status == 200, await resp.text()
     return str((await resp.json())["data"]["authUrl"])
-
-
-async def logs_of(hub: Any, action: str) -> list[IntegrationLog]:
-    await hub.activity.flush()
-    async with hub.sessions() as s:
-        return list((await s.scalars(select(IntegrationLog).where(IntegrationLog.action == action))).all())
-
-
-async def state_rows(hub: Any, user: str | None = None) -> list[OAuthState]:
-    async with hub.sessions() as s:
-        query = select(OAuthState).order_by(OAuthState.id)
-        if user is not None:
-            query = query.where(OAuthState.user_id == user)
-        return list((await s.scalars(query)).all())
 
 
 # --- finding 4: a state is used once, also when callbacks race --------------------------------
@@ -94,7 +78,7 @@ async def test_concurrent_callbacks_with_one_state_connect_once(hub_app: Any, fa
     refused = [body["error"]["code"] for status, body in bodies if status != 200]
     assert refused == ["state_replayed"] * 5, bodies
     assert len(fake_slack.calls_to("oauth.v2.access")) == 1  # the code was exchanged once
-    assert len(await logs_of(hub_app.hub, "exchange_code")) == 1
+    assert len(await hub_app.db.activity(action="exchange_code")) == 1
 
 
 async def test_concurrent_token_posts_with_one_state_store_once(trello_app: Any, fake_trello: Any) -> None:
@@ -110,7 +94,7 @@ async def test_concurrent_token_posts_with_one_state_store_once(trello_app: Any,
     assert sorted(status for status, _ in bodies) == [201, 400, 400, 400, 400], bodies
     assert [b["error"]["code"] for s, b in bodies if s != 201] == ["state_replayed"] * 4, bodies
     assert len(fake_trello.calls_to("/1/tokens/", "GET")) == 1  # verified with Trello once
-    assert len(await logs_of(trello_app.hub, "import_token")) == 1  # stored once
+    assert len(await trello_app.db.activity(action="import_token")) == 1  # stored once
 
 
 async def test_a_peek_at_the_state_does_not_use_it_up(trello_app: Any, fake_trello: Any) -> None:
@@ -176,28 +160,22 @@ async def connect_workspace(client: Any, team: str | None = None, user: str = "a
     return dict(body["data"])
 
 
-async def stored_token(hub: Any, user: str = "alice") -> Any:
-    async with hub.sessions() as s:
-        row = await s.scalar(select(Integration).where(Integration.user_id == user))
-    return decrypt_token(hub.keyring, row)
-
-
 async def test_connecting_another_account_revokes_and_drops_the_old_grant(hub_app: Any, fake_slack: Any) -> None:
-    hub = hub_app.hub
+    db = hub_app.db
     fake_slack.rotation = True
     first = await connect_workspace(hub_app)
     assert first["hasRefreshToken"] and first["account"]["teamId"] == "T0000000001"
-    old = await stored_token(hub)
+    old = await db.token()
 
     fake_slack.rotation = False
     second = await connect_workspace(hub_app, team="T0000000002")
     assert second["account"]["teamId"] == "T0000000002"
     assert not second["hasRefreshToken"]
-    new = await stored_token(hub)
+    new = await db.token()
     assert new.refresh_token is None and new.access_token != old.access_token
     assert {old.access_token, old.refresh_token} <= fake_slack.revoked_tokens  # A's grant is gone upstream
     assert new.access_token not in fake_slack.revoked_tokens
-    revokes = await logs_of(hub, "revoke_token")
+    revokes = await db.activity(action="revoke_token")
     assert [r.status for r in revokes] == ["SUCCESS"]
     assert "T0000000001" in str(revokes[0].request_data)
 
@@ -215,22 +193,22 @@ async def test_a_failed_revoke_of_the_old_account_does_not_block_the_new_one(hub
     fake_slack.fail_next("auth.revoke", "internal_error")
     second = await connect_workspace(hub_app, team="T0000000002")
     assert second["status"] == "ACTIVE" and not second["hasRefreshToken"]
-    assert (await stored_token(hub_app.hub)).refresh_token is None
-    assert [r.status for r in await logs_of(hub_app.hub, "revoke_token")] == ["FAILED"]
+    assert (await hub_app.db.token()).refresh_token is None
+    assert [r.status for r in await hub_app.db.activity(action="revoke_token")] == ["FAILED"]
 
 
 async def test_reconnecting_the_same_account_keeps_its_refresh_token(hub_app: Any, fake_slack: Any) -> None:
-    hub = hub_app.hub
+    db = hub_app.db
     fake_slack.rotation = True
     await connect_workspace(hub_app)
-    old = await stored_token(hub)
+    old = await db.token()
 
     fake_slack.rotation = False
     again = await connect_workspace(hub_app)
     assert again["hasRefreshToken"]
-    assert (await stored_token(hub)).refresh_token == old.refresh_token
+    assert (await db.token()).refresh_token == old.refresh_token
     assert not fake_slack.calls_to("auth.revoke")
-    assert await logs_of(hub, "revoke_token") == []
+    assert await db.activity(action="revoke_token") == []
     resp = await hub_app.post(f"{SLACK}/refresh", headers=auth("alice"))
     assert resp.status == 200, await resp.text()
 
@@ -292,7 +270,7 @@ async def test_return_url_tricks_are_refused(redirect_app: Any) -> None:
         if resp.status != 400 or body["error"]["details"] != {"field": "return_url"}:
             wrong.append(f"{name}: {resp.status} {body}")
     assert wrong == []
-    assert await state_rows(redirect_app.hub) == []
+    assert await redirect_app.db.states() == []
 
 
 async def test_allowed_return_urls_are_stored_normalised(redirect_app: Any) -> None:
@@ -303,8 +281,8 @@ async def test_allowed_return_urls_are_stored_normalised(redirect_app: Any) -> N
             wrong.append(f"{name}: {resp.status} {await resp.text()}")
             continue
         state = query_of((await resp.json())["data"]["authUrl"])["state"]
-        async with redirect_app.hub.sessions() as s:
-            stored = await s.scalar(select(OAuthState.return_url).where(OAuthState.state_hash == hash_state(state)))
+        issued = await redirect_app.db.states(state=state)
+        stored = issued[0].return_url if issued else None
         if stored != expected:
             wrong.append(f"{name}: stored {stored!r}, expected {expected!r}")
     assert wrong == []
@@ -322,13 +300,12 @@ async def test_the_callback_redirects_to_the_normalised_url(redirect_app: Any, f
 # --- finding 9: pending states stay bounded ---------------------------------------------------
 
 
-async def test_one_users_pending_states_stay_under_the_cap(hub_app: Any, fake_slack: Any) -> None:
-    hub = hub_app.hub
+async def test_one_users_pending_states_stay_under_the_cap(hub_app: Any, fake_slack: Any, db: Rows) -> None:
     first = await start_connect(hub_app)
     for _ in range(20):  # 500 connects in all, 25 at a time, as a busy client would
         await asyncio.gather(*(start_connect(hub_app) for _ in range(25)))
     last = await start_connect(hub_app)
-    assert len(await state_rows(hub, "alice")) <= DEFAULT_CAP
+    assert len(await db.states("alice")) <= DEFAULT_CAP
 
     # The newest connect still works; the oldest was dropped.
     resp = await hub_app.get(callback_path(await consent(last)), headers=JSON_ACCEPT)
@@ -340,17 +317,17 @@ async def test_one_users_pending_states_stay_under_the_cap(hub_app: Any, fake_sl
     for _ in range(DEFAULT_CAP + 10):
         resp = await hub_app.get(callback_path(await consent(await start_connect(hub_app, "bob"), "deny")), headers=JSON_ACCEPT)
         assert resp.status == 400
-    assert len(await state_rows(hub, "bob")) <= DEFAULT_CAP
+    assert len(await db.states("bob")) <= DEFAULT_CAP
 
 
 async def test_the_cap_is_configurable(make_config: Any, aiohttp_client: Any, fake_slack: Any) -> None:
     client = await serve_hub(make_config(security={"max_pending_states": 3}), aiohttp_client)
     for _ in range(10):
         await start_connect(client)
-    assert len(await state_rows(client.hub, "alice")) == 3
+    assert len(await client.db.states("alice")) == 3
 
 
-async def test_expired_states_are_deleted_at_expiry(hub_app: Any, fake_slack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_expired_states_are_deleted_at_expiry(hub_app: Any, fake_slack: Any, db: Rows, monkeypatch: pytest.MonkeyPatch) -> None:
     hub = hub_app.hub
     ttl = hub.config.security.state_ttl_seconds
     users = [f"user-{i}" for i in range(40)]
@@ -363,18 +340,16 @@ async def test_expired_states_are_deleted_at_expiry(hub_app: Any, fake_slack: An
 
     monkeypatch.setattr(hub.states, "clock", lambda: real() + timedelta(seconds=ttl - 5))
     await start_connect(hub_app, "late")
-    assert len(await state_rows(hub)) == len(users) + 2  # none has expired yet
+    assert len(await db.states()) == len(users) + 2  # none has expired yet
 
     monkeypatch.setattr(hub.states, "clock", lambda: real() + timedelta(seconds=ttl + 1))
     await start_connect(hub_app, "late")
-    rows = await state_rows(hub)
+    rows = await db.states()
     assert {r.user_id for r in rows} == {"late"} and len(rows) == 2
 
 
-async def test_the_cap_holds_under_concurrent_connects_from_many_users(hub_app: Any, fake_slack: Any) -> None:
-    hub = hub_app.hub
+async def test_the_cap_holds_under_concurrent_connects_from_many_users(hub_app: Any, fake_slack: Any, db: Rows) -> None:
     users = [f"user-{i}" for i in range(5)]
     await asyncio.gather(*(start_connect(hub_app, user) for _ in range(DEFAULT_CAP + 15) for user in users))
-    async with hub.sessions() as s:
-        counts = dict((await s.execute(select(OAuthState.user_id, func.count()).group_by(OAuthState.user_id))).all())
+    counts = dict(Counter(row.user_id for row in await db.states()))
     assert counts == {user: DEFAULT_CAP for user in users}

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 from helpers import callback_path, connect_slack, consent
 from procs import HubProcess, free_port, write_config
-from sqlalchemy import select
-from support import auth, build_hub, slack_section
+from support import Rows, auth, build_hub, slack_section
 
 from conftest import serve_hub
 from hub import logs as hub_logs
@@ -30,7 +29,7 @@ from hub.infra.config import config_from_dict
 from hub.store.engine import create_engine, upgrade
 from hub.web import create_app
 from hub.web.routes import DASHBOARD_HEADERS
-from hub.store.models import Integration, utcnow
+from hub.store.models import utcnow
 
 SLACK = "/api/integrations/slack"
 
@@ -38,10 +37,8 @@ SLACK = "/api/integrations/slack"
 # --- finding 2: a read waits only for the rows queued before it ---------------------------
 
 
-async def integration_ids(hub: Any) -> dict[str, int]:
-    async with hub.sessions() as s:
-        rows = (await s.execute(select(Integration.user_id, Integration.id))).all()
-    return {user: iid for user, iid in rows}
+async def integration_ids(db: Rows) -> dict[str, int]:
+    return {row.user_id: row.id for row in await db.integrations()}
 
 
 def call_row(integration_id: int, action: str = "post_message", duration: int = 3) -> dict[str, Any]:
@@ -81,7 +78,7 @@ async def busy_hub(make_config: Any, aiohttp_client: Any, fake_slack: Any) -> An
     client = await serve_hub(config, aiohttp_client)
     await connect_slack(client, auth("alice"))
     await connect_slack(client, auth("bob"))
-    await client.hub.activity.flush()
+    await client.db.settle()
     writer = client.hub.activity
     real = writer._insert
 
@@ -98,7 +95,7 @@ async def test_a_read_is_not_held_up_by_another_users_stream_of_calls(busy_hub: 
     writer = hub.activity
     # The wait bound is not what lets this read through: only the watermark is.
     writer.read_wait = 600
-    ids = await integration_ids(hub)
+    ids = await integration_ids(busy_hub.db)
     flood = Flood(writer, ids["alice"], warm_after=800)  # twice the buffer: it has been full
     try:
         await asyncio.wait_for(flood.warm.wait(), 30)
@@ -127,7 +124,7 @@ async def test_a_read_goes_ahead_after_the_bound_when_the_database_takes_no_rows
     hub = busy_hub.hub
     writer = hub.activity
     writer.read_wait = 0.3
-    ids = await integration_ids(hub)
+    ids = await integration_ids(busy_hub.db)
     gate = asyncio.Event()
     slow = writer._insert
 

@@ -87,7 +87,7 @@ async def test_database_file_holds_no_issued_token(hub_app, fake_slack):
         return  # the raw-bytes check reads the SQLite file; PostgreSQL runs the rest
     await connect_slack(hub_app, auth("alice"))
     await hub_app.post("/api/integrations/slack/message", json={"channel": "general", "text": "x"}, headers=auth("alice"))
-    await hub_app.hub.activity.flush()
+    await hub_app.db.settle()
     db_path = Path(hub_app.hub.config.database.url.split(":///", 1)[1])
     raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
     assert fake_slack.issued_tokens

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from browser import chromium
 from helpers import query_of
-from hub.store.models import Integration, IntegrationLog
 from support import auth, build_hub, trello_section
 
 T = "/api/integrations/trello"
@@ -154,9 +153,7 @@ async def test_unknown_board_gives_trellos_message_and_a_failed_row(trello_app, 
     body = await resp.json()
     assert resp.status == 404
     assert "The requested resource was not found." in body["error"]["message"]
-    await trello_app.hub.activity.flush()
-    async with trello_app.hub.sessions() as s:
-        row = await s.scalar(select(IntegrationLog).where(IntegrationLog.action == "get_board"))
+    row = (await trello_app.db.activity(action="get_board"))[0]
     assert row.status == "FAILED" and "not found" in row.error_message
 
 
@@ -180,8 +177,7 @@ async def test_token_never_in_a_url_a_log_or_a_response(trello_app, fake_trello,
     hub_log = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
     assert token not in hub_log
     assert all(token not in b for b in bodies)
-    async with trello_app.hub.sessions() as s:
-        rows = (await s.scalars(select(IntegrationLog))).all()
+    rows = await trello_app.db.activity()
     assert token not in json.dumps([[r.request_data, r.response_data, r.error_message] for r in rows])
 
 
@@ -233,25 +229,16 @@ async def test_revoked_token_moves_to_error(trello_app, fake_trello):
     body = await resp.json()
     assert resp.status == 409 and body["error"]["code"] == "reconnect_required"
     assert "invalid token" in body["error"]["message"]
-    async with trello_app.hub.sessions() as s:
-        assert (await s.scalar(select(Integration))).status == "ERROR"
+    assert (await trello_app.db.integration(provider="trello")).status == "ERROR"
 
 
 async def test_expired_token_is_expired_not_error(trello_app, fake_trello):
     await connect_by_posting(trello_app, fake_trello, expiration="1hour")
-    from datetime import timedelta
-
-    from sqlalchemy import update
-
-    from hub.store.models import utcnow
-
-    async with trello_app.hub.sessions.begin() as s:
-        await s.execute(update(Integration).values(token_expiry=utcnow() - timedelta(minutes=1)))
+    await trello_app.db.expire_token(provider="trello", ago=timedelta(minutes=1))
     fake_trello.expire_all()
     resp = await trello_app.get(f"{T}/boards", headers=auth("alice"))
     assert resp.status == 409 and "expired" in (await resp.json())["error"]["message"]
-    async with trello_app.hub.sessions() as s:
-        assert (await s.scalar(select(Integration))).status == "EXPIRED"
+    assert (await trello_app.db.integration(provider="trello")).status == "EXPIRED"
 
 
 @pytest.mark.parametrize("expiration", ["1hour", "never"])

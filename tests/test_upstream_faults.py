@@ -9,71 +9,66 @@ import socket
 
 import pytest
 from aiohttp import web
-from sqlalchemy import select
 
-from helpers import connect_slack
-from hub.store.models import Integration, IntegrationLog
+from hub.store.models import IntegrationLog
 from hub.web import HUB_KEY, create_app
-from support import auth, build_hub, slack_section
+from support import Rows, auth, build_hub, slack_section
 
 
-async def last_log(hub) -> IntegrationLog:
-    await hub.activity.flush()
-    async with hub.sessions() as s:
-        return await s.scalar(select(IntegrationLog).where(IntegrationLog.kind == "call").order_by(IntegrationLog.id.desc()).limit(1))
+async def last_log(db: Rows) -> IntegrationLog:
+    return (await db.activity(kind="call"))[-1]
 
 
-async def status_of(hub) -> str:
-    async with hub.sessions() as s:
-        return (await s.scalar(select(Integration))).status
+async def status_of(db: Rows) -> str:
+    return (await db.integration()).status
 
 
 async def post(client):
     return await client.post("/api/integrations/slack/message", json={"channel": "general", "text": "hi"}, headers=auth("alice"))
 
 
-async def test_429_on_a_write_goes_to_the_client_with_retry_after(hub_app, fake_slack):
-    await connect_slack(hub_app, auth("alice"))
+@pytest.mark.usefixtures("slack_connected")
+async def test_429_on_a_write_goes_to_the_client_with_retry_after(hub_app, fake_slack, db):
     fake_slack.rate_limit_next("chat.postMessage", retry_after=7)
     resp = await post(hub_app)
     assert resp.status == 429
     assert resp.headers["Retry-After"] == "7"
     assert (await resp.json())["error"]["code"] == "rate_limited"
     assert len(fake_slack.calls_to("chat.postMessage")) == 1  # a write is never replayed
-    row = await last_log(hub_app.hub)
+    row = await last_log(db)
     assert (row.action, row.status) == ("post_message", "FAILED")
-    assert await status_of(hub_app.hub) == "ACTIVE"
+    assert await status_of(db) == "ACTIVE"
 
 
+@pytest.mark.usefixtures("slack_connected")
 async def test_429_on_a_read_is_retried_after_the_wait(hub_app, fake_slack):
-    await connect_slack(hub_app, auth("alice"))
     fake_slack.rate_limit_next("conversations.list", retry_after=1)
     resp = await hub_app.get("/api/integrations/slack/channels", headers=auth("alice"))
     assert resp.status == 200
     assert len(fake_slack.calls_to("conversations.list")) == 2
 
 
+@pytest.mark.usefixtures("slack_connected")
 async def test_429_with_a_wait_beyond_the_cap_is_not_retried(hub_app, fake_slack):
-    await connect_slack(hub_app, auth("alice"))
     fake_slack.rate_limit_next("conversations.list", retry_after=60)
     resp = await hub_app.get("/api/integrations/slack/channels", headers=auth("alice"))
     assert resp.status == 429 and resp.headers["Retry-After"] == "60"
     assert len(fake_slack.calls_to("conversations.list")) == 1
 
 
-async def test_5xx_is_a_502_and_keeps_the_state(hub_app, fake_slack):
-    await connect_slack(hub_app, auth("alice"))
+@pytest.mark.usefixtures("slack_connected")
+async def test_5xx_is_a_502_and_keeps_the_state(hub_app, fake_slack, db):
     fake_slack.http_error_next("chat.postMessage", 503)
     resp = await post(hub_app)
     assert resp.status == 502
     body = await resp.json()
     assert body["error"]["code"] == "provider_unavailable" and "503" in body["error"]["message"]
-    assert (await last_log(hub_app.hub)).status == "FAILED"
-    assert await status_of(hub_app.hub) == "ACTIVE"
+    assert (await last_log(db)).status == "FAILED"
+    assert await status_of(db) == "ACTIVE"
 
 
-async def test_slack_error_codes_map_to_statuses(hub_app, fake_slack):
-    await connect_slack(hub_app, auth("alice"))
+@pytest.mark.usefixtures("slack_connected")
+async def test_slack_error_codes_map_to_statuses(hub_app, fake_slack, db):
     resp = await hub_app.post("/api/integrations/slack/message", json={"channel": "nope", "text": "x"}, headers=auth("alice"))
     body = await resp.json()
     assert resp.status == 404 and body["error"]["details"]["providerError"] == "channel_not_found"
@@ -81,11 +76,11 @@ async def test_slack_error_codes_map_to_statuses(hub_app, fake_slack):
     resp = await post(hub_app)
     body = await resp.json()
     assert resp.status == 502 and body["error"]["details"]["providerError"] == "fatal_error"
-    assert await status_of(hub_app.hub) == "ACTIVE"
+    assert await status_of(db) == "ACTIVE"
 
 
 @pytest.fixture
-async def second_hub(hub_app, fake_slack, make_config, aiohttp_client):
+async def second_hub(slack_connected, fake_slack, make_config, aiohttp_client):
     """A second hub on the same database whose Slack API URL and limits a test chooses."""
 
     async def make(api_url: str, **upstream):
@@ -94,7 +89,6 @@ async def second_hub(hub_app, fake_slack, make_config, aiohttp_client):
         config = make_config(providers={"slack": section}, upstream={"max_retry_wait": 2, **upstream})
         return await aiohttp_client(create_app(build_hub(config)))
 
-    await connect_slack(hub_app, auth("alice"))
     return make
 
 
@@ -104,7 +98,7 @@ async def test_timeout_is_a_504(second_hub, fake_slack):
     resp = await post(client)
     assert resp.status == 504
     assert (await resp.json())["error"]["code"] == "provider_timeout"
-    assert (await last_log(client.app[HUB_KEY])).status == "FAILED"
+    assert (await last_log(Rows(client.app[HUB_KEY]))).status == "FAILED"
 
 
 async def test_refused_connection_is_a_502(second_hub):
