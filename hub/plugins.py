@@ -28,6 +28,7 @@ import pluggy
 
 from . import hookspecs, oauth
 from .errors import HubError
+from .schema import unbounded_arrays
 from .types import HTTP_METHODS, Action, ProviderInfo
 
 trace_log = logging.getLogger("hub.plugins.trace")
@@ -266,6 +267,13 @@ def _check_actions(provider: str, source: str, actions: tuple[Action, ...]) -> N
         schema = action.input_schema
         if not isinstance(schema, Mapping) or schema.get("type") != "object":
             raise _Broken(f"action {action.name!r}: input_schema must be a JSON Schema of type 'object'")
+        unbounded = unbounded_arrays(schema)
+        if unbounded:
+            # Validation runs on the event loop: an unbounded array is a way to stall it.
+            raise _Broken(
+                f"action {action.name!r}: input_schema has arrays without maxItems at {', '.join(unbounded)}; "
+                "every array an action accepts needs a maxItems"
+            )
         seen_names[action.name] = action
         seen_routes.add(route)
 

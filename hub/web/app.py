@@ -23,7 +23,7 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from ..plugins import RESERVED
-from ..schema import QUERY_METHODS
+from ..schema import MAX_DEPTH, QUERY_METHODS, too_deep
 from ..service import Hub
 from . import openapi
 from .pages import fragment_page, result_page
@@ -373,6 +373,11 @@ async def _json_object(request: web.Request, *, allow_empty: bool = False) -> di
         raise BadRequest(f"body: not valid JSON{where}{reason}", details={"field": "(body)"}, code="malformed_json") from None
     if not isinstance(value, dict):
         raise BadRequest("body: must be a JSON object", details={"field": "(body)"})
+    # Bounded here, before anything runs: what follows (validation, redaction, the encoder
+    # sending it upstream) recurses, and must never fail halfway through a call.
+    deep = too_deep(value, root="(body)")
+    if deep is not None:
+        raise BadRequest(f"{deep}: nested deeper than {MAX_DEPTH} levels", details={"field": deep})
     return value
 
 
