@@ -334,7 +334,9 @@ CORE_HANDLERS = {
 async def action(request: web.Request, provider: str, path: str) -> web.Response:
     caller = _caller(request)
     hub = _hub(request)
-    rt, act, params = hub.resolve_action(provider, request.method, path)
+    # Matched as sent (still percent-encoded): an encoded "/" must stay inside its segment.
+    raw = request.rel_url.raw_path.split("/", 4)
+    rt, act, params = hub.resolve_action(provider, request.method, raw[4].strip("/") if len(raw) > 4 else path)
     validator = rt.validators[act.name]
     if act.method in QUERY_METHODS:
         data = validator.from_query({k: request.query.getall(k) for k in request.query.keys()})

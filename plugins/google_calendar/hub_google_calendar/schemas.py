@@ -1,7 +1,13 @@
 """Input schemas of the Google Calendar actions."""
 
 INSTANT = {"type": "string", "format": "date-time", "maxLength": 64, "description": "RFC 3339 with an offset, e.g. 2026-03-30T09:00:00+02:00"}
-CALENDAR_ID = {"type": "string", "minLength": 1, "maxLength": 1024, "default": "primary", "description": "calendar id; 'primary' for the user's own"}
+# A calendar id becomes a segment of the request path: "." and "..", a "/" or "\\", and the
+# percent-encodings of those would take the request elsewhere on Google's host.
+CALENDAR_ID = {
+    "type": "string", "minLength": 1, "maxLength": 1024, "default": "primary",
+    "pattern": r"^(?!\.{1,2}$)(?![\s\S]*%(?:2[eEfF]|5[cC]))[^/\\]+$",
+    "description": "calendar id; 'primary' for the user's own",
+}
 EVENT_ID = {"type": "string", "pattern": "^[a-v0-9]{5,1024}$", "maxLength": 1024, "description": "a Calendar event id (base32hex)"}
 PAGE_TOKEN = {"type": "string", "minLength": 1, "maxLength": 2048}
 TIME_ZONE = {"type": "string", "minLength": 1, "maxLength": 64, "description": "an IANA time zone such as Europe/Berlin"}
