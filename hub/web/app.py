@@ -23,7 +23,7 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from ..plugins import RESERVED
-from ..schema import QUERY_METHODS
+from ..schema import MAX_DEPTH, QUERY_METHODS, too_deep
 from ..service import Hub
 from . import openapi
 from .pages import fragment_page, result_page
@@ -348,7 +348,9 @@ CORE_HANDLERS = {
 async def action(request: web.Request, provider: str, path: str) -> web.Response:
     caller = _caller(request)
     hub = _hub(request)
-    rt, act, params = hub.resolve_action(provider, request.method, path)
+    # Matched as sent (still percent-encoded): an encoded "/" must stay inside its segment.
+    raw = request.rel_url.raw_path.split("/", 4)
+    rt, act, params = hub.resolve_action(provider, request.method, raw[4].strip("/") if len(raw) > 4 else path)
     validator = rt.validators[act.name]
     if act.method in QUERY_METHODS:
         data = validator.from_query({k: request.query.getall(k) for k in request.query.keys()})
@@ -387,6 +389,11 @@ async def _json_object(request: web.Request, *, allow_empty: bool = False) -> di
         raise BadRequest(f"body: not valid JSON{where}{reason}", details={"field": "(body)"}, code="malformed_json") from None
     if not isinstance(value, dict):
         raise BadRequest("body: must be a JSON object", details={"field": "(body)"})
+    # Bounded here, before anything runs: what follows (validation, redaction, the encoder
+    # sending it upstream) recurses, and must never fail halfway through a call.
+    deep = too_deep(value, root="(body)")
+    if deep is not None:
+        raise BadRequest(f"{deep}: nested deeper than {MAX_DEPTH} levels", details={"field": deep})
     return value
 
 
