@@ -30,7 +30,7 @@ MOVED = {
     "hub.models": "hub.store.models",
     "hub.plugins": "hub.registry",
     "hub.rowread": "hub.store.rowread",
-    "hub.schema": "hub.core.validation",
+    "hub.schema": "hub.validation",
     "hub.service": "hub.core.hub",
     "hub.tokens": "hub.core.tokens",
 }

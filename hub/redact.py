@@ -57,17 +57,41 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     return _mask_string(text, known)
 
 
+# Deeper than this, a value is replaced by TOO_DEEP. Action input is refused past
+# hub.validation.MAX_DEPTH (64), so only an odd provider answer or plugin result is ever cut;
+# the bound keeps what is stored within reach of the recursive JSON encoder.
+MAX_DEPTH = 128
+TOO_DEEP = "[NESTED TOO DEEPLY]"
+
+
 def _walk(value: Any, known: list[str]) -> Any:
-    if isinstance(value, Mapping):
-        return {
-            str(k): (MASK if is_secret_key(str(k)) and v not in (None, "", False) else _walk(v, known))
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        return [_walk(v, known) for v in value]
-    if isinstance(value, str):
-        return _mask_string(value, known)
-    return value
+    # Iterative: redaction runs after a call has reached the provider, so no value may make
+    # it fail (a recursion error here used to lose the call's activity row).
+    out: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int]] = [(value, out, 0, 1)]
+    while stack:
+        item, parent, slot, depth = stack.pop()
+        if isinstance(item, str):
+            parent[slot] = _mask_string(item, known)
+        elif not isinstance(item, (Mapping, list, tuple)):
+            parent[slot] = item
+        elif depth > MAX_DEPTH:
+            parent[slot] = TOO_DEEP
+        elif isinstance(item, Mapping):
+            copy: dict[str, Any] = {}
+            parent[slot] = copy
+            for k, v in item.items():
+                key = str(k)
+                if is_secret_key(key) and v not in (None, "", False):
+                    copy[key] = MASK
+                else:
+                    copy[key] = None
+                    stack.append((v, copy, key, depth + 1))
+        else:
+            items: list[Any] = [None] * len(item)
+            parent[slot] = items
+            stack.extend((v, items, i, depth + 1) for i, v in enumerate(item))
+    return out[0]
 
 
 def _mask_string(text: str, known: list[str]) -> str:
@@ -89,8 +113,12 @@ def capped(value: Any, limit: int) -> Any:
     try:
         text = json.dumps(value, ensure_ascii=False)
         plain = True
-    except (TypeError, ValueError):
-        text = json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        try:
+            text = json.dumps(value, default=str, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError):
+            # Too deep, or refers to itself: nothing a JSON column could hold as it is.
+            return {"truncated": True, "reason": "not representable as JSON"}
         plain = False
     # At most 4 bytes per character in UTF-8: skip the encoding when it cannot matter.
     if len(text) * 4 <= limit or len(text.encode("utf-8")) <= limit:

@@ -26,9 +26,13 @@ from typing import Any
 
 import pluggy
 
+from urllib.parse import unquote
+
 from . import hookspecs, oauth
-from .errors import HubError
+from .errors import BadRequest, HubError
+from .validation import unbounded_arrays
 from .types import HTTP_METHODS, Action, ProviderInfo
+from .upstream import segment_problem
 
 trace_log = logging.getLogger("hub.plugins.trace")
 
@@ -64,9 +68,14 @@ class ProviderPlugin:
     hooks: dict[str, Any] = field(default_factory=dict)
 
     def find_action(self, method: str, path: str) -> tuple[Action | None, dict[str, str], list[str]]:
-        """Match ``path`` against the action paths. Returns (action, path params, methods
-        allowed on that path) — an empty list when nothing matches the path at all."""
-        segments = path.strip("/").split("/")
+        """Match ``path`` (as sent: still percent-encoded, so that an encoded ``/`` stays
+        inside its segment) against the action paths. Returns (action, path params,
+        methods allowed on that path) — an empty list when nothing matches the path at all.
+
+        A path parameter that could not be one segment of a URL path (``.``, ``..``, or
+        holding a separator or an encoded one) is a :class:`BadRequest` naming it.
+        """
+        segments = [unquote(s) for s in path.strip("/").split("/")]
         allowed: list[str] = []
         hit: tuple[Action, dict[str, str]] | None = None
         for action in self.actions:
@@ -77,6 +86,7 @@ class ProviderPlugin:
             if action.method == method and hit is None:
                 hit = (action, params)
         if hit:
+            _check_params(hit[1])
             return hit[0], hit[1], allowed
         return None, {}, allowed
 
@@ -266,8 +276,22 @@ def _check_actions(provider: str, source: str, actions: tuple[Action, ...]) -> N
         schema = action.input_schema
         if not isinstance(schema, Mapping) or schema.get("type") != "object":
             raise _Broken(f"action {action.name!r}: input_schema must be a JSON Schema of type 'object'")
+        unbounded = unbounded_arrays(schema)
+        if unbounded:
+            # Validation runs on the event loop: an unbounded array is a way to stall it.
+            raise _Broken(
+                f"action {action.name!r}: input_schema has arrays without maxItems at {', '.join(unbounded)}; "
+                "every array an action accepts needs a maxItems"
+            )
         seen_names[action.name] = action
         seen_routes.add(route)
+
+
+def _check_params(params: Mapping[str, str]) -> None:
+    for name, value in params.items():
+        problem = segment_problem(value)
+        if problem is not None:
+            raise BadRequest(f"{name}: {problem}", details={"field": name})
 
 
 def _shape(path: str) -> str:

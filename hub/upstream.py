@@ -13,9 +13,11 @@ import asyncio
 import hashlib
 import json
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -30,6 +32,34 @@ from .errors import (
 from .ratelimit import RateLimit, SlidingWindow
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# What must never be in one path segment taken from input: a separator, or a percent-
+# encoding of a dot or a separator, which some server or proxy on the way may decode.
+_UNSAFE_SEGMENT = re.compile(r"[/\\]|%(?:2e|2f|5c)", re.IGNORECASE)
+# A dot segment, spelt plainly or percent-encoded: URL normalisation (yarl's, or any server's)
+# removes it together with the segment before it, so the request would go somewhere else.
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DOT_SEGMENT = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|$)", re.IGNORECASE)
+
+
+def segment_problem(value: str) -> str | None:
+    """Why ``value`` cannot be one path segment, or ``None`` when it can."""
+    if value in ("", ".", ".."):
+        return "must not be empty, '.' or '..'"
+    if _UNSAFE_SEGMENT.search(value):
+        return "must not contain '/', '\\' or a percent-encoded '.', '/' or '\\'"
+    return None
+
+
+def path_segment(name: str, value: Any) -> str:
+    """``value`` as one percent-encoded path segment; :class:`BadRequest` naming ``name``
+    when it could change the shape of the path (the value itself is never echoed: it may be
+    a credential)."""
+    text = str(value)
+    problem = segment_problem(text)
+    if problem is not None:
+        raise BadRequest(f"{name}: {problem} (it is used as a segment of the provider's URL path)", details={"field": name})
+    return quote(text, safe="")
 
 
 @dataclass(frozen=True)
@@ -160,6 +190,16 @@ class ProviderHTTP:
             return path
         return f"{self.base_url}/{path.lstrip('/')}"
 
+    def path(self, template: str, /, **params: Any) -> str:
+        """``template`` with each ``{name}`` replaced by ``params[name]`` as one
+        percent-encoded segment: ``path("calendars/{calendarId}/events", calendarId=cal)``.
+
+        A value that is empty, ``.`` or ``..``, or holds ``/``, ``\\`` or a percent-encoded
+        dot or separator is a :class:`BadRequest` naming the parameter, before anything is
+        sent. A missing parameter is a ``KeyError``: a bug in the caller, not bad input.
+        """
+        return _PARAM.sub(lambda m: path_segment(m.group(1), params[m.group(1)]), template)
+
     async def get(self, path: str, **kw: Any) -> UpstreamResponse:
         return await self.request("GET", path, **kw)
 
@@ -177,13 +217,21 @@ class ProviderHTTP:
         headers: Mapping[str, str] | None = None,
         retry: bool | None = None,
         check: bool = True,
+        path_params: Mapping[str, Any] | None = None,
     ) -> UpstreamResponse:
         """Send a request; return the response once the provider's check accepts it.
+
+        With ``path_params``, ``path`` is a template filled in by :meth:`path`. Whatever
+        way the path was built, one with a dot segment (``.``, ``..``, ``%2e``) or a
+        backslash is refused with :class:`BadRequest` before anything is sent.
 
         Idempotent methods (or ``retry=True``) are retried on 429, 5xx and timeouts, with
         backoff that honours ``Retry-After`` up to a cap; anything else raises the typed
         error at once, so a 429 reaches the client with its ``Retry-After``.
         """
+        if path_params is not None:
+            path = self.path(path, **path_params)
+        _check_shape(path)
         method = method.upper()
         settings = self._upstream.settings
         may_retry = (method in IDEMPOTENT) if retry is None else retry
@@ -252,6 +300,14 @@ class ProviderHTTP:
                 raise TransientProviderError(
                     f"could not reach {self.provider}: {type(exc).__name__}"
                 ) from None
+
+
+def _check_shape(path: str) -> None:
+    if path.startswith(("http://", "https://")):
+        return
+    where = path.split("?", 1)[0].split("#", 1)[0]
+    if _DOT_SEGMENT.search(where) or "\\" in where or "%5c" in where.lower():
+        raise BadRequest("the request path holds a '.' or '..' segment or a backslash, which would change where it goes")
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int, provider: str) -> bytes:

@@ -61,3 +61,30 @@ def test_the_import_contracts_hold() -> None:
     lint = Path(sys.executable).with_name("lint-imports")
     done = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file of hub/ imports, relative imports resolved."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_the_hub_never_imports_its_own_deprecated_paths() -> None:
+    # The old flat paths still import (hub/_aliases.py), so nothing else would notice.
+    from hub._aliases import MOVED
+
+    offenders = {
+        f"{p.relative_to(ROOT)}: {name}" for p in sources() if p.name != "_aliases.py" for name in imported_modules(p) if name in MOVED
+    }
+    assert offenders == set()

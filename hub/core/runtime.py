@@ -13,7 +13,7 @@ from ..ratelimit import RateLimit
 from ..registry import ProviderPlugin, Registry
 from ..types import Endpoints, Provider
 from ..upstream import Upstream
-from .validation import InputValidator
+from ..validation import InputValidator
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..validation import MAX_DEPTH, too_deep
 from ..errors import BadRequest, UnsupportedMediaType
 
 
@@ -32,6 +33,11 @@ async def json_object(request: web.Request, *, allow_empty: bool = False) -> dic
         raise BadRequest(f"body: not valid JSON{where}{reason}", details={"field": "(body)"}, code="malformed_json") from None
     if not isinstance(value, dict):
         raise BadRequest("body: must be a JSON object", details={"field": "(body)"})
+    # Bounded here, before anything runs: what follows (validation, redaction, the encoder
+    # sending it upstream) recurses, and must never fail halfway through a call.
+    deep = too_deep(value, root="(body)")
+    if deep is not None:
+        raise BadRequest(f"{deep}: nested deeper than {MAX_DEPTH} levels", details={"field": deep})
     return value
 
 

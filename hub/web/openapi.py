@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..activity import EXACT_PERCENTILES_UP_TO, LOG_STATUSES
-from ..core.validation import QUERY_METHODS
+from ..validation import QUERY_METHODS
 
 if TYPE_CHECKING:
     from ..core.hub import Hub

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ..activity import LOG_STATUSES, LogQuery
-from ..core.validation import QUERY_METHODS
+from ..validation import QUERY_METHODS
 from ..errors import BadRequest, HubError, ServiceUnavailable
 from ..infra import metrics
 from ..registry import RESERVED
@@ -318,7 +318,9 @@ async def action(request: web.Request) -> web.Response:
     path = request.match_info["path"].strip("/")
     if path.split("/")[0] in RESERVED:
         raise BadRequest(f"/{path.split('/')[0]} is a hub route and takes no sub-path")
-    rt, act, params = hub.actions.resolve(provider, request.method, path)
+    # Matched as sent (still percent-encoded): an encoded "/" must stay inside its segment.
+    raw = request.rel_url.raw_path.split("/", 4)
+    rt, act, params = hub.actions.resolve(provider, request.method, raw[4].strip("/") if len(raw) > 4 else path)
     validator = rt.validators[act.name]
     if act.method in QUERY_METHODS:
         data = validator.from_query({k: request.query.getall(k) for k in request.query.keys()})

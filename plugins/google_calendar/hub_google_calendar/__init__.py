@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import time, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import hub
 from hub import (
@@ -159,13 +159,12 @@ async def create_event(ctx: CallContext) -> Any:
 
 async def update_event(ctx: CallContext) -> Any:
     changes = {k: v for k, v in ctx.input.items() if k not in ("calendarId", "sendUpdates", "event_id")}
-    path = f"{_calendar(ctx)}/events/{quote(ctx.input['event_id'], safe='')}"
+    path = _event(ctx)
     return (await ctx.http.request("PATCH", path, params=_send_updates(ctx), json=changes)).json()
 
 
 async def delete_event(ctx: CallContext) -> dict[str, Any]:
-    path = f"{_calendar(ctx)}/events/{quote(ctx.input['event_id'], safe='')}"
-    await ctx.http.request("DELETE", path, params=_send_updates(ctx))
+    await ctx.http.request("DELETE", _event(ctx), params=_send_updates(ctx))
     return {"deleted": True, "id": ctx.input["event_id"]}
 
 
@@ -251,7 +250,12 @@ async def _primary_time_zone(ctx: CallContext) -> str:
 
 
 def _calendar(ctx: CallContext, calendar: str | None = None) -> str:
-    return f"calendars/{quote(calendar or ctx.input.get('calendarId', 'primary'), safe='')}"
+    # Through the hub's path builder: an id such as ".." must not climb out of calendars/.
+    return ctx.http.path("calendars/{calendarId}", calendarId=calendar or ctx.input.get("calendarId", "primary"))
+
+
+def _event(ctx: CallContext) -> str:
+    return f"{_calendar(ctx)}/{ctx.http.path('events/{event_id}', event_id=ctx.input['event_id'])}"
 
 
 def _send_updates(ctx: CallContext) -> dict[str, str] | None:

@@ -1,8 +1,14 @@
 """Input schemas of the Google Calendar actions."""
 
-INSTANT = {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset, e.g. 2026-03-30T09:00:00+02:00"}
-CALENDAR_ID = {"type": "string", "minLength": 1, "maxLength": 1024, "default": "primary", "description": "calendar id; 'primary' for the user's own"}
-EVENT_ID = {"type": "string", "pattern": "^[a-v0-9]{5,1024}$", "description": "a Calendar event id (base32hex)"}
+INSTANT = {"type": "string", "format": "date-time", "maxLength": 64, "description": "RFC 3339 with an offset, e.g. 2026-03-30T09:00:00+02:00"}
+# A calendar id becomes a segment of the request path: "." and "..", a "/" or "\\", and the
+# percent-encodings of those would take the request elsewhere on Google's host.
+CALENDAR_ID = {
+    "type": "string", "minLength": 1, "maxLength": 1024, "default": "primary",
+    "pattern": r"^(?!\.{1,2}$)(?![\s\S]*%(?:2[eEfF]|5[cC]))[^/\\]+$",
+    "description": "calendar id; 'primary' for the user's own",
+}
+EVENT_ID = {"type": "string", "pattern": "^[a-v0-9]{5,1024}$", "maxLength": 1024, "description": "a Calendar event id (base32hex)"}
 PAGE_TOKEN = {"type": "string", "minLength": 1, "maxLength": 2048}
 TIME_ZONE = {"type": "string", "minLength": 1, "maxLength": 64, "description": "an IANA time zone such as Europe/Berlin"}
 
@@ -12,7 +18,7 @@ WHEN = {
     "oneOf": [{"required": ["dateTime"]}, {"required": ["date"]}],
     "properties": {
         "dateTime": INSTANT,
-        "date": {"type": "string", "format": "date", "description": "all-day (the end date is exclusive)"},
+        "date": {"type": "string", "format": "date", "maxLength": 10, "description": "all-day (the end date is exclusive)"},
         "timeZone": TIME_ZONE,
     },
 }
@@ -23,7 +29,7 @@ ATTENDEES = {
         "type": "object",
         "additionalProperties": False,
         "required": ["email"],
-        "properties": {"email": {"type": "string", "format": "email"}, "optional": {"type": "boolean"}, "displayName": {"type": "string", "maxLength": 200}},
+        "properties": {"email": {"type": "string", "format": "email", "maxLength": 320}, "optional": {"type": "boolean"}, "displayName": {"type": "string", "maxLength": 200}},
     },
 }
 EVENT_FIELDS = {
@@ -80,7 +86,7 @@ DELETE_EVENT = {
     "properties": {"event_id": EVENT_ID, "calendarId": CALENDAR_ID, "sendUpdates": SEND_UPDATES},
 }
 
-CLOCK = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
+CLOCK = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "maxLength": 5}
 AVAILABILITY = {
     "type": "object",
     "additionalProperties": False,
@@ -93,7 +99,7 @@ AVAILABILITY = {
         "workdayStart": {**CLOCK, "description": "HH:MM, default 09:00"},
         "workdayEnd": {**CLOCK, "description": "HH:MM, default 17:00"},
         "workingDays": {
-            "type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6}, "minItems": 1, "uniqueItems": True,
+            "type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6}, "minItems": 1, "maxItems": 7, "uniqueItems": True,
             "description": "0 = Monday ... 6 = Sunday; default Monday to Friday",
         },
         "minimumMinutes": {"type": "integer", "minimum": 5, "maximum": 1440, "description": "default 30"},

@@ -12,7 +12,7 @@ MESSAGE = {
         "channel": CHANNEL_ID,
         "text": {"type": "string", "minLength": 1, "maxLength": 40000},
         "blocks": {"type": "array", "minItems": 1, "maxItems": 50, "items": {"type": "object", "required": ["type"]}},
-        "thread_ts": {"type": "string", "pattern": "^[0-9]+\\.[0-9]+$", "description": "reply in this thread"},
+        "thread_ts": {"type": "string", "pattern": "^[0-9]+\\.[0-9]+$", "maxLength": 32, "description": "reply in this thread"},
         "reply_broadcast": {"type": "boolean"},
         "mrkdwn": {"type": "boolean"},
         "unfurl_links": {"type": "boolean"},
@@ -28,6 +28,7 @@ CHANNELS = {
             "type": "array",
             "items": {"enum": ["public_channel", "private_channel", "mpim", "im"]},
             "uniqueItems": True,
+            "maxItems": 4,
             "description": "comma-separated in the query string; default public_channel",
         },
         "exclude_archived": {"type": "boolean"},
@@ -40,5 +41,5 @@ USER = {
     "type": "object",
     "additionalProperties": False,
     "required": ["user_id"],
-    "properties": {"user_id": {"type": "string", "pattern": "^[UWB][A-Z0-9]{2,20}$", "description": "Slack user id"}},
+    "properties": {"user_id": {"type": "string", "pattern": "^[UWB][A-Z0-9]{2,20}$", "maxLength": 21, "description": "Slack user id"}},
 }

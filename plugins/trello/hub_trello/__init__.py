@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import hub
 from hub import (
@@ -105,7 +105,7 @@ def hub_authorization_url(provider: Provider, request: AuthorizationRequest) -> 
 @hookimpl
 async def hub_import_token(provider: Provider, token: str) -> TokenSet:
     # Trello names tokens by their value: this path is the one way to read an expiry.
-    info = (await provider.http.get(f"tokens/{quote(token, safe='')}", headers=_credentials(provider, token))).json()
+    info = (await provider.http.get("tokens/{token}", path_params={"token": token}, headers=_credentials(provider, token))).json()
     if not isinstance(info, Mapping):
         raise MalformedResponse("Trello's token info is not a JSON object")
     expires = info.get("dateExpires")
@@ -127,7 +127,8 @@ async def hub_refresh_token(provider: Provider, token: TokenSet) -> TokenSet:
 @hookimpl
 async def hub_revoke_token(provider: Provider, token: TokenSet) -> None:
     response = await provider.http.request(
-        "DELETE", f"tokens/{quote(token.access_token, safe='')}", headers=_credentials(provider, token.access_token), check=False
+        "DELETE", "tokens/{token}", path_params={"token": token.access_token}, headers=_credentials(provider, token.access_token),
+        check=False,
     )
     # A token Trello no longer knows is already as revoked as it can be.
     if response.status == 401 and "invalid token" in response.text:
@@ -199,15 +200,15 @@ async def list_boards(ctx: CallContext) -> Any:
 
 
 async def get_board(ctx: CallContext) -> Any:
-    return (await ctx.http.get(f"boards/{ctx.input['board_id']}", params={"lists": "open", "cards": "visible"})).json()
+    return (await ctx.http.get("boards/{board_id}", path_params=_ids(ctx), params={"lists": "open", "cards": "visible"})).json()
 
 
 async def list_lists(ctx: CallContext) -> Any:
-    return (await ctx.http.get(f"boards/{ctx.input['board_id']}/lists", params={"filter": "open"})).json()
+    return (await ctx.http.get("boards/{board_id}/lists", path_params=_ids(ctx), params={"filter": "open"})).json()
 
 
 async def list_cards(ctx: CallContext) -> Any:
-    return (await ctx.http.get(f"boards/{ctx.input['board_id']}/cards", params={"filter": "visible"})).json()
+    return (await ctx.http.get("boards/{board_id}/cards", path_params=_ids(ctx), params={"filter": "visible"})).json()
 
 
 async def create_card(ctx: CallContext) -> Any:
@@ -219,14 +220,19 @@ async def create_card(ctx: CallContext) -> Any:
 
 async def update_card(ctx: CallContext) -> Any:
     body = {k: v for k, v in ctx.input.items() if k != "card_id"}
-    return (await ctx.http.request("PUT", f"cards/{ctx.input['card_id']}", json=body)).json()
+    return (await ctx.http.request("PUT", "cards/{card_id}", path_params=_ids(ctx), json=body)).json()
 
 
 async def add_comment(ctx: CallContext) -> Any:
-    return (await ctx.http.post(f"cards/{ctx.input['card_id']}/actions/comments", json={"text": ctx.input["text"]})).json()
+    return (await ctx.http.post("cards/{card_id}/actions/comments", path_params=_ids(ctx), json={"text": ctx.input["text"]})).json()
 
 
 # --- helpers -------------------------------------------------------------------------
+
+
+def _ids(ctx: CallContext) -> dict[str, Any]:
+    # The ids that name things in Trello's paths, each filled in as one checked segment.
+    return {k: ctx.input[k] for k in ("board_id", "card_id") if k in ctx.input}
 
 
 def _credentials(provider: Provider, token: str) -> dict[str, str]:

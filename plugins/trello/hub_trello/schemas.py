@@ -1,9 +1,9 @@
 """Input schemas of the Trello actions: strict enough that a caller's mistake is a 400
 naming the field before any request reaches Trello."""
 
-TRELLO_ID = {"type": "string", "pattern": "^[0-9a-fA-F]{24}$", "description": "a Trello id (24 hex characters)"}
+TRELLO_ID = {"type": "string", "pattern": "^[0-9a-fA-F]{24}$", "maxLength": 24, "description": "a Trello id (24 hex characters)"}
 TEXT = {"type": "string", "maxLength": 16384}
-DUE = {"type": ["string", "null"], "format": "date-time", "description": "RFC 3339 date-time, or null to clear"}
+DUE = {"type": ["string", "null"], "format": "date-time", "maxLength": 64, "description": "RFC 3339 date-time, or null to clear"}
 POS = {"oneOf": [{"enum": ["top", "bottom"]}, {"type": "number", "exclusiveMinimum": 0}]}
 
 BOARDS = {"type": "object", "additionalProperties": False, "properties": {}}
