@@ -17,7 +17,7 @@ from .infra import serverlog as hub_logs
 from .infra.secrets import resolve_secrets
 from .infra.config import ConfigError, HubConfig, load_config
 from .infra.crypto import KeyRing, KeyRingError, generate_key
-from .registry import Registry, StartupError
+from .registry import Registry, StartupError, enable_hints
 
 log = logging.getLogger("hub")
 
@@ -163,7 +163,7 @@ def sandbox(config_path: str | None, host: str | None, port: int | None, user_id
     from aiohttp import web
 
     from .infra.auth import issue_token
-    from .sandbox import start_fakes
+    from .sandbox import provider_lines, start_fakes
     from .core.hub import Hub
     from .web import create_app
 
@@ -176,7 +176,7 @@ def sandbox(config_path: str | None, host: str | None, port: int | None, user_id
     banner: list[str] = []
 
     async def prepare() -> web.Application:
-        fakes = await start_fakes(config, registry, host="127.0.0.1")
+        fakes = await start_fakes(config, registry, host="127.0.0.1", state_dir=config.data_dir / "sandbox")
         try:
             hub = Hub(config, registry, secrets)
         except (ConfigError, KeyRingError, ValueError) as exc:
@@ -191,9 +191,7 @@ def sandbox(config_path: str | None, host: str | None, port: int | None, user_id
 
         # First in, last out: the fakes outlive the hub's own shutdown.
         app.cleanup_ctx.insert(0, fakes_context)
-        for name in sorted(hub.providers):
-            where = fakes.urls.get(name)
-            banner.append(f"  {name:<16} " + (f"fake at {where}" if where else "REAL service (credentials configured)"))
+        banner.extend(provider_lines(fakes, hub.providers))
         if config.auth.jwt_public_key:
             banner.append("\nDashboard: " + config.public_url + "/  (sign in with a JWT from your identity provider)")
         else:
@@ -239,13 +237,17 @@ def check(config_path: str | None) -> None:
     for name, section in sorted(config.providers.items()):
         plugin = registry.providers.get(name)
         if not section.enabled:
-            click.echo(f"  {name}: disabled")
+            click.echo(f"  {name}: disabled (set providers.{name}.enabled: true to enable it)")
         elif plugin is None:
             click.echo(f"  {name}: NOT INSTALLED")
         elif name in unconfigured:
             click.echo(f"  {name}: enabled, not configured ({'; '.join(unconfigured[name])}), {len(plugin.actions)} actions")
         else:
             click.echo(f"  {name}: ready, {len(plugin.actions)} actions")
+    for name in (unlisted := sorted(set(registry.providers) - set(config.providers))):
+        click.echo(f"  {name}: installed, NOT ENABLED (not in the config: the hub does not route it)")
+    for line in enable_hints(registry, unlisted, config.source):
+        click.echo(line)
     for failure in registry.failures:
         click.echo(f"  {failure.name}: FAILED TO LOAD: {failure.error}")
         errors.append(f"provider plugin {failure.name!r} ({failure.source}) failed to load; the hub would start without it")
@@ -258,14 +260,21 @@ def check(config_path: str | None) -> None:
 
 
 @main.command()
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json: bool) -> None:
-    """List discovered provider plugins, their actions and load errors."""
+def plugins(config_path: str | None, as_json: bool) -> None:
+    """List discovered provider plugins, their actions and load errors, and which the config enables."""
     registry = Registry()
     try:
         registry.load_entry_points()
     except StartupError as exc:
         _fail(str(exc))
+    try:
+        config: HubConfig | None = load_config(config_path)
+    except ConfigError as exc:  # what is installed is worth listing even so
+        click.echo(f"warning: which providers are enabled is unknown: {exc}", err=True)
+        config = None
+    enabled = config.enabled_providers() if config else {}
     data = {
         "providers": [
             {
@@ -274,6 +283,7 @@ def plugins(as_json: bool) -> None:
                 "source": p.source,
                 "auth": p.info.auth,
                 "actions": [{"name": a.name, "method": a.method, "path": a.path} for a in p.actions],
+                "enabled": p.name in enabled if config else None,
             }
             for p in sorted(registry.providers.values(), key=lambda p: p.name)
         ],
@@ -285,11 +295,14 @@ def plugins(as_json: bool) -> None:
     if not data["providers"] and not data["failures"]:
         click.echo("no provider plugins installed (entry-point group 'hub.providers')")
     for p in data["providers"]:
-        click.echo(f"{p['name']}  {p['title']}  [{p['auth']}]  from {p['source']}")
+        off = "" if p["enabled"] is not False else "  NOT ENABLED" + (" (disabled)" if p["name"] in config.providers else " (not in the config)")
+        click.echo(f"{p['name']}  {p['title']}  [{p['auth']}]  from {p['source']}{off}")
         for a in p["actions"]:
             click.echo(f"    {a['method']:<6} {a['path']:<28} {a['name']}")
     for f in data["failures"]:
         click.echo(click.style(f"{f['name']}  FAILED: {f['error']}", fg="red") + f"  (from {f['source']})")
+    for line in enable_hints(registry, sorted(set(registry.providers) - set(config.providers)), config.source) if config else []:
+        click.echo(line)
 
 
 @main.group()

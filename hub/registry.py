@@ -227,6 +227,26 @@ class Registry:
             )
 
 
+def enable_snippet(plugin: ProviderPlugin) -> str:
+    """The YAML, to go under ``providers:``, that enables an installed plugin: its required
+    settings read from environment variables named after it (``${SLACK_CLIENT_ID}``)."""
+    lines = [f"  {plugin.name}:"]
+    for config_field in plugin.info.config_fields:
+        if config_field.required:
+            lines.append(f"    {config_field.name}: ${{{plugin.name.upper()}_{config_field.name.upper()}}}")
+    if len(lines) == 1:
+        lines.append("    enabled: true")
+    return "\n".join(lines)
+
+
+def enable_hints(registry: Registry, names: Iterable[str], config_source: str | None) -> list[str]:
+    """Lines telling the operator how to enable installed providers the config leaves out."""
+    snippets = [enable_snippet(registry.providers[name]) for name in names]
+    if not snippets:
+        return []
+    return [f"to enable an installed provider, add under providers: in {config_source or 'your config (--config)'}", *snippets]
+
+
 class _Broken(Exception):
     pass
 
@@ -312,4 +332,4 @@ def _match(pattern: list[str], segments: list[str]) -> dict[str, str] | None:
     return params
 
 
-__all__ = ["ENTRY_POINT_GROUP", "RESERVED", "Registry", "StartupError", "LoadFailure", "ProviderPlugin"]
+__all__ = ["ENTRY_POINT_GROUP", "RESERVED", "Registry", "StartupError", "LoadFailure", "ProviderPlugin", "enable_snippet", "enable_hints"]

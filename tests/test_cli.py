@@ -143,6 +143,30 @@ def test_check_reports_an_unconfigured_provider_without_failing(runner: CliRunne
     assert "generated secret" in result.stdout and "generated key" in result.stdout
 
 
+def test_check_names_installed_providers_the_config_does_not_enable(runner: CliRunner, tmp_path: Path) -> None:
+    config = write_config(tmp_path, extra={"providers": {"google_calendar": {"enabled": False}}})
+    result = invoke(runner, "check", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "  trello: installed, NOT ENABLED (not in the config: the hub does not route it)" in out
+    assert "  google_calendar: disabled (set providers.google_calendar.enabled: true to enable it)" in out
+    assert f"add under providers: in {config}" in out
+    assert "  trello:\n    api_key: ${TRELLO_API_KEY}\n" in out
+    assert out.rstrip().endswith("ok")
+
+
+def test_plugins_marks_the_installed_providers_the_config_does_not_enable(runner: CliRunner, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = invoke(runner, "plugins", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert not any(line.startswith("slack ") and "NOT ENABLED" in line for line in lines)
+    assert any(line.startswith("trello ") and "NOT ENABLED" in line for line in lines), result.stdout
+    assert "  google_calendar:\n    client_id: ${GOOGLE_CALENDAR_CLIENT_ID}\n    client_secret: ${GOOGLE_CALENDAR_CLIENT_SECRET}\n" in result.stdout
+    data = json.loads(invoke(runner, "plugins", "--json", "--config", str(config)).stdout)
+    assert {p["name"]: p["enabled"] for p in data["providers"]} == {"slack": True, "trello": False, "google_calendar": False}
+
+
 @pytest.mark.parametrize(
     ("slack", "expected"),
     [

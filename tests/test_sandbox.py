@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 import os
 import re
 import signal
@@ -15,7 +18,8 @@ import aiohttp
 from helpers import callback_path, consent
 from hub.infra.secrets import Secrets
 from hub.infra.config import config_from_dict
-from hub.sandbox import start_fakes
+from hub import Endpoints, ProviderInfo, hookimpl
+from hub.sandbox import provider_lines, start_fakes
 from hub.core.hub import Hub
 from hub.types import Sandbox
 from hub.web import create_app
@@ -131,3 +135,157 @@ async def test_sandbox_command_prints_a_working_dev_login_and_stops_on_ctrl_c(tm
     stderr = (await proc.stderr.read()).decode()
     assert code == 0, stderr
     assert "Traceback" not in stderr
+
+
+class Exploding:
+    """A provider whose fake cannot start: the rest of the sandbox must."""
+
+    @hookimpl
+    def hub_provider(self):
+        return ProviderInfo(name="exploding", title="Exploding", endpoints=Endpoints(api="https://example.invalid"))
+
+    @hookimpl
+    def hub_sandbox(self):
+        raise RuntimeError("the fake's seed file is missing\n  and this second line stays out")
+
+
+class WrongType:
+    @hookimpl
+    def hub_provider(self):
+        return ProviderInfo(name="wrongtype", title="Wrong Type", endpoints=Endpoints(api="https://example.invalid"))
+
+    @hookimpl
+    def hub_sandbox(self):
+        return {"app": None}
+
+
+async def test_a_failing_hub_sandbox_hook_skips_that_provider_with_a_one_line_reason(db_url, encryption_keys, caplog):
+    registry = make_registry(exploding=Exploding(), wrongtype=WrongType())
+    config = config_for(db_url, encryption_keys)
+    with caplog.at_level(logging.INFO, logger="hub.sandbox"):
+        fakes = await start_fakes(config, registry)
+    try:
+        assert set(fakes.urls) == {"slack", "trello", "google_calendar"}
+        assert fakes.skipped == {
+            "exploding": "hub_sandbox raised RuntimeError: the fake's seed file is missing",
+            "wrongtype": "hub_sandbox returned a dict, not a hub.Sandbox",
+        }
+        for name in fakes.skipped:
+            said = [r for r in caplog.records if name in r.getMessage()]
+            assert len(said) == 1 and said[0].exc_info is None and "\n" not in said[0].getMessage()
+        lines = "\n".join(provider_lines(fakes, ["slack", "exploding"]))
+        assert "exploding" in lines and "NO FAKE: hub_sandbox raised RuntimeError: the fake's seed file is missing" in lines
+        assert "second line" not in lines
+    finally:
+        await fakes.stop()
+
+
+async def test_installed_providers_missing_from_the_config_are_named_with_the_yaml_to_add(db_url, encryption_keys):
+    registry = make_registry()
+    config = config_for(db_url, encryption_keys, slack={"enabled": True}, google_calendar={"enabled": False})
+    fakes = await start_fakes(config, registry)
+    try:
+        assert fakes.unlisted == ["trello"] and fakes.disabled == ["google_calendar"]
+        text = "\n".join(provider_lines(fakes, ["slack", "trello"]))
+        assert "not in the config" in text
+        assert "google_calendar" in text and "providers.google_calendar.enabled: true" in text
+        assert "  trello:\n    api_key: ${TRELLO_API_KEY}" in text
+    finally:
+        await fakes.stop()
+
+
+def plugin_dir(tmp_path: Path) -> Path:
+    """An installed plugin (a dist-info with an entry point) whose hub_sandbox raises."""
+    site = tmp_path / "site"
+    (site / "exploding_fake-0.1.dist-info").mkdir(parents=True)
+    (site / "exploding_fake-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: exploding-fake\nVersion: 0.1\n")
+    (site / "exploding_fake-0.1.dist-info" / "entry_points.txt").write_text("[hub.providers]\nexploding = exploding_fake\n")
+    (site / "exploding_fake.py").write_text(
+        "from hub import Endpoints, ProviderInfo, hookimpl\n"
+        "@hookimpl\n"
+        "def hub_provider():\n"
+        "    return ProviderInfo(name='exploding', title='Exploding', endpoints=Endpoints(api='https://example.invalid'))\n"
+        "@hookimpl\n"
+        "def hub_sandbox():\n"
+        "    raise RuntimeError('no seed data')\n"
+    )
+    return site
+
+
+async def test_the_sandbox_command_starts_without_a_provider_whose_fake_fails(tmp_path):
+    site = plugin_dir(tmp_path)
+    async with sandbox_command(tmp_path, PYTHONPATH=str(site)) as (text, login, _):
+        assert "exploding" in text and "NO FAKE: hub_sandbox raised RuntimeError: no seed data" in text
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{login[0]}/api/providers", headers={"Authorization": f"Bearer {login[1]}"}) as resp:
+                body = await resp.json()
+        assert resp.status == 200
+        assert {p["name"] for p in body["data"]["providers"]} == {"slack", "trello", "google_calendar"}
+    assert "Traceback" not in sandbox_command.stderr
+
+
+async def test_the_sandbox_keeps_what_its_fakes_issued_across_a_restart(tmp_path):
+    """Connect Slack, stop the sandbox, start it again: the integration still works, on the same port."""
+    async with sandbox_command(tmp_path) as (text, (base, jwt), _):
+        slack_url = re.search(r"slack\s+fake at (http://\S+)", text).group(1)
+        headers = {"Authorization": f"Bearer {jwt}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/api/integrations/slack/connect", headers=headers) as resp:
+                auth_url = (await resp.json())["data"]["authUrl"]
+            location = await consent(auth_url)
+            async with session.get(location, headers={"Accept": "application/json"}) as resp:
+                assert (await resp.json())["data"]["status"] == "ACTIVE"
+            async with session.post(f"{base}/api/integrations/slack/message", json={"channel": "general", "text": "before"}, headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+    assert (tmp_path / "data" / "sandbox" / "slack.json").exists()
+    async with sandbox_command(tmp_path) as (text, (base, jwt), _):
+        assert re.search(r"slack\s+fake at (http://\S+)", text).group(1) == slack_url
+        headers = {"Authorization": f"Bearer {jwt}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{base}/api/integrations/slack/message", json={"channel": "general", "text": "after"}, headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+            async with session.get(f"{base}/api/integrations/slack/status", headers=headers) as resp:
+                assert (await resp.json())["data"]["status"] == "ACTIVE"
+    saved = json.loads((tmp_path / "data" / "sandbox" / "slack.json").read_text())
+    assert [m["text"] for m in saved["state"]["messages"]] == ["before", "after"]
+
+
+class _SandboxCommand:
+    """``hub sandbox`` as a subprocess on a config in ``tmp_path``: yields (banner, (base URL, JWT), process)
+    once the login link is printed, and stops it with Ctrl-C on the way out."""
+
+    stderr = ""
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, tmp_path: Path, **env: str):
+        config = tmp_path / "hub.yaml"
+        if not config.exists():
+            config.write_text(f"server: {{port: {free_port()}}}\ndatabase: {{url: 'sqlite+aiosqlite:///{tmp_path}/data/hub.db'}}\n")
+        proc = await asyncio.create_subprocess_exec(
+            str(HUB), "sandbox", cwd=tmp_path, env={**os.environ, "HUB_CONFIG": str(config), **env},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out = b""
+
+            async def read_until_login() -> None:
+                nonlocal out
+                while b"Press Ctrl-C" not in out:
+                    line = await proc.stdout.readline()
+                    if not line:
+                        break
+                    out += line
+
+            await asyncio.wait_for(read_until_login(), 30)
+            text = out.decode()
+            login = re.search(r"(http://\S+)/#token=(\S+)", text)
+            assert login, text + (await proc.stderr.read()).decode()
+            yield text, (login.group(1), login.group(2)), proc
+        finally:
+            proc.send_signal(signal.SIGINT)
+            code = await asyncio.wait_for(proc.wait(), 15)
+            type(self).stderr = (await proc.stderr.read()).decode()
+        assert code == 0, self.stderr
+
+
+sandbox_command = _SandboxCommand()
