@@ -292,6 +292,45 @@ class FakeSlack:
     def _queue_fault(self, method_name: str, count: int, answer: Callable[[], web.Response]) -> None:
         self._faults[method_name].extend([answer] * count)
 
+    # ------------------------------------------------------------------ keeping state across restarts
+
+    def export_state(self) -> dict:
+        """What the fake issued and holds, as JSON-ready data for :meth:`import_state` (the sandbox
+        saves it so that a restarted fake still honours the tokens it issued). Times are wall
+        clock here: the fake's own clock is monotonic and means nothing in another process."""
+        grants: dict[int, _Grant] = {}
+        for record in [*self._access.values(), *self._refresh.values()]:
+            grants.setdefault(id(record.grant), record.grant)
+        index = {key: i for i, key in enumerate(grants)}
+        to_wall = time.time() - self._now()
+        return {
+            "grants": [{"kind": g.kind, "team_id": g.team_id, "user_id": g.user_id, "scope": g.scope, "tokens": g.tokens}
+                       for g in grants.values()],
+            "access": {token: {"grant": index[id(r.grant)], "expired": r.expired,
+                               "expires_at": None if r.expires_at is None else r.expires_at + to_wall}
+                       for token, r in self._access.items()},
+            "refresh": {token: {"grant": index[id(r.grant)], "spent": r.spent} for token, r in self._refresh.items()},
+            "codes": {code: {**vars(c), "issued_at": c.issued_at + to_wall} for code, c in self._codes.items()},
+            "issued_tokens": self.issued_tokens,
+            "revoked_tokens": sorted(self.revoked_tokens),
+            "messages": self.messages,
+            "last_ts_micros": self._last_ts_micros,
+        }
+
+    def import_state(self, state: dict) -> None:
+        """Take back what :meth:`export_state` gave; everything is read before anything changes."""
+        to_monotonic = self._now() - time.time()
+        grants = [_Grant(g["kind"], g["team_id"], g["user_id"], g["scope"], list(g["tokens"])) for g in state["grants"]]
+        access = {token: _AccessToken(grants[r["grant"]], None if r["expires_at"] is None else r["expires_at"] + to_monotonic,
+                                      bool(r["expired"]))
+                  for token, r in state["access"].items()}
+        refresh = {token: _RefreshToken(grants[r["grant"]], bool(r["spent"])) for token, r in state["refresh"].items()}
+        codes = {code: _Code(**{**c, "issued_at": c["issued_at"] + to_monotonic}) for code, c in state["codes"].items()}
+        issued, revoked, messages = list(state["issued_tokens"]), set(state["revoked_tokens"]), list(state["messages"])
+        last_ts = int(state["last_ts_micros"])
+        self._access, self._refresh, self._codes = access, refresh, codes
+        self.issued_tokens, self.revoked_tokens, self.messages, self._last_ts_micros = issued, revoked, messages, last_ts
+
     # ------------------------------------------------------------------ plumbing
 
     def _recording_middleware(self) -> Any:
