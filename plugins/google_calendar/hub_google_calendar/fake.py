@@ -655,6 +655,55 @@ class FakeGoogle:
 
         self._faults.append(_Fault("/token", count, answer, exact=True))
 
+    # ------------------------------------------------------------------ keeping state across restarts
+
+    def export_state(self) -> dict:
+        """What the fake issued and holds, as JSON-ready data for :meth:`import_state` (the sandbox
+        saves it so that a restarted fake still honours the tokens it issued). Times are wall
+        clock here: the fake's own clock is monotonic and means nothing in another process.
+        Page tokens are left out: a listing in progress starts again, as after Google's expiry."""
+        grants: dict[int, _Grant] = {}
+        for record in [*self._access.values(), *self._refresh.values()]:
+            grants.setdefault(id(record.grant), record.grant)
+        index = {key: i for i, key in enumerate(grants)}
+        to_wall = time.time() - self._now()
+        return {
+            "grants": [g.scopes for g in grants.values()],
+            "access": {token: {"grant": index[id(r.grant)], "issued_at": r.issued_at + to_wall, "lifetime": r.lifetime,
+                               "expired": r.expired} for token, r in self._access.items()},
+            "refresh": {token: index[id(r.grant)] for token, r in self._refresh.items()},
+            "codes": {code: {**vars(c), "issued_at": c.issued_at + to_wall} for code, c in self._codes.items()},
+            "issued_tokens": self.issued_tokens,
+            "revoked_tokens": sorted(self.revoked_tokens),
+            "refresh_count": self.refresh_count,
+            "consented": self._consented,
+            "granted_scopes": self._granted_scopes,
+            "calendars": self.calendars,
+            "events": dict(self.events),
+            "sync_tokens": {token: vars(base) for token, base in self._sync_tokens.items()},
+            "sync_generation": self._sync_generation,
+            "etag_counter": self._etag_counter,
+        }
+
+    def import_state(self, state: dict) -> None:
+        """Take back what :meth:`export_state` gave; everything is read before anything changes."""
+        to_monotonic = self._now() - time.time()
+        grants = [_Grant(list(scopes)) for scopes in state["grants"]]
+        access = {token: _AccessToken(grants[r["grant"]], r["issued_at"] + to_monotonic, float(r["lifetime"]), bool(r["expired"]))
+                  for token, r in state["access"].items()}
+        refresh = {token: _RefreshToken(grants[i]) for token, i in state["refresh"].items()}
+        codes = {code: _Code(**{**c, "issued_at": c["issued_at"] + to_monotonic}) for code, c in state["codes"].items()}
+        events = _CalendarEvents(self.email)
+        events.update(copy.deepcopy(state["events"]))
+        sync_tokens = {token: _SyncBase(**base) for token, base in state["sync_tokens"].items()}
+        calendars, granted = copy.deepcopy(state["calendars"]), list(state["granted_scopes"])
+        counters = int(state["refresh_count"]), int(state["sync_generation"]), int(state["etag_counter"])
+        self._access, self._refresh, self._codes, self._sync_tokens = access, refresh, codes, sync_tokens
+        self.issued_tokens, self.revoked_tokens = list(state["issued_tokens"]), set(state["revoked_tokens"])
+        self.calendars, self.events, self._consented, self._granted_scopes = calendars, events, bool(state["consented"]), granted
+        self.refresh_count, self._sync_generation, self._etag_counter = counters
+        self._page_tokens = {}
+
     # ------------------------------------------------------------------ plumbing
 
     def _middleware(self) -> Any:

@@ -372,6 +372,38 @@ class FakeTrello:
         """Answer the next ``count`` API requests with 429 API_TOKEN_LIMIT_EXCEEDED."""
         self._forced_429 += count
 
+    # ------------------------------------------------------------------ keeping state across restarts
+
+    def export_state(self) -> dict:
+        """What the fake issued and holds, as JSON-ready data for :meth:`import_state` (the sandbox
+        saves it so that a restarted fake still honours the tokens it issued)."""
+        return {
+            "tokens": [{**vars(t), "scopes": sorted(t.scopes), "created": t.created.isoformat(),
+                        "expires": None if t.expires is None else t.expires.isoformat()} for t in self._tokens.values()],
+            "issued_tokens": self.issued_tokens,
+            "revoked_tokens": sorted(self.revoked_tokens),
+            "comments": self.comments,
+            "data": {"member": self.member, "boards": self.boards, "lists": self.lists, "cards": self.cards, "labels": self.labels},
+            "counter": self._counter,
+            "rng": [self._rng.getstate()[0], list(self._rng.getstate()[1]), self._rng.getstate()[2]],
+        }
+
+    def import_state(self, state: dict) -> None:
+        """Take back what :meth:`export_state` gave; everything is read before anything changes."""
+        tokens = {t["value"]: _Token(**{**t, "scopes": frozenset(t["scopes"]), "created": datetime.fromisoformat(t["created"]),
+                                        "expires": None if t["expires"] is None else datetime.fromisoformat(t["expires"])})
+                  for t in state["tokens"]}
+        data = copy.deepcopy(state["data"])
+        version, internal, gauss = state["rng"]
+        rng = random.Random()
+        rng.setstate((version, tuple(internal), gauss))
+        issued, revoked, comments = list(state["issued_tokens"]), set(state["revoked_tokens"]), list(state["comments"])
+        counter = int(state["counter"])
+        self._tokens, self.issued_tokens, self.revoked_tokens, self.comments = tokens, issued, revoked, comments
+        self.member, self.boards, self.lists, self.cards, self.labels = (
+            data["member"], data["boards"], data["lists"], data["cards"], data["labels"])
+        self._counter, self._rng = counter, rng
+
     # ------------------------------------------------------------------ seed data
 
     def _new_id(self, seeded: bool = False) -> str:
