@@ -118,19 +118,19 @@ class Manager:
         await set_status(self.store, row, Status.ACTIVE, reason)
 
     async def disconnect(self, caller: Caller, provider: str) -> Integration:
-        rt = self.providers.runtime(provider)
-        row = await require(self.store, caller.user_id, rt)
-        if row.status == Status.DELETED:
-            raise refused(provider, Status.DELETED, "disconnect")
-        await self.revoke_and_wipe(rt, row, Status.INACTIVE, "disconnected by the user")
-        return await require(self.store, caller.user_id, rt)
+        """Revoke upstream, wipe the tokens, INACTIVE: connect again to use it."""
+        return await self._end(caller, provider, Status.INACTIVE, "disconnect", "disconnected by the user")
 
     async def delete(self, caller: Caller, provider: str) -> Integration:
+        """Revoke upstream, wipe the tokens, DELETED: the row stays as a tombstone, with its activity."""
+        return await self._end(caller, provider, Status.DELETED, "delete", "deleted by the user")
+
+    async def _end(self, caller: Caller, provider: str, to: Status, what: str, reason: str) -> Integration:
         rt = self.providers.runtime(provider)
         row = await require(self.store, caller.user_id, rt)
         if row.status == Status.DELETED:
-            raise refused(provider, Status.DELETED, "delete")
-        await self.revoke_and_wipe(rt, row, Status.DELETED, "deleted by the user")
+            raise refused(provider, Status.DELETED, what)
+        await self.revoke_and_wipe(rt, row, to, reason)
         return await require(self.store, caller.user_id, rt)
 
     async def revoke_and_wipe(self, rt: ProviderRuntime, row: Integration, to: Status, reason: str) -> None:

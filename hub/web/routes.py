@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ..activity import LOG_STATUSES, LogQuery
+from ..core.hub import Hub
 from ..validation import QUERY_METHODS
 from ..errors import BadRequest, HubError, ServiceUnavailable
 from ..infra import metrics
@@ -78,7 +79,7 @@ def setup(app: web.Application) -> None:
     r.add_route("*", BASE + "/{path:" + _ACTION_PATH + "}", action)
 
 
-def _hub(request: web.Request):  # type: ignore[no-untyped-def]
+def _hub(request: web.Request) -> Hub:
     return request.app[HUB_KEY]
 
 
