@@ -21,9 +21,11 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .oauth import (
+    ErrorKind,
     bearer,
     client_auth_headers,
     parse_token_response,
+    provider_error,
     raise_for_status,
     token_request,
 )
@@ -56,6 +58,7 @@ __all__ = [
     "CallContext",
     "ConfigField",
     "Endpoints",
+    "ErrorKind",
     "GrantRejected",
     "HubError",
     "MalformedResponse",
@@ -78,6 +81,7 @@ __all__ = [
     "client_auth_headers",
     "hookimpl",
     "parse_token_response",
+    "provider_error",
     "raise_for_status",
     "token_request",
 ]

@@ -10,10 +10,11 @@ OAuth 2.0 therefore supplies only its :class:`hub.Endpoints` and its actions.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
-from urllib.parse import quote_plus, urlencode
+from typing import Any, Literal
+from urllib.parse import parse_qsl, quote_plus, urlencode
 
 from .errors import (
     GrantRejected,
@@ -22,14 +23,21 @@ from .errors import (
     ProviderError,
     ProviderNotConfigured,
     RateLimited,
+    TokenExpired,
     TransientProviderError,
 )
 from .hookspecs import hookimpl
-from .types import AccountInfo, AuthorizationRequest, Provider, TokenSet
+from .types import AccountInfo, AuthorizationRequest, ClientAuth, Provider, ProviderInfo, TokenSet
 from .upstream import UpstreamResponse
 
 # Keys of a token answer that are credentials, never kept in ``TokenSet.raw``.
 SECRET_TOKEN_KEYS = frozenset({"access_token", "refresh_token", "id_token", "code", "client_secret"})
+
+# What a provider's failure means for the caller; provider_error builds the typed error.
+ErrorKind = Literal["auth", "expired", "grant", "rate_limited", "not_found", "bad_input", "forbidden", "conflict", "transient", "error"]
+STANDARD_KINDS: Mapping[int, ErrorKind] = {401: "auth", 404: "not_found", 400: "bad_input", 422: "bad_input", 429: "rate_limited"}
+# RFC 6749 §4.1.2.1 codes that say "later", not "never", when a token endpoint reports them.
+_TRANSIENT_TOKEN_ERRORS = frozenset({"temporarily_unavailable", "server_error", "ratelimited", "rate_limited", "slow_down"})
 
 
 @hookimpl(trylast=True)
@@ -47,6 +55,8 @@ def hub_authorization_url(provider: Provider, request: AuthorizationRequest) -> 
     if request.code_challenge:
         query["code_challenge"] = request.code_challenge
         query["code_challenge_method"] = request.code_challenge_method or "S256"
+    # Declared extras never replace what the flow itself depends on.
+    query.update({k: str(v) for k, v in provider.info.authorize_params.items() if k not in query})
     return _with_query(provider.endpoints.authorize, query)
 
 
@@ -79,12 +89,8 @@ async def hub_revoke_token(provider: Provider, token: TokenSet) -> None:
         return
     # Revoking the refresh token ends the whole grant where the server supports it.
     value, hint = (token.refresh_token, "refresh_token") if token.refresh_token else (token.access_token, "access_token")
-    response = await provider.http.post(
-        provider.endpoints.revoke,
-        data={"token": value, "token_type_hint": hint},
-        headers=client_auth_headers(provider),
-        check=False,
-    )
+    form, headers = _client_auth(provider, {"token": value, "token_type_hint": hint}, None)
+    response = await provider.http.post(provider.endpoints.revoke, data=form, headers=headers, check=False)
     # RFC 7009 §2.2: an unknown or already-invalid token is still a 200; only a refusal
     # of the request itself is worth reporting.
     if response.status >= 400:
@@ -109,7 +115,7 @@ def hub_auth_headers(provider: Provider, token: TokenSet) -> dict[str, str]:
 
 @hookimpl(trylast=True)
 def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
-    raise_for_status(response)
+    raise_for_status(response, info=provider.info)
 
 
 # --- helpers, exported for plugins ---------------------------------------------------
@@ -119,55 +125,167 @@ def bearer(token: TokenSet) -> dict[str, str]:
     return {"Authorization": f"Bearer {token.access_token}"}
 
 
-def raise_for_status(response: UpstreamResponse) -> None:
-    """Map an HTTP failure to the hub's typed errors (the default response check)."""
+def raise_for_status(
+    response: UpstreamResponse,
+    *,
+    provider_code: str | None = None,
+    message: str | None = None,
+    kinds: Mapping[int, ErrorKind] | None = None,
+    info: ProviderInfo | None = None,
+) -> None:
+    """Map an HTTP failure to the hub's typed errors (the default response check).
+
+    The provider's code and message are read from the common error-body shapes unless
+    ``provider_code`` / ``message`` are given (``message`` replaces the whole text).
+    ``kinds`` maps more statuses, or other ones, to an :data:`ErrorKind` (Google: 403 →
+    ``"forbidden"``). With ``info`` declaring rate-limit headers, a 403 or 429 whose
+    remaining budget is 0 is :class:`RateLimited`, its wait read off the reset header.
+    """
     status = response.status
     if status < 400:
         return
+    found_code, detail = _error_fields(response)
+    code = provider_code if provider_code is not None else found_code
     name = response.provider
-    provider_code, detail = _error_fields(response)
+    kind = {**STANDARD_KINDS, **(kinds or {})}.get(status)
+    wait = response.retry_after()
+    spent = _budget_spent(response, info)
+    if spent is not None and status in (403, 429):
+        kind, wait = "rate_limited", wait if wait is not None else spent
+    if kind is None and status >= 500:
+        kind = "transient"
     suffix = f": {detail}" if detail else ""
-    if status == 429:
-        raise RateLimited(f"{name} is rate limiting requests", retry_after=response.retry_after(), provider_code=provider_code)
-    if status >= 500:
-        raise TransientProviderError(f"{name} failed with HTTP {status}{suffix}", provider_code=provider_code)
-    if status == 401:
-        raise ProviderAuthError(f"{name} rejected the credentials{suffix}", provider_code=provider_code)
-    if status == 404:
-        raise ProviderError(f"{name} found no such resource{suffix}", provider_code=provider_code, status=404, code="provider_not_found")
-    if status in (400, 422):
-        raise ProviderError(f"{name} rejected the request{suffix}", provider_code=provider_code, status=400, code="provider_rejected_input")
-    raise ProviderError(f"{name} refused the request with HTTP {status}{suffix}", provider_code=provider_code)
+    text = message or {
+        "rate_limited": f"{name} is rate limiting requests",
+        "transient": f"{name} failed with HTTP {status}{suffix}",
+        "auth": f"{name} rejected the credentials{suffix}",
+        "not_found": f"{name} found no such resource{suffix}",
+        "bad_input": f"{name} rejected the request{suffix}",
+    }.get(kind or "", f"{name} refused the request with HTTP {status}{suffix}")
+    raise provider_error(kind or "error", text, provider_code=code, retry_after=wait)
 
 
-async def token_request(provider: Provider, form: Mapping[str, str]) -> Mapping[str, Any]:
+def provider_error(kind: ErrorKind, message: str, *, provider_code: str | None = None, retry_after: float | None = None) -> ProviderError:
+    """The typed error for a provider's failure of ``kind``, with the status and code the
+    core's table gives it (docs/plugins.md, "Errors"): return it, or raise it."""
+    if kind == "rate_limited":
+        return RateLimited(message, retry_after=retry_after, provider_code=provider_code)
+    if kind == "auth":
+        return ProviderAuthError(message, provider_code=provider_code)
+    if kind == "expired":
+        return TokenExpired(message, provider_code=provider_code)
+    if kind == "grant":
+        return GrantRejected(message, provider_code=provider_code)
+    if kind == "transient":
+        return TransientProviderError(message, provider_code=provider_code)
+    narrowed = {
+        "not_found": (404, "provider_not_found"),
+        "bad_input": (400, "provider_rejected_input"),
+        "forbidden": (403, "provider_forbidden"),
+        "conflict": (409, "provider_conflict"),
+    }.get(kind)
+    if narrowed is None:
+        return ProviderError(message, provider_code=provider_code)
+    return ProviderError(message, provider_code=provider_code, status=narrowed[0], code=narrowed[1])
+
+
+async def token_request(
+    provider: Provider,
+    form: Mapping[str, str],
+    *,
+    accept: str | None = None,
+    client_auth: ClientAuth | None = None,
+    errors_in_body: bool | None = None,
+) -> Mapping[str, Any]:
     """POST to the token endpoint and classify the failure the way the lifecycle needs it.
 
-    A 4xx other than 429 is a refusal (:class:`GrantRejected`); 429, 5xx, no answer and a
-    body that is not a JSON object are transient.
+    A 4xx other than 429 is a refusal (:class:`GrantRejected`), and so is an ``error`` in a
+    200 answer when the provider reports errors that way; 429, 5xx, no answer and a body
+    that is neither a JSON object nor a form-encoded one are transient. The keyword options
+    override the provider's declarations (``ProviderInfo.token_accept``, ``client_auth``,
+    ``token_errors_in_body``).
     """
     if not provider.endpoints.token:
         raise ProviderNotConfigured(f"{provider.name} has no token URL")
-    response = await provider.http.post(
-        provider.endpoints.token, data=dict(form), headers=client_auth_headers(provider), check=False, retry=False
-    )
+    info = provider.info
+    accept = accept if accept is not None else info.token_accept
+    data, headers = _client_auth(provider, form, client_auth)
+    if accept:
+        headers["Accept"] = accept
+    response = await provider.http.post(provider.endpoints.token, data=data, headers=headers, check=False, retry=False)
     status = response.status
     if status == 429 or status >= 500:
         raise_for_status(response)
     if status >= 400:
         code, detail = _error_fields(response)
-        raise GrantRejected(
-            f"{provider.info.title} refused the token request ({code or status}){': ' + detail if detail else ''}",
-            provider_code=code,
-        )
-    body = response.json()
-    if not isinstance(body, Mapping):
-        raise MalformedResponse(f"{provider.info.title} token answer is not a JSON object")
+        raise _refused(provider, code or str(status), detail)
+    body = _token_body(response)
+    if body is None:
+        raise MalformedResponse(f"{info.title} token answer is not a JSON object")
+    in_body = errors_in_body if errors_in_body is not None else info.token_errors_in_body
+    error = body.get("error") if in_body else None
+    if error and not body.get("access_token"):
+        code = str(error)[:100]
+        detail = _str(body.get("error_description"))
+        if code in _TRANSIENT_TOKEN_ERRORS:
+            kind: ErrorKind = "rate_limited" if "rate" in code or code == "slow_down" else "transient"
+            raise provider_error(kind, f"{info.title} could not answer the token request ({code})", provider_code=code, retry_after=response.retry_after())
+        raise _refused(provider, code, detail)
     return body
 
 
-def parse_token_response(provider: Provider, body: Mapping[str, Any], *, now: datetime | None = None) -> TokenSet:
-    """Read an RFC 6749 §5.1 token answer into a :class:`TokenSet`."""
+def _refused(provider: Provider, code: str, detail: str | None) -> GrantRejected:
+    return GrantRejected(f"{provider.info.title} refused the token request ({code}){': ' + detail if detail else ''}", provider_code=code)
+
+
+def _token_body(response: UpstreamResponse) -> Mapping[str, Any] | None:
+    """A token answer as a mapping: JSON, or form-encoded (GitHub's answer without an
+    ``Accept: application/json``)."""
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(response.text, keep_blank_values=True))
+    body = response.json()
+    return body if isinstance(body, Mapping) else None
+
+
+def _client_auth(provider: Provider, form: Mapping[str, str], style: ClientAuth | None) -> tuple[dict[str, str], dict[str, str]]:
+    """The form and headers with the client's credentials in the declared place."""
+    style = style or provider.info.client_auth
+    data = dict(form)
+    if style == "form":
+        if provider.client_id:
+            data.setdefault("client_id", provider.client_id)
+        if provider.client_secret:
+            data.setdefault("client_secret", provider.client_secret)
+        return data, {}
+    return data, client_auth_headers(provider)
+
+
+def _budget_spent(response: UpstreamResponse, info: ProviderInfo | None) -> float | None:
+    """Seconds until the provider's budget resets when its remaining-header says 0 (10 s
+    when it names no reset), else ``None``."""
+    if info is None or not info.rate_limit_remaining_header:
+        return None
+    if response.headers.get(info.rate_limit_remaining_header, "").strip() != "0":
+        return None
+    reset = response.headers.get(info.rate_limit_reset_header or "", "").strip()
+    try:
+        value = float(reset)
+    except ValueError:
+        return 10.0
+    # Epoch seconds (GitHub's x-ratelimit-reset) or a number of seconds (others).
+    return max(0.0, value - time.time()) if value > 1_000_000_000 else max(0.0, value)
+
+
+def parse_token_response(
+    provider: Provider, body: Mapping[str, Any], *, now: datetime | None = None, scope_separator: str | None = None
+) -> TokenSet:
+    """Read an RFC 6749 §5.1 token answer into a :class:`TokenSet`.
+
+    ``scope`` is split on ``scope_separator`` when given, else on commas and whitespace
+    alike; ``raw`` keeps the rest of the answer minus credentials and the provider's
+    declared secret keys.
+    """
     access = body.get("access_token")
     if not isinstance(access, str) or not access:
         raise MalformedResponse(f"{provider.info.title} token answer has no access_token")
@@ -179,7 +297,13 @@ def parse_token_response(provider: Provider, body: Mapping[str, Any], *, now: da
         except (TypeError, ValueError):
             raise MalformedResponse(f"{provider.info.title} token answer has a bad expires_in") from None
     scope = body.get("scope")
-    scopes = tuple(s for s in str(scope).replace(",", " ").split() if s) if scope else ()
+    if not scope:
+        scopes: tuple[str, ...] = ()
+    elif scope_separator:
+        scopes = tuple(s.strip() for s in str(scope).split(scope_separator) if s.strip())
+    else:
+        scopes = tuple(s for s in str(scope).replace(",", " ").split() if s)
+    hidden = SECRET_TOKEN_KEYS | {k.lower() for k in provider.info.secret_keys}
     refresh = body.get("refresh_token")
     return TokenSet(
         access_token=access,
@@ -187,7 +311,7 @@ def parse_token_response(provider: Provider, body: Mapping[str, Any], *, now: da
         expires_at=expires_at,
         scopes=scopes,
         token_type=str(body.get("token_type") or "Bearer"),
-        raw={k: v for k, v in body.items() if k not in SECRET_TOKEN_KEYS},
+        raw={k: v for k, v in body.items() if k.lower() not in hidden},
     )
 
 
@@ -223,5 +347,5 @@ def _with_query(url: str, query: Mapping[str, str]) -> str:
     return f"{url}{'&' if '?' in url else '?'}{urlencode(query)}"
 
 
-__all__ = ["bearer", "client_auth_headers", "parse_token_response", "raise_for_status", "token_request"]
+__all__ = ["ErrorKind", "bearer", "client_auth_headers", "parse_token_response", "provider_error", "raise_for_status", "token_request"]
 

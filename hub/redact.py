@@ -1,9 +1,14 @@
 """Redaction: what may be written to activity rows, server logs and error messages.
 
-Two nets. By key name: any mapping key that names a credential has its value replaced.
-By value: the exact secrets in play for a call (its token, the client secret) and
-strings shaped like well-known credentials are masked wherever they appear, including
-inside longer strings such as URLs or provider error messages.
+Two nets. By key name: a mapping key that names a credential has its value replaced.
+Which names do is decided by a :class:`Redaction` policy: names that mean a credential
+anywhere (``access_token``, ``client_secret``, ``password``...), the OAuth machinery's
+own names (``code``, ``state``, ``key``) in the rows it writes itself, and the keys a
+provider declares secret; a provider may also declare keys that are never secret by name
+alone. By value: the exact secrets in play for a call (its token, the client secret) and
+strings shaped like well-known credentials (the core's JWT and Bearer shapes, and each
+provider's declared ``token_shapes``) are masked wherever they appear, including inside
+longer strings such as URLs or provider error messages.
 """
 
 from __future__ import annotations
@@ -12,25 +17,30 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 MASK = "[REDACTED]"
 
+# Names that mean a credential wherever they appear.
 _SECRET_KEY = re.compile(
     r"(token|secret|password|passwd|authorization|api[_-]?key|apikey|cookie|signature|verifier|"
-    r"credential|private[_-]?key|^code$|^state$|^key$|^client_assertion$)",
+    r"credential|private[_-]?key|^client_assertion$)",
     re.IGNORECASE,
 )
-# Shapes of credentials worth masking even when nobody told us the exact value.
-_SECRET_SHAPES = re.compile(
-    r"(xox[abposre]-[A-Za-z0-9-]{8,}"  # Slack tokens
-    r"|xoxe(?:\.xox[bp])?-\d-[A-Za-z0-9-]{8,}"  # Slack refresh tokens
-    r"|ya29\.[A-Za-z0-9_-]{8,}"  # Google access tokens
-    r"|1//[A-Za-z0-9_-]{16,}"  # Google refresh tokens
-    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"  # JWTs
+# Credentials in the OAuth machinery's own records (the callback's code and state, an API
+# key), and ordinary words in a provider's data (an issue's state, an error code).
+OAUTH_KEYS = frozenset({"code", "state", "key"})
+
+# Shapes of credentials worth masking even when nobody told us the exact value. Providers
+# add their own (ProviderInfo.token_shapes) through declare_shapes.
+_CORE_SHAPES = re.compile(
+    r"(eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"  # JWTs
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/-]{8,}=*"
     r"|oauth_token=\"[^\"]+\")"
 )
+_declared: dict[str, tuple[re.Pattern[str], ...]] = {}
+_shapes: tuple[re.Pattern[str], ...] = (_CORE_SHAPES,)
 
 # Credentials carried in a URL's query string (callback codes and states, API keys).
 _SECRET_PARAMS = re.compile(
@@ -39,17 +49,64 @@ _SECRET_PARAMS = re.compile(
 )
 
 
+def declare_shapes(owner: str, shapes: Iterable[str]) -> None:
+    """Mask strings matching ``shapes`` everywhere in this process from now on: in rows,
+    error messages and server logs alike. Declaring again for ``owner`` replaces its set."""
+    global _shapes
+    _declared[owner] = tuple(re.compile(s) for s in shapes)
+    _shapes = (_CORE_SHAPES, *(p for patterns in _declared.values() for p in patterns))
+
+
 @functools.lru_cache(maxsize=4096)
-def is_secret_key(key: str) -> bool:
+def _credential_name(key: str) -> bool:
     # Cached: payloads repeat the same few keys on every call, and the answer for a key
     # never changes.
     return bool(_SECRET_KEY.search(key))
 
 
-def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """A copy of ``value`` (JSON-like) with credentials masked."""
+@dataclass(frozen=True)
+class Redaction:
+    """Which mapping keys have their values masked.
+
+    ``secret_keys`` and ``safe_keys`` are a provider's declarations (compared
+    case-insensitively), secret winning over safe. ``oauth`` marks the rows the OAuth
+    machinery writes itself: there the OAuth names (:data:`OAUTH_KEYS`) are secret too and
+    no key is safe. A safe key's value is still masked by value and by shape.
+    """
+
+    secret_keys: frozenset[str] = frozenset()
+    safe_keys: frozenset[str] = frozenset()
+    oauth: bool = True
+
+    @classmethod
+    def declared(cls, secret_keys: Iterable[str] = (), safe_keys: Iterable[str] = (), *, oauth: bool = False) -> Redaction:
+        return cls(frozenset(k.lower() for k in secret_keys), frozenset(k.lower() for k in safe_keys), oauth)
+
+    def in_oauth(self) -> Redaction:
+        return self if self.oauth else replace(self, oauth=True)
+
+    def is_secret(self, key: str) -> bool:
+        lower = key.lower()
+        if lower in self.secret_keys:
+            return True
+        if self.oauth:  # the OAuth machinery's own rows: nothing a provider says is safe
+            return lower in OAUTH_KEYS or _credential_name(key)
+        return lower not in self.safe_keys and _credential_name(key)
+
+
+# What a caller that names no policy gets: every name the hub knows as a credential.
+STRICT = Redaction()
+
+
+def is_secret_key(key: str) -> bool:
+    return STRICT.is_secret(key)
+
+
+def redact(value: Any, secrets: Iterable[str] = (), policy: Redaction = STRICT) -> Any:
+    """A copy of ``value`` (JSON-like) with credentials masked; ``policy`` says which keys
+    are secret by name (by default every name the hub knows)."""
     known = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
-    return _walk(value, known)
+    return _walk(value, known, policy)
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
@@ -64,7 +121,7 @@ MAX_DEPTH = 128
 TOO_DEEP = "[NESTED TOO DEEPLY]"
 
 
-def _walk(value: Any, known: list[str]) -> Any:
+def _walk(value: Any, known: list[str], policy: Redaction) -> Any:
     # Iterative: redaction runs after a call has reached the provider, so no value may make
     # it fail (a recursion error here used to lose the call's activity row).
     out: list[Any] = [None]
@@ -82,7 +139,7 @@ def _walk(value: Any, known: list[str]) -> Any:
             parent[slot] = copy
             for k, v in item.items():
                 key = str(k)
-                if is_secret_key(key) and v not in (None, "", False):
+                if policy.is_secret(key) and v not in (None, "", False):
                     copy[key] = MASK
                 else:
                     copy[key] = None
@@ -99,7 +156,9 @@ def _mask_string(text: str, known: list[str]) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     text = _SECRET_PARAMS.sub(lambda m: m.group(1) + MASK, text)
-    return _SECRET_SHAPES.sub(MASK, text)
+    for shape in _shapes:
+        text = shape.sub(MASK, text)
+    return text
 
 
 def capped(value: Any, limit: int) -> Any:

@@ -6,6 +6,7 @@ the database or the web layer, so a plugin importing these pulls in nothing heav
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from .upstream import ProviderHTTP
 
 AuthKind = Literal["oauth2", "token"]
+ClientAuth = Literal["basic", "form"]
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -65,6 +67,33 @@ class ProviderInfo:
     config_fields: tuple[ConfigField, ...] = CLIENT_CREDENTIALS
     description: str = ""
     rate_limits: tuple[RateLimit, ...] = ()
+    # Extra query parameters of the default authorization URL (Google's access_type=offline).
+    authorize_params: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # How the token endpoint is spoken to (read by hub.token_request and so by the core's
+    # default exchange and refresh): the Accept header to send (None: none), how the client
+    # authenticates ("basic" or "form"), and whether a 200 answer may carry {"error": ...}.
+    token_accept: str | None = None
+    client_auth: ClientAuth = "basic"
+    token_errors_in_body: bool = False
+    # What redaction must know: regexes of this provider's credential shapes (masked
+    # anywhere), keys whose values are secret, and keys that are never secret by name alone.
+    token_shapes: tuple[str, ...] = ()
+    secret_keys: tuple[str, ...] = ()
+    safe_keys: tuple[str, ...] = ()
+    # The headers that say how much of the provider's budget is left, and when it resets.
+    rate_limit_remaining_header: str | None = None
+    rate_limit_reset_header: str | None = None
+
+    def __post_init__(self) -> None:
+        # Refused here, where hub_provider runs, so a typo makes the plugin a recorded load
+        # failure instead of breaking redaction later.
+        if self.client_auth not in ("basic", "form"):
+            raise ValueError(f"ProviderInfo.client_auth must be 'basic' or 'form', not {self.client_auth!r}")
+        for shape in self.token_shapes:
+            try:
+                re.compile(shape)
+            except re.error as exc:
+                raise ValueError(f"ProviderInfo.token_shapes: {shape!r} is not a regular expression ({exc})") from None
 
     @property
     def secret_fields(self) -> tuple[str, ...]:

@@ -50,12 +50,8 @@ def hub_provider():
         endpoints=Endpoints(api="https://acme.invalid/calendar/v3", authorize="https://acme.invalid/auth",
                             token="https://acme.invalid/token", userinfo="https://acme.invalid/userinfo"),
         default_scopes=hub_google_calendar.hub_provider().default_scopes,
+        authorize_params=hub_google_calendar.hub_provider().authorize_params,
     )
-
-
-@hookimpl
-def hub_authorization_url(provider, request):
-    return hub_google_calendar.hub_authorization_url(provider, request)
 
 
 async def calendars(ctx):

@@ -8,20 +8,40 @@ from typing import Any
 
 from ..errors import HubError
 from ..infra import metrics
-from ..redact import capped, redact, redact_text
+from ..redact import Redaction, capped, redact, redact_text
 from ..store.models import Integration
 from .rollup import FAILED, SUCCESS
 from .writer import ActivityWriter
 
 
+# The rows the OAuth machinery writes itself: there ``code``, ``state`` and ``key`` name
+# credentials. In an action's row they are the provider's data (an issue's state).
+OAUTH_ROWS = frozenset({"exchange_code", "import_token", "refresh_token", "revoke_token", "account_identity"})
+
+ORDINARY = Redaction.declared()
+
+
 class Recorder:
     """Writes the rows the core asks for. ``secrets`` gives the configured secrets, masked
-    by value in every row on top of the call's own tokens."""
+    by value in every row on top of the call's own tokens; ``redaction`` gives a provider's
+    declared policy for which keys are secret by name."""
 
-    def __init__(self, writer: ActivityWriter, *, max_payload_bytes: int, secrets: Callable[[], Sequence[str]]) -> None:
+    def __init__(
+        self,
+        writer: ActivityWriter,
+        *,
+        max_payload_bytes: int,
+        secrets: Callable[[], Sequence[str]],
+        redaction: Callable[[str], Redaction] | None = None,
+    ) -> None:
         self.writer = writer
         self.limit = max_payload_bytes
         self.secrets = secrets
+        self.redaction = redaction or (lambda provider: ORDINARY)
+
+    def policy(self, provider: str, action: str) -> Redaction:
+        declared = self.redaction(provider)
+        return declared.in_oauth() if action in OAUTH_ROWS else declared
 
     async def record(
         self,
@@ -36,6 +56,7 @@ class Recorder:
         pending_id: int | None = None,
     ) -> None:
         known = (*secrets_, *self.secrets())
+        policy = self.policy(integration.provider, action)
         message = None
         if error is not None:
             message = redact_text(error.message if isinstance(error, HubError) else type(error).__name__, known)
@@ -50,8 +71,8 @@ class Recorder:
             "integration_id": integration.id,
             "action": action,
             "status": FAILED if error is not None else SUCCESS,
-            "request_data": capped(redact(request, known), self.limit),
-            "response_data": capped(redact(response, known), self.limit),
+            "request_data": capped(redact(request, known, policy), self.limit),
+            "response_data": capped(redact(response, known, policy), self.limit),
             "error_message": message,
             "duration_ms": int(elapsed * 1000),
         }
@@ -62,5 +83,6 @@ class Recorder:
 
     async def start_pending(self, integration: Integration, action: str, request: Any, secrets_: tuple[str, ...]) -> int:
         """A PENDING row for a long call, written now and completed by :meth:`record`."""
-        row = {"integration_id": integration.id, "action": action, "request_data": capped(redact(request, secrets_), self.limit), "duration_ms": 0}
+        cleaned = redact(request, (*secrets_, *self.secrets()), self.policy(integration.provider, action))
+        row = {"integration_id": integration.id, "action": action, "request_data": capped(cleaned, self.limit), "duration_ms": 0}
         return await self.writer.start_pending(row)

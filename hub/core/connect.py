@@ -144,6 +144,7 @@ class Connector:
             if existing is not None:
                 await self.recorder.record(existing, "exchange_code", started, error=exc)
             log.warning("code exchange with %s failed: %s", provider, redact_text(exc.message, [code]))
+            with_provider_code(exc)
             return CallbackOutcome(provider, title, False, f"{title} did not accept the authorization: {exc.message}", state.return_url, exc)
         row, account = await self.grant(rt, state.user_id, token, started, "exchange_code", reason="connected through the authorization flow")
         return CallbackOutcome(provider, title, True, f"{title} is connected{' as ' + account if account else ''}.", state.return_url, None, row)
@@ -258,6 +259,14 @@ def same_account(meta: Mapping[str, Any], account: AccountInfo) -> bool:
     """Whether stored metadata names the account ``account`` is (the same id in the same
     team: a bot user id can repeat across workspaces)."""
     return (meta.get("accountId"), meta.get("teamId")) == (account.id, account.team_id)
+
+
+def with_provider_code(exc: HubError) -> None:
+    """Give a failed exchange's answer the provider's own code in ``details.providerError``,
+    as every other provider failure has it (the callback answers ``details`` as they are)."""
+    code = getattr(exc, "provider_code", None)
+    if code and not (isinstance(exc.details, dict) and "providerError" in exc.details):
+        exc.details = {**(exc.details if isinstance(exc.details, dict) else {}), "providerError": code}
 
 
 def token_rejected(rt: ProviderRuntime, exc: ProviderAuthError) -> BadRequest:

@@ -61,7 +61,9 @@ class Hub:
         self.providers = Providers(config, registry, self.upstream)
         act = config.activity
         self.activity = ActivityWriter(self.sessions, flush_interval=act.flush_interval_ms / 1000, batch_size=act.batch_size, buffer_limit=act.buffer_limit)
-        self.recorder = Recorder(self.activity, max_payload_bytes=act.max_payload_bytes, secrets=self.providers.secret_values)
+        self.recorder = Recorder(
+            self.activity, max_payload_bytes=act.max_payload_bytes, secrets=self.providers.secret_values, redaction=self.providers.redaction
+        )
         self.store = IntegrationStore(self.sessions, self.reader, self.keyring)
         self.states = StateStore(
             self.sessions, self.keyring, ttl_seconds=config.security.state_ttl_seconds, max_per_user=config.security.max_pending_states

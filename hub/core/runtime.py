@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import NotFound, ProviderNotConfigured
 from ..infra.config import ConfigError, HubConfig, ProviderConfig
 from ..ratelimit import RateLimit
+from ..redact import Redaction, declare_shapes
 from ..registry import ProviderPlugin, Registry
 from ..types import Endpoints, Provider
 from ..upstream import Upstream
@@ -54,6 +55,10 @@ class Providers(Mapping[str, ProviderRuntime]):
                 self._runtimes[name] = _runtime(registry, upstream, plugin, section, unconfigured.get(name, []))
         out = [str(rt.provider.settings.get(k) or "") for rt in self._runtimes.values() for k in rt.info.secret_fields]
         self._secret_values = [s for s in out if s]
+        self._redaction: dict[str, Redaction] = {}
+        for name, rt in self._runtimes.items():
+            declare_shapes(name, rt.info.token_shapes)
+            self._redaction[name] = Redaction.declared(rt.info.secret_keys, rt.info.safe_keys)
 
     def __getitem__(self, name: str) -> ProviderRuntime:
         return self._runtimes[name]
@@ -83,6 +88,13 @@ class Providers(Mapping[str, ProviderRuntime]):
     def secret_values(self) -> list[str]:
         """Configured secrets, masked by value wherever they might surface."""
         return self._secret_values
+
+    def redaction(self, name: str) -> Redaction:
+        """The keys ``name`` declares secret or safe (none for a provider no longer enabled)."""
+        return self._redaction.get(name) or _UNDECLARED
+
+
+_UNDECLARED = Redaction.declared()
 
 
 def _runtime(registry: Registry, upstream: Upstream, plugin: ProviderPlugin, section: ProviderConfig, problems: list[str]) -> ProviderRuntime:

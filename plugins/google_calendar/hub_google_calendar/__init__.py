@@ -15,20 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import time, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import hub
 from hub import (
     Action,
-    AuthorizationRequest,
     CallContext,
     Endpoints,
     MalformedResponse,
     Provider,
-    ProviderAuthError,
     ProviderError,
     ProviderInfo,
-    RateLimited,
     Sandbox,
     UpstreamResponse,
     hookimpl,
@@ -59,7 +55,24 @@ INFO = ProviderInfo(
     ),
     scope_separator=" ",
     pkce=True,
+    authorize_params={
+        "access_type": "offline",  # ask for a refresh token
+        "prompt": "consent",  # and get one again when the user reconnects
+        "include_granted_scopes": "true",
+    },
+    token_shapes=(
+        r"ya29\.[A-Za-z0-9_-]{8,}",  # access tokens
+        r"1//[A-Za-z0-9_-]{16,}",  # refresh tokens
+    ),
+    # Page cursors, not credentials: worth seeing in the activity log.
+    safe_keys=("pageToken", "nextPageToken"),
 )
+
+# Google's reason when the answer has none of its own, by status.
+DEFAULT_REASONS = {401: "authError", 429: "rateLimitExceeded", 404: "notFound", 410: "notFound", 403: "forbidden",
+                   409: "conflict", 400: "badRequest", 422: "badRequest"}
+# Statuses Google uses beyond the standard mapping: 410 "deleted" is gone already, a 404 to the caller.
+KINDS: dict[int, hub.ErrorKind] = {403: "forbidden", 409: "conflict", 410: "not_found"}
 
 RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 
@@ -89,45 +102,19 @@ def hub_actions() -> list[Action]:
 
 
 @hookimpl
-def hub_authorization_url(provider: Provider, request: AuthorizationRequest) -> str:
-    query = {
-        "response_type": "code",
-        "client_id": provider.client_id or "",
-        "redirect_uri": request.redirect_uri,
-        "scope": " ".join(request.scopes),
-        "state": request.state,
-        "access_type": "offline",  # ask for a refresh token
-        "prompt": "consent",  # and get one again when the user reconnects
-        "include_granted_scopes": "true",
-    }
-    if request.code_challenge:
-        query["code_challenge"] = request.code_challenge
-        query["code_challenge_method"] = request.code_challenge_method or "S256"
-    return f"{provider.endpoints.authorize}?{urlencode(query)}"
-
-
-@hookimpl
 def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
     status = response.status
     if status < 400:
         return
     reason, message = _google_error(response)
     text = f"Google Calendar: {message}" if message else f"Google Calendar answered HTTP {status}"
-    if status == 401:
-        raise ProviderAuthError(text, provider_code=reason or "authError")
-    if status == 429 or (status == 403 and reason in RATE_REASONS):
-        raise RateLimited(text, retry_after=response.retry_after(), provider_code=reason or "rateLimitExceeded")
+    if status == 403 and reason in RATE_REASONS:
+        raise hub.provider_error("rate_limited", text, provider_code=reason, retry_after=response.retry_after())
     if status == 410 and reason == "fullSyncRequired":
         raise SyncTokenGone(text, provider_code=reason)
-    if status == 410 or status == 404:  # 410 "deleted": gone already, which is a 404 to the caller
-        raise ProviderError(text, provider_code=reason or "notFound", status=404, code="provider_not_found")
-    if status == 403:
-        raise ProviderError(text, provider_code=reason or "forbidden", status=403, code="provider_forbidden")
-    if status == 409:
-        raise ProviderError(text, provider_code=reason or "conflict", status=409, code="provider_conflict")
-    if status in (400, 422):
-        raise ProviderError(text, provider_code=reason or "badRequest", status=400, code="provider_rejected_input")
-    hub.raise_for_status(response)
+    if status in DEFAULT_REASONS:
+        hub.raise_for_status(response, provider_code=reason or DEFAULT_REASONS[status], message=text, kinds=KINDS)
+    hub.raise_for_status(response)  # 5xx and the rest: the hub's own wording
 
 
 @hookimpl

@@ -1,9 +1,10 @@
 """Slack provider for the integration hub.
 
-Slack speaks OAuth v2 with two quirks the core's defaults do not cover: every answer,
-errors included, is HTTP 200 with ``{"ok": false, "error": "<code>"}``, and its token
-endpoint (``oauth.v2.access``) serves both the code exchange and, for apps with token
-rotation, the refresh grant. Everything else is the hub's standard machinery.
+Slack speaks OAuth v2 with two quirks: every answer, errors included, is HTTP 200 with
+``{"ok": false, "error": "<code>"}`` (declared, so ``hub.token_request`` reads the token
+endpoint's errors that way), and its token endpoint (``oauth.v2.access``) serves both the
+code exchange and, for apps with token rotation, the refresh grant. Everything else is the
+hub's standard machinery.
 """
 
 from __future__ import annotations
@@ -22,12 +23,9 @@ from hub import (
     GrantRejected,
     MalformedResponse,
     Provider,
-    ProviderAuthError,
     ProviderError,
     ProviderInfo,
-    RateLimited,
     Sandbox,
-    TokenExpired,
     TokenSet,
     UpstreamResponse,
     hookimpl,
@@ -48,6 +46,11 @@ INFO = ProviderInfo(
     default_scopes=("channels:read", "chat:write", "users:read"),
     scope_separator=",",
     pkce=False,  # not part of Slack's flow for web apps
+    token_errors_in_body=True,
+    token_shapes=(
+        r"xox[abposre]-[A-Za-z0-9-]{8,}",  # access tokens
+        r"xoxe(?:\.xox[bp])?-\d-[A-Za-z0-9-]{8,}",  # refresh tokens
+    ),
     config_fields=(
         *hub.CLIENT_CREDENTIALS,
         ConfigField("user_scopes", "user-token scopes to ask for as well (user_scope)", required=False, default=()),
@@ -178,23 +181,15 @@ async def get_user(ctx: CallContext) -> dict[str, Any]:
 
 
 async def _token_call(provider: Provider, form: dict[str, str]) -> Mapping[str, Any]:
-    response = await provider.http.post(
-        provider.endpoints.token or "oauth.v2.access",
-        data=form,
-        headers=hub.client_auth_headers(provider),
-        check=False,
-        retry=False,
-    )
-    hub.raise_for_status(response)  # 429 / 5xx: transient, the lifecycle leaves the state alone
-    body = _body(response)
-    if body.get("ok"):
-        return body
-    code = str(body.get("error") or "unknown_error")
+    try:
+        return await hub.token_request(provider, form)
+    except GrantRejected as exc:
+        code = exc.provider_code or "unknown_error"
     if code in GRANT_ERRORS:
         raise GrantRejected(f"Slack refused the grant: {code}", provider_code=code)
     if code in ("invalid_client_id", "bad_client_secret"):
         raise ProviderError(f"Slack rejected this hub's client credentials ({code}): check providers.slack in the config", provider_code=code)
-    raise slack_error(body, response)
+    raise slack_error({"error": code}, None)
 
 
 def _token_set(provider: Provider, body: Mapping[str, Any]) -> TokenSet:
@@ -225,18 +220,19 @@ def _body(response: UpstreamResponse) -> Mapping[str, Any]:
     return body
 
 
-def slack_error(body: Mapping[str, Any], response: UpstreamResponse) -> ProviderError:
+def slack_error(body: Mapping[str, Any], response: UpstreamResponse | None) -> ProviderError:
     code = str(body.get("error") or "unknown_error")
     if code == "ratelimited":
-        return RateLimited("Slack is rate limiting requests", retry_after=response.retry_after(), provider_code=code)
+        return hub.provider_error("rate_limited", "Slack is rate limiting requests", provider_code=code,
+                                  retry_after=response.retry_after() if response else None)
     if code == "token_expired":
-        return TokenExpired("the Slack token has expired", provider_code=code)
+        return hub.provider_error("expired", "the Slack token has expired", provider_code=code)
     if code in AUTH_ERRORS:
-        return ProviderAuthError(f"Slack rejected the token: {code}", provider_code=code)
+        return hub.provider_error("auth", f"Slack rejected the token: {code}", provider_code=code)
     if code in NOT_FOUND:
-        return ProviderError(f"Slack: {code.replace('_', ' ')}", provider_code=code, status=404, code="provider_not_found")
+        return hub.provider_error("not_found", f"Slack: {code.replace('_', ' ')}", provider_code=code)
     if code in BAD_INPUT:
-        return ProviderError(f"Slack rejected the request: {code}", provider_code=code, status=400, code="provider_rejected_input")
+        return hub.provider_error("bad_input", f"Slack rejected the request: {code}", provider_code=code)
     if code == "missing_scope":
         needed = body.get("needed")
         # The grant, not Slack, is what falls short: the user must reconnect with more scopes.
@@ -246,4 +242,4 @@ def slack_error(body: Mapping[str, Any], response: UpstreamResponse) -> Provider
             status=403,
             code="missing_scope",
         )
-    return ProviderError(f"Slack answered with an error: {code}", provider_code=code)
+    return hub.provider_error("error", f"Slack answered with an error: {code}", provider_code=code)

@@ -30,11 +30,9 @@ from hub import (
     GrantRejected,
     MalformedResponse,
     Provider,
-    ProviderAuthError,
     ProviderError,
     ProviderInfo,
     RateLimit,
-    RateLimited,
     Sandbox,
     TokenSet,
     UpstreamResponse,
@@ -169,18 +167,17 @@ def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
         interval_ms = response.headers.get("x-rate-limit-api-token-interval-ms") or response.headers.get("x-rate-limit-api-key-interval-ms")
         wait = math.ceil(int(interval_ms) / 1000) if interval_ms and interval_ms.isdigit() else 10
         code = _json_error(response) or "API_TOKEN_LIMIT_EXCEEDED"
-        raise RateLimited("Trello is rate limiting requests", retry_after=wait, provider_code=code)
+        raise hub.provider_error("rate_limited", "Trello is rate limiting requests", retry_after=wait, provider_code=code)
+    # Trello's errors are often plain text: the text is its code.
     message = text[:300] if text and "<" not in text else f"HTTP {status}"
     if status == 401:
         if "invalid key" in text:
             raise ProviderError("Trello rejected this hub's API key: check providers.trello.api_key", provider_code="invalid key")
         if "permission" in text:
             raise ProviderError(f"Trello: {message} (the token lacks the scope: reconnect with the needed scopes)", provider_code=message)
-        raise ProviderAuthError(f"Trello rejected the token: {message}", provider_code=message)
-    if status == 404:
-        raise ProviderError(f"Trello: {message}", provider_code=message, status=404, code="provider_not_found")
-    if status in (400, 422):
-        raise ProviderError(f"Trello: {message}", provider_code=message, status=400, code="provider_rejected_input")
+        raise hub.provider_error("auth", f"Trello rejected the token: {message}", provider_code=message)
+    if status in (404, 400, 422):
+        hub.raise_for_status(response, provider_code=message, message=f"Trello: {message}")
     hub.raise_for_status(response)
 
 
