@@ -92,7 +92,7 @@ async def run(args: argparse.Namespace, db_url: str, upstream: B.Upstream) -> li
     from hub.types import CallContext
     from hub.web import responses
     from hub.web import inputs as webinputs
-    from hub import metrics
+    from hub.infra import metrics
     from hub.infra.secrets import Secrets
     from hub.registry import Registry
 

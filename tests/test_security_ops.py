@@ -22,7 +22,7 @@ from procs import HubProcess, free_port, write_config
 from support import Rows, auth, build_hub, slack_section
 
 from conftest import serve_hub
-from hub import logs as hub_logs
+from hub.infra import serverlog as hub_logs
 from hub.activity import stats as stats_of
 from hub.infra.secrets import resolve_secrets
 from hub.infra.config import config_from_dict
