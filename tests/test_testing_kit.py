@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,3 +176,31 @@ async def test_the_fake_verifies_pkce(make_hub: Any) -> None:
 
     assert (await exchange(verifier + "x")).status == 400
     assert (await exchange(verifier)).status == 200
+
+
+def doc_section() -> str:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text()
+    return text.split("## Testing a provider with hub.testing", 1)[1].split("\n## ", 1)[0]
+
+
+def test_every_public_name_of_the_kit_is_documented() -> None:
+    import hub.testing
+    from hub.testing.pytest_plugin import hub_database_url, hub_jwt, hub_postgres_url, make_hub
+
+    section = doc_section()
+    names = [*hub.testing.__all__, *(f.__name__ for f in (make_hub, hub_jwt, hub_database_url, hub_postgres_url))]
+    names += [n for n in vars(FakeProvider) if not n.startswith("_")]
+    for name in names:
+        assert re.search(rf"`[^`]*\b{name}\b", section), f"docs/plugins.md does not describe hub.testing's {name}"
+
+
+def test_the_documented_example_passes_as_a_package_test_file(tmp_path: Path) -> None:
+    example = doc_section().split("<!-- example: hub.testing -->\n```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "test_acme.py").write_text(example)
+    # A fresh pytest in a folder of its own: only the entry-point fixtures are there to help.
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
