@@ -13,12 +13,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.infra.config import HubConfig, config_from_dict
 from hub.infra.crypto import generate_key
 from hub.store.engine import create_engine, upgrade
+from hub.testing.pytest_plugin import admin_sql
 from hub.web import create_app
 from hub_slack.fake import FakeSlack, start_fake_slack
 from hub_trello.fake import FakeTrello, start_fake_trello
@@ -44,18 +43,7 @@ def _pg_url() -> Iterator[str | None]:
     base = make_url(PG_URL)
     private = base.set(database=f"{base.database}_run{os.getpid()}")
 
-    async def admin(sql: str) -> bool:
-        engine = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text(sql))
-            return True
-        except DBAPIError:
-            return False
-        finally:
-            await engine.dispose()
-
-    created = asyncio.run(admin(f'CREATE DATABASE "{private.database}"'))
+    created = asyncio.run(admin_sql(PG_URL, f'CREATE DATABASE "{private.database}"'))
     url = private.render_as_string(hide_password=False) if created else PG_URL
 
     async def reset() -> None:
@@ -68,7 +56,7 @@ def _pg_url() -> Iterator[str | None]:
     asyncio.run(reset())
     yield url
     if created:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{private.database}" WITH (FORCE)'))
+        asyncio.run(admin_sql(PG_URL, f'DROP DATABASE IF EXISTS "{private.database}" WITH (FORCE)'))
 
 
 @pytest.fixture

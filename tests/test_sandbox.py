@@ -104,22 +104,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+
+async def read_until_login(proc: asyncio.subprocess.Process) -> bytes:
+    """The sandbox's output up to its banner's last line (or its end, if it exits first)."""
+    out = b""
+    while b"Press Ctrl-C" not in out:
+        line = await proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            break
+        out += line
+    return out
+
 async def test_sandbox_command_prints_a_working_dev_login_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
     (tmp_path / "hub.yaml").write_text(f"server: {{port: {port}}}\ndatabase: {{url: 'sqlite+aiosqlite:///{tmp_path}/data/hub.db'}}\n")
     env = {**os.environ, "HUB_CONFIG": str(tmp_path / "hub.yaml")}
     proc = await asyncio.create_subprocess_exec(str(HUB), "sandbox", cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        out = b""
-        async def read_until_login() -> bytes:
-            nonlocal out
-            while b"Press Ctrl-C" not in out:
-                line = await proc.stdout.readline()
-                if not line:
-                    break
-                out += line
-            return out
-        await asyncio.wait_for(read_until_login(), 30)
+        out = await asyncio.wait_for(read_until_login(proc), 30)
         text = out.decode()
         assert "slack" in text and "fake at http://127.0.0.1:" in text
         url = re.search(r"(http://\S+)/#token=(\S+)", text)
@@ -266,17 +268,7 @@ class _SandboxCommand:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out = b""
-
-            async def read_until_login() -> None:
-                nonlocal out
-                while b"Press Ctrl-C" not in out:
-                    line = await proc.stdout.readline()
-                    if not line:
-                        break
-                    out += line
-
-            await asyncio.wait_for(read_until_login(), 30)
+            out = await asyncio.wait_for(read_until_login(proc), 30)
             text = out.decode()
             login = re.search(r"(http://\S+)/#token=(\S+)", text)
             assert login, text + (await proc.stderr.read()).decode()

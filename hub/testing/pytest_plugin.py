@@ -43,13 +43,15 @@ def hub_postgres_url() -> Iterator[str | None]:
 
     base = make_url(configured)
     private = base.set(database=f"{base.database}_kit{os.getpid()}")
-    created = asyncio.run(_admin(configured, f'CREATE DATABASE "{private.database}"'))
+    created = asyncio.run(admin_sql(configured, f'CREATE DATABASE "{private.database}"'))
     yield private.render_as_string(hide_password=False) if created else configured
     if created:
-        asyncio.run(_admin(configured, f'DROP DATABASE IF EXISTS "{private.database}" WITH (FORCE)'))
+        asyncio.run(admin_sql(configured, f'DROP DATABASE IF EXISTS "{private.database}" WITH (FORCE)'))
 
 
-async def _admin(url: str, sql: str) -> bool:
+async def admin_sql(url: str, sql: str) -> bool:
+    """Run one statement outside a transaction (CREATE / DROP DATABASE); False when the
+    server refuses it, e.g. a role that may not create databases."""
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.ext.asyncio import create_async_engine
