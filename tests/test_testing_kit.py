@@ -74,6 +74,11 @@ STYLES = {
         {"answers": "form", "client_auth": "form", "errors_in_body": True},
         {"client_auth": "form", "token_errors_in_body": True},
     ),
+    # GitHub's manners: form answers unless JSON is asked for, errors in a 200, commas between scopes.
+    "accept-driven-comma-scopes": (
+        {"answers": "accept", "errors_in_body": True, "scope_separator": ","},
+        {"token_accept": "application/json", "token_errors_in_body": True, "scope_separator": ","},
+    ),
 }
 
 

@@ -8,7 +8,8 @@ import binascii
 import html
 import json
 import secrets
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -27,6 +28,7 @@ class FakeCall:
     query: dict[str, str]
     form: dict[str, str]
     json: Any = None
+    at: float = 0.0  # time.monotonic() when the request arrived
 
 
 @dataclass
@@ -40,6 +42,8 @@ class FakeToken:
     expires_at: float | None = None
     revoked: bool = False
     spent: bool = False  # a rotated refresh token
+    grant: str = ""  # the authorization it belongs to: revoking a refresh token ends them all
+    extra: dict[str, Any] = field(default_factory=dict)  # whatever a subclass wants to keep with it
 
     def usable(self, now: float) -> bool:
         return not (self.revoked or self.spent or (self.expires_at is not None and now >= self.expires_at))
@@ -54,7 +58,7 @@ class Grant:
     challenge: str | None
     issued_at: float
     used: bool = False
-    tokens: list[FakeToken] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # what a subclass read from the consent form
 
 
 def new_secret(prefix: str) -> str:
@@ -90,13 +94,30 @@ async def record(request: web.Request) -> FakeCall:
                 body = json.loads(await request.text())
             except ValueError:
                 body = None
-    return FakeCall(request.method, request.path, dict(request.headers), dict(request.query), form, body)
+    return FakeCall(request.method, request.path, dict(request.headers), dict(request.query), form, body, time.monotonic())
 
 
-def consent_page(title: str, params: dict[str, str], action: str) -> web.Response:
+def state_of(codes: dict[str, Grant], tokens: dict[str, FakeToken], issued: list[str]) -> dict[str, Any]:
+    """What a fake issued, as JSON-serialisable data (the sandbox keeps it across restarts)."""
+    return {
+        "codes": {code: asdict(grant) for code, grant in codes.items()},
+        "tokens": {value: asdict(token) for value, token in tokens.items()},
+        "issued": list(issued),
+    }
+
+
+def load_state(state: dict[str, Any]) -> tuple[dict[str, Grant], dict[str, FakeToken], list[str]]:
+    codes = {code: Grant(**grant) for code, grant in state.get("codes", {}).items()}
+    tokens = {value: FakeToken(**token) for value, token in state.get("tokens", {}).items()}
+    return codes, tokens, list(state.get("issued", []))
+
+
+def consent_page(
+    title: str, params: dict[str, str], action: str, *, fields: tuple[str, ...] = CONSENT_FIELDS, separator: str = " ",
+) -> web.Response:
     e = html.escape
-    hidden = "".join(f'<input type="hidden" name="{name}" value="{e(params.get(name, ""))}">' for name in CONSENT_FIELDS)
-    scopes = "".join(f"<li><code>{e(s)}</code></li>" for s in params.get("scope", "").split() if s) or "<li><em>none</em></li>"
+    hidden = "".join(f'<input type="hidden" name="{name}" value="{e(params[name])}">' for name in fields if name in params)
+    scopes = "".join(f"<li><code>{e(s)}</code></li>" for s in split_scopes(params.get("scope", ""), separator)) or "<li><em>none</em></li>"
     page = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Authorize | {e(title)}</title></head>'
         f'<body><main><h1>App <code id="client-id">{e(params.get("client_id", ""))}</code> asks for access to {e(title)}</h1>'
@@ -106,6 +127,10 @@ def consent_page(title: str, params: dict[str, str], action: str) -> web.Respons
         "</form></main></body></html>"
     )
     return web.Response(text=page, content_type="text/html")
+
+
+def split_scopes(raw: str, separator: str = " ") -> list[str]:
+    return [s.strip() for s in raw.split(separator.strip() or None) if s.strip()]
 
 
 def error_page(problem: str) -> web.Response:
