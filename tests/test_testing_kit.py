@@ -194,7 +194,7 @@ def test_every_public_name_of_the_kit_is_documented() -> None:
 
     section = doc_section()
     names = [*hub.testing.__all__, *(f.__name__ for f in (make_hub, hub_jwt, hub_database_url, hub_postgres_url))]
-    names += [n for n in vars(FakeProvider) if not n.startswith("_")]
+    names += [n for n in dir(FakeProvider) if not n.startswith("_")]
     for name in names:
         assert re.search(rf"`[^`]*\b{name}\b", section), f"docs/plugins.md does not describe hub.testing's {name}"
 

@@ -5,12 +5,21 @@ not share memory with. They are neither recorded nor subject to the switches the
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from .fake import FakeProvider
+
+class FakeProvider(Protocol):
+    """What the control routes use of :class:`hub.testing.FakeProvider` (named here, not
+    imported, so the two modules do not import each other)."""
+
+    calls: list[Any]
+
+    def fail_next(self, status: int, body: Any = None, *, path: str | None = None, count: int = 1) -> None: ...
+    def rate_limit_next(self, count: int = 1, retry_after: int = 1, *, path: str | None = None) -> None: ...
+    def expire_tokens(self) -> None: ...
+    def revoke_all(self) -> None: ...
 
 # Each switch: the fields its JSON body may carry, with their types.
 _SWITCHES: dict[str, dict[str, type | tuple[type, ...]]] = {
