@@ -29,7 +29,7 @@ import pluggy
 from urllib.parse import unquote
 
 from . import hookspecs, oauth
-from .errors import BadRequest, HubError
+from .errors import HubError, ValidationFailed
 from .validation import unbounded_arrays
 from .types import HTTP_METHODS, Action, ProviderInfo
 from .upstream import segment_problem
@@ -311,7 +311,7 @@ def _check_params(params: Mapping[str, str]) -> None:
     for name, value in params.items():
         problem = segment_problem(value)
         if problem is not None:
-            raise BadRequest(f"{name}: {problem}", details={"field": name})
+            raise ValidationFailed(f"{name}: {problem}", details={"field": name})
 
 
 def _shape(path: str) -> str:

@@ -28,6 +28,7 @@ from .errors import (
     ProviderTimeout,
     RateLimited,
     TransientProviderError,
+    ValidationFailed,
 )
 from .ratelimit import RateLimit, SlidingWindow
 
@@ -58,7 +59,7 @@ def path_segment(name: str, value: Any) -> str:
     text = str(value)
     problem = segment_problem(text)
     if problem is not None:
-        raise BadRequest(f"{name}: {problem} (it is used as a segment of the provider's URL path)", details={"field": name})
+        raise ValidationFailed(f"{name}: {problem} (it is used as a segment of the provider's URL path)", details={"field": name})
     return quote(text, safe="")
 
 

@@ -17,6 +17,7 @@ instead of every pair. The plugin loader refuses action schemas whose arrays hav
 from __future__ import annotations
 
 import itertools
+from datetime import date
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -47,12 +48,61 @@ _ARRAY_KEYWORDS = frozenset({"items", "prefixItems", "contains", "uniqueItems", 
                              "unevaluatedItems", "minContains", "maxContains"})
 
 
+# Formats a provider would refuse are refused here, with the field named. jsonschema checks
+# "date-time" only when an optional package happens to be installed, so the formats input
+# most often gets wrong are checked by our own rules, the same on every installation.
+FORMATS = FormatChecker()
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIME = re.compile(r"(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
+
+
+@FORMATS.checks("date")
+def _is_date(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _DATE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+@FORMATS.checks("time")
+def _is_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    match = _TIME.fullmatch(value)
+    if not match:
+        return False
+    hours, minutes, seconds = (int(match.group(i)) for i in (1, 2, 3))
+    offset = match.group(5)
+    offset_ok = offset in ("Z", "z") or (int(offset[1:3]) < 24 and int(offset[4:6]) < 60)
+    return hours < 24 and minutes < 60 and seconds < 60 and offset_ok
+
+
+@FORMATS.checks("date-time")
+def _is_date_time(value: object) -> bool:
+    """RFC 3339: a full date, ``T`` (or ``t``, or a space), a full time with its offset."""
+    if not isinstance(value, str) or len(value) < 11:
+        return not isinstance(value, str)
+    day, sep, rest = value[:10], value[10], value[11:]
+    return sep in "Tt " and _is_date(day) and _is_time(rest)
+
+
+@FORMATS.checks("email")
+def _is_email(value: object) -> bool:
+    return not isinstance(value, str) or (len(value) <= 254 and bool(_EMAIL.fullmatch(value)))
+
+
 class InputValidator:
     def __init__(self, action: Action) -> None:
         Draft202012Validator.check_schema(action.input_schema)
         self.action = action
         self.schema = action.input_schema
-        self._validator = _BoundedValidator(action.input_schema, format_checker=FormatChecker())
+        self._validator = _BoundedValidator(action.input_schema, format_checker=FORMATS)
 
     def validate(self, data: Mapping[str, Any]) -> dict[str, Any]:
         value = dict(data)
@@ -363,7 +413,39 @@ def _describe(err: SchemaError) -> list[dict[str, str]]:
     if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
         names = itertools.islice(_unknown(err.instance, err.schema), MAX_PROBLEMS)
         return [{"field": at(str(name)), "problem": "is not a known field"} for name in names]
+    if err.validator in ("anyOf", "oneOf") and isinstance(err.validator_value, list):
+        return [{"field": base or "(input)", "problem": _alternatives(err)}]
     problem = err.message
     if len(problem) > 200:
         problem = problem[:200] + "..."
     return [{"field": base or "(input)", "problem": problem}]
+
+
+def _alternatives(err: SchemaError) -> str:
+    """What would make an ``anyOf``/``oneOf`` valid, in the schema's own terms: the fields
+    each branch requires, or its type, title or description."""
+    hints = [_branch_hint(branch) for branch in err.validator_value]
+    known = [h for h in hints if h]
+    several = err.validator == "oneOf" and "is valid under each of" in err.message
+    if len(known) == len(hints) and all(isinstance(b, Mapping) and set(b) == {"required"} for b in err.validator_value):
+        if several:
+            return "give exactly one of: " + ", ".join(known)
+        return ("give " if err.validator == "oneOf" else "give at least ") + "one of: " + ", ".join(known)
+    if several:
+        return "matches more than one of the allowed forms; it must match exactly one" + (f" ({'; '.join(known)})" if known else "")
+    return "matches none of the allowed forms" + (f": {'; or '.join(known)}" if known else "")
+
+
+def _branch_hint(branch: Any) -> str:
+    if not isinstance(branch, Mapping):
+        return ""
+    if branch.get("required"):
+        return " and ".join(str(name) for name in branch["required"])
+    for key in ("title", "description"):
+        if isinstance(branch.get(key), str):
+            return branch[key][:80]
+    if "const" in branch:
+        return repr(branch["const"])
+    if isinstance(branch.get("type"), str):
+        return f"a {branch['type']}"
+    return ""

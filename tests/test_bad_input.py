@@ -51,12 +51,11 @@ async def start_connect(client: Any, headers: dict[str, str], decision: str = "a
 
 
 def error_fields(details: Any) -> list[str]:
-    """The field names an error's details point at (a dict for one, a list for many)."""
-    if isinstance(details, dict):
-        return [details["field"]] if "field" in details else []
-    if isinstance(details, list):
-        return [d["field"] for d in details if isinstance(d, dict) and "field" in d]
-    return []
+    """The field names an error's details point at: ``field`` and every problem's field."""
+    if not isinstance(details, dict):
+        return []
+    named = [details["field"]] if "field" in details else []
+    return named + [p["field"] for p in details.get("problems", []) if p["field"] not in named]
 
 
 async def read_error(resp: Any, status: int) -> dict[str, Any]:
@@ -170,44 +169,44 @@ CASES: dict[str, Case] = {
                                           field="verbose", params={"verbose": "1"}),
     "post-input-in-query": Case("POST", f"{SLACK}/message", 400, "bad_request", ("JSON body",),
                                 params={"channel": "general"}, json={"channel": "general", "text": "x"}),
-    "path-and-input-disagree": Case("GET", f"{SLACK}/users/U0000000001", 400, "bad_request", ("user_id", "path"),
+    "path-and-input-disagree": Case("GET", f"{SLACK}/users/U0000000001", 400, "validation_error", ("user_id", "path"),
                                     field="user_id", params={"user_id": "U0000000002"}),
     # --- core routes' own inputs
-    "status-bad-value": Case("PATCH", f"{SLACK}/status", 400, "bad_request", ("ACTIVE", "INACTIVE"), field="status",
+    "status-bad-value": Case("PATCH", f"{SLACK}/status", 400, "validation_error", ("ACTIVE", "INACTIVE"), field="status",
                              json={"status": "PAUSED"}),
-    "status-lowercase": Case("PATCH", f"{SLACK}/status", 400, "bad_request", ("ACTIVE",), field="status",
+    "status-lowercase": Case("PATCH", f"{SLACK}/status", 400, "validation_error", ("ACTIVE",), field="status",
                              json={"status": "inactive"}),
-    "status-missing": Case("PATCH", f"{SLACK}/status", 400, "bad_request", ("status",), field="status", json={}),
-    "status-extra-field": Case("PATCH", f"{SLACK}/status", 400, "bad_request", ("status",),
+    "status-missing": Case("PATCH", f"{SLACK}/status", 400, "validation_error", ("status",), field="status", json={}),
+    "status-extra-field": Case("PATCH", f"{SLACK}/status", 400, "validation_error", ("until", "status"), field="until",
                                json={"status": "INACTIVE", "until": "tomorrow"}),
-    "status-reason-too-long": Case("PATCH", f"{SLACK}/status", 400, "bad_request", ("reason",), field="reason",
+    "status-reason-too-long": Case("PATCH", f"{SLACK}/status", 400, "validation_error", ("reason",), field="reason",
                                    json={"status": "INACTIVE", "reason": "r" * 201}),
-    "tokens-empty": Case("POST", f"{SLACK}/tokens", 400, "bad_request", ("token",), field="token", json={"token": ""}),
-    "tokens-unknown-field": Case("POST", f"{SLACK}/tokens", 400, "bad_request", ("tok",), field="tok",
+    "tokens-empty": Case("POST", f"{SLACK}/tokens", 400, "validation_error", ("token",), field="token", json={"token": ""}),
+    "tokens-unknown-field": Case("POST", f"{SLACK}/tokens", 400, "validation_error", ("tok",), field="tok",
                                  json={"tok": "xoxb-1"}),
-    "tokens-with-spaces": Case("POST", f"{SLACK}/tokens", 400, "bad_request", ("token",), field="token",
+    "tokens-with-spaces": Case("POST", f"{SLACK}/tokens", 400, "validation_error", ("token",), field="token",
                                json={"token": "xoxb 1 2"}),
-    "logs-bad-status": Case("GET", f"{SLACK}/logs", 400, "bad_request", ("status", "SUCCESS"), field="status",
+    "logs-bad-status": Case("GET", f"{SLACK}/logs", 400, "validation_error", ("status", "SUCCESS"), field="status",
                             params={"status": "MAYBE"}),
-    "logs-limit-zero": Case("GET", f"{SLACK}/logs", 400, "bad_request", ("limit",), field="limit", params={"limit": "0"}),
-    "logs-limit-abc": Case("GET", f"{SLACK}/logs", 400, "bad_request", ("limit", "integer"), field="limit",
+    "logs-limit-zero": Case("GET", f"{SLACK}/logs", 400, "validation_error", ("limit",), field="limit", params={"limit": "0"}),
+    "logs-limit-abc": Case("GET", f"{SLACK}/logs", 400, "validation_error", ("limit", "integer"), field="limit",
                            params={"limit": "abc"}),
-    "logs-limit-too-large": Case("GET", f"{SLACK}/logs", 400, "bad_request", ("limit",), field="limit",
+    "logs-limit-too-large": Case("GET", f"{SLACK}/logs", 400, "validation_error", ("limit",), field="limit",
                                  params={"limit": "201"}),
-    "logs-bad-since": Case("GET", f"{SLACK}/logs", 400, "bad_request", ("since", "ISO 8601"), field="since",
+    "logs-bad-since": Case("GET", f"{SLACK}/logs", 400, "validation_error", ("since", "ISO 8601"), field="since",
                            params={"since": "yesterday"}),
-    "logs-impossible-date": Case("GET", f"{SLACK}/logs", 400, "bad_request", ("since",), field="since",
+    "logs-impossible-date": Case("GET", f"{SLACK}/logs", 400, "validation_error", ("since",), field="since",
                                  params={"since": "2026-13-01"}),
-    "logs-bad-cursor": Case("GET", f"{SLACK}/logs", 400, "bad_request", ("cursor",), field="cursor",
+    "logs-bad-cursor": Case("GET", f"{SLACK}/logs", 400, "validation_error", ("cursor",), field="cursor",
                             params={"cursor": "!!not-a-cursor!!"}),
-    "logs-foreign-cursor": Case("GET", f"{SLACK}/logs", 400, "bad_request", ("cursor",), field="cursor",
+    "logs-foreign-cursor": Case("GET", f"{SLACK}/logs", 400, "validation_error", ("cursor",), field="cursor",
                                 params={"cursor": base64.urlsafe_b64encode(b"page:2").decode()}),
-    "logs-unknown-param": Case("GET", f"{SLACK}/logs", 400, "bad_request", ("verbose",), field="verbose",
+    "logs-unknown-param": Case("GET", f"{SLACK}/logs", 400, "validation_error", ("verbose",), field="verbose",
                                params={"verbose": "1"}),
-    "stats-days-zero": Case("GET", f"{SLACK}/stats", 400, "bad_request", ("days",), field="days", params={"days": "0"}),
-    "stats-days-abc": Case("GET", f"{SLACK}/stats", 400, "bad_request", ("days", "integer"), field="days",
+    "stats-days-zero": Case("GET", f"{SLACK}/stats", 400, "validation_error", ("days",), field="days", params={"days": "0"}),
+    "stats-days-abc": Case("GET", f"{SLACK}/stats", 400, "validation_error", ("days", "integer"), field="days",
                            params={"days": "abc"}),
-    "stats-days-too-many": Case("GET", f"{SLACK}/stats", 400, "bad_request", ("days",), field="days",
+    "stats-days-too-many": Case("GET", f"{SLACK}/stats", 400, "validation_error", ("days",), field="days",
                                 params={"days": "366"}),
     "return-url-not-allowed": Case("GET", f"{SLACK}/connect", 400, "return_url_not_allowed",
                                    ("return_url", "allowed_redirects"), field="return_url",
@@ -216,7 +215,7 @@ CASES: dict[str, Case] = {
                                       field="return_url", params={"return_url": "https://app.example.com.evil.net/"}),
     "return-url-userinfo-trick": Case("GET", f"{SLACK}/connect", 400, "return_url_not_allowed", ("return_url",),
                                       field="return_url", params={"return_url": "https://app.example.com@evil.net/"}),
-    "return-url-javascript": Case("GET", f"{SLACK}/connect", 400, "bad_request", ("return_url",), field="return_url",
+    "return-url-javascript": Case("GET", f"{SLACK}/connect", 400, "validation_error", ("return_url",), field="return_url",
                                   params={"return_url": "javascript:alert(1)"}),
 }
 
@@ -257,8 +256,8 @@ async def test_validation_details_list_every_problem(hub_app: Any, fake_slack: A
     )
     error = await read_error(resp, 400)
     assert error["code"] == "validation_error"
-    details = error["details"]
-    assert isinstance(details, list)
+    details = error["details"]["problems"]
+    assert error["details"]["field"] == details[0]["field"]
     assert all(set(d) == {"field", "problem"} and d["problem"] for d in details), details
     by_field = {d["field"]: d["problem"] for d in details}
     assert by_field["channel"] == "is required"
@@ -282,7 +281,7 @@ async def test_replayed_state_is_refused(hub_app: Any, fake_slack: Any):
     error = await read_error(resp, 400)
     assert error["code"] == "state_replayed"
     assert "already used" in error["message"]
-    assert error["details"] == {"field": "state"}
+    assert error["details"]["field"] == "state"
     assert len(fake_slack.calls_to("oauth.v2.access")) == exchanges  # the code was not tried again
     assert await snapshot(db) == before
 
@@ -402,7 +401,7 @@ async def test_since_out_of_range_is_bad_input(hub_app: Any, fake_slack: Any, al
     for since in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
         resp = await hub_app.get(f"{SLACK}/logs", params={"since": since}, headers=alice)
         error = await read_error(resp, 400)
-        assert error["details"] == {"field": "since"}
+        assert error["details"]["field"] == "since"
     assert await snapshot(hub_app.db) == before
 
 
@@ -411,7 +410,7 @@ async def test_cursor_with_huge_id_is_bad_input(hub_app: Any, fake_slack: Any, a
         cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
         resp = await hub_app.get(f"{SLACK}/logs", params={"cursor": cursor}, headers=alice)
         error = await read_error(resp, 400)
-        assert error["details"] == {"field": "cursor"}
+        assert error["details"]["field"] == "cursor"
 
 
 async def test_deeply_nested_json_is_bad_input(hub_app: Any, fake_slack: Any, alice: dict[str, str]):
@@ -419,6 +418,6 @@ async def test_deeply_nested_json_is_bad_input(hub_app: Any, fake_slack: Any, al
     body = "[" * 100_000 + "]" * 100_000  # 200 KB: well under the size limit
     resp = await hub_app.post(f"{SLACK}/message", data=body, headers={**alice, "Content-Type": "application/json"})
     error = await read_error(resp, 400)
-    assert error["details"] == {"field": "(body)"}
+    assert error["details"]["field"] == "(body)"
     assert len(fake_slack.calls) == upstream_calls
     assert await snapshot(hub_app.db) == before

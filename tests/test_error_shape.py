@@ -74,7 +74,7 @@ CASES: dict[str, Case] = {
     "400-malformed-json": Case(400, "malformed_json", "POST", f"{SLACK}/message",
                                {"data": "{oops", "headers": {"Content-Type": "application/json"}}),
     "400-validation": Case(400, "validation_error", "POST", f"{SLACK}/message", {"json": {"text": "no channel"}}),
-    "400-query": Case(400, "bad_request", "GET", f"{SLACK}/logs", {"params": {"limit": "lots"}}),
+    "400-query": Case(400, "validation_error", "GET", f"{SLACK}/logs", {"params": {"limit": "lots"}}),
     "400-callback-state": Case(400, "invalid_state", "GET", f"{SLACK}/callback",
                                {"params": {"state": "made-up", "code": "1.2.3"}, "headers": {"Accept": "application/json"}},
                                user=None),

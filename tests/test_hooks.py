@@ -355,7 +355,7 @@ async def test_hook_hub_actions(start, upstream) -> None:
 
     status, body, _ = await request(client, "POST", "demo/items", json={"colour": "red"})
     assert status == 400 and body["error"]["code"] == "validation_error"
-    assert {d["field"] for d in body["error"]["details"]} == {"name", "colour"}
+    assert {d["field"] for d in body["error"]["details"]["problems"]} == {"name", "colour"}
     assert (await request(client, "PUT", "demo/items", json={}))[0] == 405
     assert (await request(client, "GET", "demo/nothing-here"))[1]["error"]["code"] == "unknown_action"
     assert (await request(client, "GET", "bare/me"))[1]["error"]["code"] == "unknown_action"
@@ -858,7 +858,7 @@ async def test_docs_example_provider_connects_and_runs_its_action(make_config, a
     assert stored["state"]["lastProject"] == "p1"
 
     status, body, _ = await request(client, "GET", "example/projects/p1/tasks", params={"limit": "0"})
-    assert status == 400 and body["error"]["details"][0]["field"] == "limit"
+    assert status == 400 and body["error"]["details"]["field"] == "limit"
     openapi = await (await client.get("/api/openapi.json")).json()
     operation = openapi["paths"]["/api/integrations/example/projects/{project_id}/tasks"]["get"]
     assert {p["name"] for p in operation["parameters"]} == {"project_id", "status", "limit"}

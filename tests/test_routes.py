@@ -181,6 +181,6 @@ async def test_missing_fields_are_reported_once_each(hub_app, fake_slack):
 
     await connect_slack(hub_app, auth("alice"))
     resp = await hub_app.post("/api/integrations/slack/message", json={}, headers=auth("alice"))
-    details = (await resp.json())["error"]["details"]
+    details = (await resp.json())["error"]["details"]["problems"]
     fields = [d["field"] for d in details]
     assert len(fields) == len(set(fields)) and "channel" in fields

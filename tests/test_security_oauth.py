@@ -267,7 +267,7 @@ async def test_return_url_tricks_are_refused(redirect_app: Any) -> None:
     for name, url in REFUSED.items():
         resp = await redirect_app.get(f"{SLACK}/connect", params={"return_url": url}, headers=auth(f"u-{name}"))
         body = await resp.json()
-        if resp.status != 400 or body["error"]["details"] != {"field": "return_url"}:
+        if resp.status != 400 or body["error"]["details"]["field"] != "return_url":
             wrong.append(f"{name}: {resp.status} {body}")
     assert wrong == []
     assert await redirect_app.db.states() == []

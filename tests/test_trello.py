@@ -143,7 +143,7 @@ async def test_mistakes_are_caught_before_trello(trello_app, fake_trello):
         ("GET", f"{T}/boards/not-an-id", None, "board_id"),
     ]:
         resp = await trello_app.request(method, path, json=body, headers=h)
-        problems = (await resp.json())["error"]["details"]
+        problems = (await resp.json())["error"]["details"]["problems"]
         assert resp.status == 400 and field in [p["field"] for p in problems], (path, body, problems)
     assert len(fake_trello.calls) == before
 

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..errors import BadRequest
+from ..errors import ValidationFailed
 from ..store.models import ActivityHour, IntegrationLog, utcnow
 
 log = logging.getLogger("hub.activity")
@@ -53,7 +53,7 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError
         return row_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest("cursor: not a cursor this API returned (use nextCursor from the previous page)", details={"field": "cursor"}) from None
+        raise ValidationFailed("cursor: not a cursor this API returned (use nextCursor from the previous page)", details={"field": "cursor"}) from None
 
 
 def log_to_json(row: IntegrationLog) -> dict[str, Any]:

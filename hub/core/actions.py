@@ -51,7 +51,7 @@ class ActionRunner:
             self.providers.configured(rt.name)
         row = await require(self.store, caller.user_id, rt, allow_deleted=False)
         if row.status not in (Status.ACTIVE, Status.EXPIRED):
-            raise refused(rt.name, Status(row.status), f"run {action.name}")
+            raise refused(rt.name, Status(row.status), f"run {action.name}", holds_credentials=row.access_token is not None)
         snap = await self.tokens.usable(rt, row)
         started = time.perf_counter()
         holder: dict[str, CallContext] = {}

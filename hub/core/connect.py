@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import pkce
 from ..activity import Recorder
-from ..errors import BadRequest, HubError, ProviderAuthError
+from ..errors import BadRequest, HubError, ProviderAuthError, ValidationFailed
 from ..infra.auth import Caller
 from ..infra.config import HubConfig
 from ..infra import redirects
@@ -72,11 +72,11 @@ class Connector:
         if not url:
             return None
         if len(url) > 2048:
-            raise BadRequest("return_url: longer than 2048 characters", details={"field": "return_url"})
+            raise ValidationFailed("return_url: longer than 2048 characters", details={"field": "return_url"})
         try:
             place = redirects.parse(url)
         except redirects.Refused as exc:
-            raise BadRequest(f"return_url: {exc}", details={"field": "return_url"}, code=exc.code) from None
+            raise ValidationFailed(f"return_url: {exc}", details={"field": "return_url"}, code=exc.code) from None
         if any(place.within(allowed) for allowed in self._allowed_redirects()):
             return place.url()
         raise BadRequest(
@@ -130,7 +130,7 @@ class Connector:
             return CallbackOutcome(provider, title, False, message, state.return_url, err)
         code = query.get("code")
         if not code:
-            raise BadRequest("code: missing from the callback", details={"field": "code"})
+            raise ValidationFailed("code: missing from the callback", details={"field": "code"})
         if not rt.configured:
             self.providers.configured(provider)
         verifier = self.states.verifier(state)
@@ -154,7 +154,7 @@ class Connector:
         which names the user (so no JWT is needed) and is used up by it."""
         rt = self.providers.configured(provider)
         if rt.info.auth != "token":
-            raise BadRequest(f"state: {rt.info.title} connects through the authorization-code callback, not by posting a token", details={"field": "state"})
+            raise ValidationFailed(f"state: {rt.info.title} connects through the authorization-code callback, not by posting a token", details={"field": "state"})
         if not isinstance(state, str):
             raise BadRequest("state: must be the state string from the callback URL", details={"field": "state"}, code="invalid_state")
         check_token_text(token)
@@ -278,9 +278,13 @@ def token_rejected(rt: ProviderRuntime, exc: ProviderAuthError) -> BadRequest:
 
 
 def check_token_text(token: Any) -> None:
-    if not isinstance(token, str) or not token.strip():
-        raise BadRequest("token: required, a non-empty string", details={"field": "token"})
-    # Tokens are printable ASCII; anything else (spaces, control characters) could not even
-    # travel in an Authorization header.
-    if len(token) > MAX_TOKEN_LENGTH or not all(0x21 <= ord(c) <= 0x7E for c in token.strip()):
-        raise BadRequest("token: not a plausible token (too long, or characters other than printable ASCII)", details={"field": "token"})
+    if not isinstance(token, str) or not token:
+        raise ValidationFailed("token: required, a non-empty string", details={"field": "token"})
+    # Tokens are printable ASCII without spaces (the pattern in the OpenAPI document); anything
+    # else (spaces, control characters) could not even travel in an Authorization header.
+    if len(token) > MAX_TOKEN_LENGTH or not all(0x21 <= ord(c) <= 0x7E for c in token):
+        raise ValidationFailed(
+            f"token: not a plausible token (more than {MAX_TOKEN_LENGTH} characters, or characters other than printable ASCII "
+            "without spaces)",
+            details={"field": "token"},
+        )

@@ -75,10 +75,14 @@ def move(integration: Integration, to: Status, reason: str, *, now: datetime | N
     )
 
 
-def refused(provider: str, current: Status | None, what: str) -> Conflict:
+def refused(provider: str, current: Status | None, what: str, *, holds_credentials: bool = True) -> Conflict:
+    """The 409 for a move the state does not allow; its advice names a move that works from
+    there (a disconnected integration holds no credentials, so only connecting again does)."""
     state = current.value if current else "not connected"
     allowed = sorted(s.value for s in ALLOWED[current])
     advice = ADVICE.get(current, "") if current else "connect it first"
+    if current == Status.INACTIVE and not holds_credentials:
+        advice = "it was disconnected and holds no credentials: connect again (GET .../connect)"
     message = f"cannot {what}: the {provider} integration is {state}"
     if advice:
         message += f"; {advice}"

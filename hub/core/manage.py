@@ -4,11 +4,10 @@ disconnect and delete (revoke upstream, wipe, move)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from ..activity import Recorder
-from ..errors import BadRequest, Conflict, HubError, NotFound, ProviderAuthError
+from ..errors import Conflict, HubError, NotFound, ProviderAuthError, ValidationFailed
 from ..infra.auth import Caller
 from ..infra.crypto import DecryptionFailed
 from ..registry import Registry
@@ -42,7 +41,7 @@ class Manager:
         rt = self.providers.configured(provider)
         row = await require(self.store, caller.user_id, rt, allow_deleted=False)
         if row.status not in (Status.ACTIVE, Status.EXPIRED):
-            raise refused(provider, Status(row.status), "refresh")
+            raise refused(provider, Status(row.status), "refresh", holds_credentials=row.access_token is not None)
         if row.refresh_token is None:
             raise Conflict(
                 f"the {rt.info.title} integration has no refresh token (its access token does not expire); nothing to refresh",
@@ -76,14 +75,17 @@ class Manager:
 
     async def change_status(self, caller: Caller, provider: str, body: Any) -> Integration:
         rt = self.providers.runtime(provider)
-        if not isinstance(body, Mapping) or set(body) - {"status", "reason"} or "status" not in body:
-            raise BadRequest('body: expected {"status": "ACTIVE" | "INACTIVE"}', details={"field": "status"})
+        unknown = sorted(set(body) - {"status", "reason"})
+        if unknown:
+            raise ValidationFailed(f'{unknown[0]}: is not a known field (expected {{"status": "ACTIVE" | "INACTIVE", "reason": "..."}})', details={"field": unknown[0]})
+        if "status" not in body:
+            raise ValidationFailed('status: is required (expected {"status": "ACTIVE" | "INACTIVE"})', details={"field": "status"})
         wanted = body["status"]
         if wanted not in ("ACTIVE", "INACTIVE"):
-            raise BadRequest("status: must be ACTIVE or INACTIVE", details={"field": "status"})
+            raise ValidationFailed("status: must be ACTIVE or INACTIVE", details={"field": "status"})
         reason = body.get("reason")
         if reason is not None and (not isinstance(reason, str) or len(reason) > 200):
-            raise BadRequest("reason: must be a string of at most 200 characters", details={"field": "reason"})
+            raise ValidationFailed("reason: must be a string of at most 200 characters", details={"field": "reason"})
         row = await require(self.store, caller.user_id, rt)
         current = Status(row.status)
         if wanted == "INACTIVE":

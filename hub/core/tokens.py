@@ -150,7 +150,7 @@ class TokenSessions:
         while True:
             row = await self._get(integration_id)
             if row.status not in (Status.ACTIVE, Status.EXPIRED):
-                raise refused(runtime.name, Status(row.status), "use its credentials")
+                raise refused(runtime.name, Status(row.status), "use its credentials", holds_credentials=row.access_token is not None)
             token = await self.read(row)
             fresh_enough = not token.expired(margin_seconds=self.margin(row))
             if stale is not None and token.access_token != stale and not token.expired():

@@ -61,21 +61,21 @@ class Place:
 def parse(url: str) -> Place:
     """``url`` normalised, or :class:`Refused` saying what is wrong with it."""
     if any(c <= " " or c == "\x7f" for c in url):
-        raise Refused("must not contain spaces or control characters", code="bad_request")
+        raise Refused("must not contain spaces or control characters", code="validation_error")
     if "\\" in url:
         raise Refused("must not contain a backslash (browsers read it as a slash)")
     parts = urlsplit(url)
     if parts.scheme not in DEFAULT_PORTS or not parts.netloc:
-        raise Refused("must be an absolute http(s) URL", code="bad_request")
+        raise Refused("must be an absolute http(s) URL", code="validation_error")
     if "@" in parts.netloc:
         raise Refused("must not carry user information (user@host)")
     try:
         port = DEFAULT_PORTS[parts.scheme] if parts.port is None else parts.port
         host = (parts.hostname or "").encode("idna").decode("ascii")
     except (ValueError, UnicodeError):
-        raise Refused("has an invalid host or port", code="bad_request") from None
+        raise Refused("has an invalid host or port", code="validation_error") from None
     if not host:
-        raise Refused("must be an absolute http(s) URL", code="bad_request")
+        raise Refused("must be an absolute http(s) URL", code="validation_error")
     return Place(
         scheme=parts.scheme,
         host=host.lower(),

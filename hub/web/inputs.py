@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from ..validation import MAX_DEPTH, too_deep
-from ..errors import BadRequest, UnsupportedMediaType
+from ..errors import BadRequest, UnsupportedMediaType, ValidationFailed
 
 
 async def json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -37,7 +37,7 @@ async def json_object(request: web.Request, *, allow_empty: bool = False) -> dic
     # sending it upstream) recurses, and must never fail halfway through a call.
     deep = too_deep(value, root="(body)")
     if deep is not None:
-        raise BadRequest(f"{deep}: nested deeper than {MAX_DEPTH} levels", details={"field": deep})
+        raise ValidationFailed(f"{deep}: nested deeper than {MAX_DEPTH} levels", details={"field": deep})
     return value
 
 
@@ -58,30 +58,44 @@ def _no_constants(name: str) -> Any:
     raise _StrictJSONError(f"{name} is not JSON")
 
 
+def single(q: Any, name: str) -> str | None:
+    """One query parameter, given at most once and never empty: a repeated or empty
+    parameter is refused rather than read one way here and another way there."""
+    values = q.getall(name, [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ValidationFailed(f"{name}: given {len(values)} times; give it once", details={"field": name})
+    if values[0] == "":
+        raise ValidationFailed(f"{name}: is empty; give a value or leave the parameter out", details={"field": name})
+    return str(values[0])
+
+
 def int_param(q: Any, name: str, default: int, low: int, high: int) -> int:
-    raw = q.get(name)
-    if raw is None or raw == "":
+    raw = single(q, name)
+    if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest(f"{name}: must be an integer from {low} to {high}", details={"field": name}) from None
+        raise ValidationFailed(f"{name}: must be an integer from {low} to {high}", details={"field": name}) from None
     if not low <= value <= high:
-        raise BadRequest(f"{name}: must be from {low} to {high}", details={"field": name})
+        raise ValidationFailed(f"{name}: must be from {low} to {high}", details={"field": name})
     return value
 
 
-def parse_since(raw: str | None) -> datetime | None:
-    if not raw:
+def parse_since(q: Any) -> datetime | None:
+    raw = single(q, "since")
+    if raw is None:
         return None
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
     except (ValueError, OverflowError):
-        raise BadRequest("since: must be an ISO 8601 date or date-time, e.g. 2026-01-31T12:00:00Z", details={"field": "since"}) from None
+        raise ValidationFailed("since: must be an ISO 8601 date or date-time, e.g. 2026-01-31T12:00:00Z", details={"field": "since"}) from None
 
 
 def no_unknown(q: Any, known: set[str]) -> None:
     for key in q.keys():
         if key not in known:
-            raise BadRequest(f"{key}: unknown query parameter (known: {', '.join(sorted(known))})", details={"field": key})
+            raise ValidationFailed(f"{key}: unknown query parameter (known: {', '.join(sorted(known))})", details={"field": key})

@@ -20,7 +20,7 @@ from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
 from ..core.hub import Hub
-from ..errors import HubError, MethodNotAllowed, RateLimited
+from ..errors import HubError, MethodNotAllowed, RateLimited, Unauthorized
 from ..infra import metrics
 from ..infra.auth import Caller
 from ..redact import redact_text
@@ -110,9 +110,21 @@ def _hub_error(request: web.Request, exc: HubError) -> web.Response:
         headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
     if isinstance(exc, MethodNotAllowed):
         headers["Allow"] = ", ".join(exc.allowed)
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = www_authenticate(request, message)
     if exc.status >= 500:
         log.warning("%s %s -> %s %s: %s [request %s]", request.method, request.path, exc.status, exc.code, message, request[REQUEST_ID])
     return error_response(exc.status, exc.code, message, details, headers)
+
+
+def www_authenticate(request: web.Request, message: str) -> str:
+    """RFC 6750 §3: the scheme and realm always; ``invalid_token`` only when credentials were
+    sent (a request without any gets no error code), its description without quotes."""
+    challenge = 'Bearer realm="integration-hub"'
+    if request.headers.get("Authorization"):
+        description = "".join(c for c in message if c not in '"\\' and 0x20 <= ord(c) < 0x7F)[:200]
+        challenge += f', error="invalid_token", error_description="{description}"'
+    return challenge
 
 
 # aiohttp's own HTTP exceptions, in the envelope.

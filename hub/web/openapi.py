@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 _PROVIDER = {"name": "provider", "in": "path", "required": True, "schema": {"type": "string"}}
 _REF = "#/components/schemas/"
+# What the hub accepts as a token: printable ASCII without spaces, as every provider issues.
+TOKEN = {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^[\\x21-\\x7e]+$"}
 
 
 def _ok(schema: dict[str, Any]) -> dict[str, Any]:
@@ -108,13 +110,21 @@ def document(hub: Hub) -> dict[str, Any]:
             }
         },
         "/api/integrations/{provider}/tokens": {
-            "post": _op(
-                "Store a token obtained outside the redirect flow (verified with the provider first)",
-                integration, 404, 409, 413, 415, 502, 503,
-                params=per_provider,
-                body={"type": "object", "required": ["token"], "additionalProperties": False, "properties": {"token": {"type": "string", "minLength": 1, "maxLength": 4096}}},
-                created=True,
-            )
+            "post": {
+                **_op(
+                    "Store a token obtained outside the redirect flow (verified with the provider first). "
+                    "With a state (the end of a token flow: the page at the callback posts it) no JWT is needed, "
+                    "the state names the user; without one the caller's JWT does.",
+                    integration, 404, 409, 413, 415, 502, 503,
+                    params=per_provider,
+                    body={
+                        "type": "object", "required": ["token"], "additionalProperties": False,
+                        "properties": {"token": TOKEN, "state": {"type": "string", "minLength": 1}},
+                    },
+                    created=True,
+                ),
+                "security": [{"bearerAuth": []}, {}],
+            }
         },
         "/api/integrations/{provider}/refresh": {"post": _op("Refresh the access token now", integration, 404, 409, 429, 502, 503, 504, params=per_provider)},
         "/api/integrations/{provider}/status": {
@@ -122,7 +132,7 @@ def document(hub: Hub) -> dict[str, Any]:
             "patch": _op(
                 "Deactivate or reactivate", integration, 404, 409, 413, 415, 502,
                 params=per_provider,
-                body={"type": "object", "required": ["status"], "additionalProperties": False, "properties": {"status": {"enum": ["ACTIVE", "INACTIVE"]}, "reason": {"type": "string", "maxLength": 200}}},
+                body={"type": "object", "required": ["status"], "additionalProperties": False, "properties": {"status": {"enum": ["ACTIVE", "INACTIVE"]}, "reason": {"type": ["string", "null"], "maxLength": 200, "description": "kept with the transition; null or absent: a default reason"}}},
             ),
         },
         "/api/integrations/{provider}/disconnect": {"delete": _op("Revoke upstream, wipe tokens, INACTIVE", integration, 404, 409, params=per_provider)},

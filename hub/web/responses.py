@@ -18,9 +18,34 @@ def ok(data: Any, message: str = "OK", status: int = 200) -> web.Response:
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        err["details"] = details
+    shaped = error_details(message, details)
+    if shaped is not None:
+        err["details"] = shaped
     return {"success": False, "error": err}
+
+
+def error_details(message: str, details: Any) -> dict[str, Any] | None:
+    """Every error's ``details`` in one shape (docs/api.md, "Errors"): an object whose members
+    are all optional - ``field`` (the first input field at fault), ``problems`` (every
+    ``{"field", "problem"}`` found), ``status`` and ``allowedTransitions`` (the integration's
+    state), ``providerError`` (the provider's own code), ``missing`` (settings a provider
+    lacks) and ``info`` (anything else a plugin attached)."""
+    if details is None:
+        return None
+    if isinstance(details, list):
+        problems = [p for p in details if isinstance(p, dict) and "field" in p]
+        if len(problems) == len(details) and problems:
+            return {"field": problems[0]["field"], "problems": problems}
+        return {"info": details}
+    if not isinstance(details, dict):
+        return {"info": details}
+    shaped = dict(details)
+    field = shaped.get("field")
+    if isinstance(field, str) and "problems" not in shaped:
+        prefixes = (f"{field}: ", f"{field.strip('()')}: ")
+        problem = next((message[len(p):] for p in prefixes if message.startswith(p)), message)
+        shaped["problems"] = [{"field": field, "problem": problem}]
+    return shaped
 
 
 def error_response(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> web.Response:

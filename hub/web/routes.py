@@ -17,11 +17,11 @@ from aiohttp import web
 from ..activity import LOG_STATUSES, LogQuery
 from ..core.hub import Hub
 from ..validation import QUERY_METHODS
-from ..errors import BadRequest, HubError, ServiceUnavailable
+from ..errors import BadRequest, HubError, ServiceUnavailable, ValidationFailed
 from ..infra import metrics
 from ..registry import RESERVED
 from . import openapi, views
-from .inputs import int_param, json_object, no_unknown, parse_since
+from .inputs import int_param, json_object, no_unknown, parse_since, single
 from .middleware import HUB_KEY, authenticate, caller, public
 from .pages import fragment_page, result_page
 from .responses import error_body, ok
@@ -156,7 +156,9 @@ async def delete(request: web.Request) -> web.Response:
 
 
 async def connect(request: web.Request) -> web.Response:
-    begun = await _hub(request).connect.begin(caller(request), request.match_info["provider"], request.query.get("return_url"))
+    no_unknown(request.query, {"return_url"})
+    return_url = single(request.query, "return_url")
+    begun = await _hub(request).connect.begin(caller(request), request.match_info["provider"], return_url)
     return ok(begun, "send the user's browser to authUrl")
 
 
@@ -234,7 +236,7 @@ async def tokens(request: web.Request) -> web.Response:
     unknown = set(body) - {"token", "state"}
     if unknown:
         field = sorted(unknown)[0]
-        raise BadRequest(f"{field}: is not a known field (expected {{\"token\": \"...\"}})", details={"field": field})
+        raise ValidationFailed(f"{field}: is not a known field (expected {{\"token\": \"...\"}})", details={"field": field})
     if "state" in body:
         row, return_url = await hub.connect.complete_token_flow(provider, body["state"], body.get("token"))
         view = views.integration(row, hub.providers)
@@ -282,18 +284,18 @@ async def disconnect(request: web.Request) -> web.Response:
 async def logs(request: web.Request) -> web.Response:
     q = request.query
     no_unknown(q, {"status", "action", "since", "limit", "cursor"})
-    status = q.get("status")
+    status = single(q, "status")
     if status is not None and status.upper() not in LOG_STATUSES:
-        raise BadRequest(f"status: must be one of {', '.join(LOG_STATUSES)}", details={"field": "status"})
-    action_name = q.get("action")
-    if action_name is not None and not (0 < len(action_name) <= 64):
-        raise BadRequest("action: must be 1 to 64 characters", details={"field": "action"})
+        raise ValidationFailed(f"status: must be one of {', '.join(LOG_STATUSES)}", details={"field": "status"})
+    action_name = single(q, "action")
+    if action_name is not None and len(action_name) > 64:
+        raise ValidationFailed("action: must be 1 to 64 characters", details={"field": "action"})
     query = LogQuery(
         status=status.upper() if status else None,
         action=action_name,
-        since=parse_since(q.get("since")),
+        since=parse_since(q),
         limit=int_param(q, "limit", 50, 1, 200),
-        cursor=q.get("cursor") or None,
+        cursor=single(q, "cursor"),
     )
     return ok(await _hub(request).reports.logs(caller(request), request.match_info["provider"], query))
 
@@ -331,7 +333,7 @@ async def action(request: web.Request) -> web.Response:
         data = await json_object(request, allow_empty=True)
     for key, value in params.items():
         if key in data and data[key] != value:
-            raise BadRequest(f"{key}: given both in the path ({value!r}) and the input", details={"field": key})
+            raise ValidationFailed(f"{key}: given both in the path ({value!r}) and the input", details={"field": key})
         data[key] = value
     result = await hub.actions.run(caller(request), rt, act, data)
     return ok(result, f"{act.name} succeeded")

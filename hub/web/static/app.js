@@ -1173,7 +1173,8 @@
     } catch (err) {
       if (err.status === 401) return;
       const seen = new Set();
-      const details = (Array.isArray(err.details) ? err.details : []).filter((d) => {
+      const problems = err.details && Array.isArray(err.details.problems) ? err.details.problems : [];
+      const details = problems.filter((d) => {
         const key = d && d.field ? d.field + '\u0000' + d.problem : null;
         if (!key || seen.has(key)) return false;
         seen.add(key);
