@@ -20,7 +20,7 @@ from hub.store.engine import create_engine, upgrade
 from hub.testing.pytest_plugin import admin_sql
 from hub.web import create_app
 from hub_slack.fake import FakeSlack, start_fake_slack
-from hub_trello.fake import FakeTrello, start_fake_trello
+from hub_trello.fake import FakeTrello
 from hub_google_calendar.fake import FakeGoogle, start_fake_google
 from helpers import connect_slack
 from support import JWT_SECRET, PG_URL, Rows, auth, build_hub, google_section, slack_section, trello_section
@@ -88,10 +88,9 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 @pytest.fixture
 async def fake_trello() -> AsyncIterator[FakeTrello]:
     fake = FakeTrello(api_key="trello-key-for-tests")
-    runner, base = await start_fake_trello(fake)
-    fake.base_url = base  # type: ignore[attr-defined]
+    await fake.start()
     yield fake
-    await runner.cleanup()
+    await fake.stop()
 
 
 @pytest.fixture

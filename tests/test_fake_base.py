@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 import pytest
 
 from hub.testing import FakeProvider, press_consent
@@ -131,6 +132,32 @@ async def test_hooks_reshape_the_oauth_endpoints(http: Any) -> None:
         assert body["ok"] is True and body["access_token"] == "moved-access-0"
         resp = await exchange(http, fake, code)  # spent
         assert (resp.status, await resp.json()) == (200, {"ok": False, "error": "invalid_grant"})
+    finally:
+        await fake.stop()
+
+
+class FakePaged(FakeNotes):
+    """A provider whose consent page and refusals look like its own."""
+
+    def consent_answer(self, params: dict[str, str], action: str) -> Any:
+        page = super().consent_answer(params, action)
+        page.text = page.text.replace("<main>", '<main><p id="brand">Notes</p>')
+        return page
+
+    def refusal_answer(self, problem: str) -> Any:
+        return web.Response(status=401, text=problem)
+
+
+async def test_hooks_reshape_the_consent_page_and_its_refusals(http: Any) -> None:
+    fake = FakePaged()
+    await fake.start()
+    try:
+        page = await (await http.get(f"{fake.base_url}/oauth/authorize?client_id={fake.client_id}&redirect_uri={REDIRECT}")).text()
+        assert '<p id="brand">Notes</p>' in page
+        assert (await get_code(fake)).startswith("fake-code-")  # Allow still works through the page
+        for resp in (await http.get(f"{fake.base_url}/oauth/authorize?client_id=nobody&redirect_uri={REDIRECT}"),
+                     await http.post(f"{fake.base_url}/oauth/authorize", data={"client_id": "nobody", "decision": "allow"})):
+            assert (resp.status, resp.content_type, await resp.text()) == (401, "text/plain", "invalid_client")
     finally:
         await fake.stop()
 

@@ -81,6 +81,14 @@ class OAuthServer:
             return "unsupported_code_challenge_method"
         return None
 
+    def consent_answer(self, params: dict[str, str], action: str) -> web.Response:
+        """The consent page: its form posts the ``consent_fields`` and a ``decision`` to ``action``."""
+        return consent_page(self.title, params, action, fields=self.consent_fields, separator=self.scope_separator)
+
+    def refusal_answer(self, problem: str) -> web.Response:
+        """What the browser gets instead of the consent page when :meth:`authorize_problem` objects."""
+        return error_page(problem)
+
     def approve(self, params: dict[str, str]) -> str:
         """Where Allow sends the browser: by default ``redirect_uri`` with a new code and the state."""
         code = new_secret("fake-code")
@@ -130,14 +138,14 @@ class OAuthServer:
         params = dict(request.query)
         problem = self.authorize_problem(params)
         if problem:
-            return error_page(problem)
-        return consent_page(self.title, params, request.path, fields=self.consent_fields, separator=self.scope_separator)
+            return self.refusal_answer(problem)
+        return self.consent_answer(params, request.path)
 
     async def _decision(self, request: web.Request) -> web.Response:
         form = CURRENT.get().form
         problem = self.authorize_problem(form)
         if problem:
-            return error_page(problem)
+            return self.refusal_answer(problem)
         raise web.HTTPFound(self.approve(form) if form.get("decision") == "allow" else self.deny(form))
 
     # ------------------------------------------------------------------ token, revoke, identity

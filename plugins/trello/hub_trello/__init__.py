@@ -186,7 +186,7 @@ def hub_sandbox() -> Sandbox:
     from .fake import FakeTrello
 
     fake = FakeTrello(api_key="sandbox-trello-key")
-    return Sandbox(app=fake.app, settings=lambda base: {**fake.hub_settings(base), "app_name": "Integration Hub sandbox"})
+    return Sandbox(app=fake.make_app(), settings=lambda base: {**fake.hub_settings(base), "app_name": "Integration Hub sandbox"})
 
 
 # --- actions -------------------------------------------------------------------------

@@ -1,20 +1,23 @@
 """Tests for the fake Trello server itself (hub_trello.fake)."""
 
+import json
 import re
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import pytest
 
+from hub.testing import FakeCall, press_consent
+
 try:
-    from hub_trello.fake import FakeTrello, start_fake_trello
+    from hub_trello.fake import FakeTrello, credentials_in
 except ModuleNotFoundError:  # plugin not installed: run straight from the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from hub_trello.fake import FakeTrello, start_fake_trello
+    from hub_trello.fake import FakeTrello, credentials_in
 
 KEY = "fake-trello-key"
 RETURN = "https://hub.example/oauth/return/trello"
@@ -32,7 +35,7 @@ def fake():
 
 @pytest.fixture
 async def client(aiohttp_client, fake):
-    return await aiohttp_client(fake.app)
+    return await aiohttp_client(fake.make_app())
 
 
 def oauth(token, key=KEY):
@@ -105,7 +108,7 @@ async def test_allow_redirects_with_token_in_fragment(client, fake):
     assert parts.fragment.startswith("token=")
     token = parts.fragment[len("token="):]
     assert HEX64.match(token)
-    assert fake.issued_tokens == [token]
+    assert fake.issued == [token]
     resp = await get(client, "/1/members/me", token)
     assert resp.status == 200
 
@@ -113,7 +116,7 @@ async def test_allow_redirects_with_token_in_fragment(client, fake):
 async def test_deny_redirects_with_access_denied(client, fake):
     location = await decide(client, decision="deny")
     assert location == RETURN + "#error=access_denied"
-    assert fake.issued_tokens == []
+    assert fake.issued == []
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
@@ -134,7 +137,7 @@ async def test_authorize_with_bad_return_url_is_400(client, return_url):
 
 async def test_return_url_origin_must_be_allowed(aiohttp_client):
     fake = FakeTrello(allowed_origins=["https://hub.example", "http://localhost:8080"])
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(fake.make_app())
     for url in ("https://evil.example/cb", "http://hub.example/cb", "https://hub.example:8443/cb",
                 "http://localhost:8081/cb"):
         resp = await client.get("/1/authorize", params=authorize_params(return_url=url))
@@ -142,7 +145,7 @@ async def test_return_url_origin_must_be_allowed(aiohttp_client):
     resp = await client.post("/1/authorize", data={**authorize_params(return_url="https://evil.example/cb"),
                                                    "decision": "allow"}, allow_redirects=False)
     await expect_text(resp, 400, "Invalid return_url")
-    assert fake.issued_tokens == []
+    assert fake.issued == []
     for url in ("https://HUB.example:443/cb", "http://localhost:8080/x?y=1"):
         resp = await client.get("/1/authorize", params=authorize_params(return_url=url))
         assert resp.status == 200
@@ -192,7 +195,7 @@ async def test_token_info_with_header_credentials_and_write_scope(client, fake):
     assert resp.status == 200
     board = next(p for p in (await resp.json())["permissions"] if p["modelType"] == "board")
     assert board["write"] is True
-    assert fake.calls[-1].credentials_in == "header"
+    assert credentials_in(fake.calls[-1]) == "header"
 
 
 async def test_token_info_unknown_token_and_key(client, fake):
@@ -216,17 +219,17 @@ async def test_delete_token_revokes_it(client, fake):
     assert (await get(client, "/1/members/me", other)).status == 200
 
 
-async def test_revoke_all_and_expire_all(client, fake):
+async def test_revoke_all_and_expire_tokens(client, fake):
     first = fake.issue_token()
     fake.revoke_all()
     await expect_text(await get(client, "/1/members/me", first), 401, "invalid token")
     second = fake.issue_token(expiration="never")
     assert (await get(client, "/1/members/me", second)).status == 200
-    fake.expire_all()
+    fake.expire_tokens()
     await expect_text(await get(client, "/1/members/me", second), 401, "invalid token")
     third = fake.issue_token()
     assert (await get(client, "/1/members/me", third)).status == 200
-    assert fake.issued_tokens == [first, second, third]
+    assert fake.issued == [first, second, third]
 
 
 def test_issue_token_rejects_bad_arguments(fake):
@@ -234,7 +237,7 @@ def test_issue_token_rejects_bad_arguments(fake):
         fake.issue_token(expiration="forever")
     with pytest.raises(ValueError):
         fake.issue_token(scope="admin")
-    assert fake.issued_tokens == []
+    assert fake.issued == []
 
 
 # ---------------------------------------------------------------- credentials
@@ -246,12 +249,11 @@ async def test_header_and_query_credentials_are_both_accepted_and_recorded(clien
     assert (await client.get("/1/members/me", params={"key": KEY, "token": token})).status == 200
     assert (await client.get("/1/members/me", params={"key": KEY}, headers=oauth(token))).status == 200
     calls = fake.calls_to("/1/members/me", "GET")
-    assert [c.credentials_in for c in calls] == ["header", "query", "both"]
-    assert [c.token_in_url for c in calls] == [False, True, False]
+    assert [credentials_in(c) for c in calls] == ["header", "query", "both"]
     assert calls[1].query == {"key": KEY, "token": token}
     assert calls[0].at <= calls[1].at <= calls[2].at
     await client.get("/1/members/me")
-    assert fake.calls[-1].credentials_in is None
+    assert credentials_in(fake.calls[-1]) is None
 
 
 async def test_oauth_header_tolerates_spacing_and_percent_encoding(client, fake):
@@ -585,9 +587,9 @@ class FakeClock:
 
 async def test_window_slides(aiohttp_client, monkeypatch):
     clock = FakeClock(1000.0)
-    monkeypatch.setattr(sys.modules[FakeTrello.__module__], "time", clock)
+    monkeypatch.setattr(sys.modules[FakeCall.__module__], "time", clock)  # where calls get their arrival time
     fake = FakeTrello(token_limit=2, window=0.15)
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(fake.make_app())
     token = fake.issue_token()
     assert [(await get(client, "/1/members/me/boards", token)).status for _ in range(3)] == [200, 200, 429]
     assert fake.throttled == 1
@@ -601,7 +603,7 @@ async def test_window_slides(aiohttp_client, monkeypatch):
 
 async def test_key_limit_spans_tokens(aiohttp_client):
     fake = FakeTrello(key_limit=3)
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(fake.make_app())
     tokens = [fake.issue_token() for _ in range(4)]
     for token in tokens[:3]:
         assert (await get(client, "/1/members/me/boards", token)).status == 200
@@ -626,7 +628,7 @@ async def test_members_endpoint_has_its_own_limit(client, fake):
 async def test_too_many_refusals_lock_the_key(aiohttp_client):
     fake = FakeTrello(token_limit=1, window=5.0)
     fake.key_refusal_limit = 2
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(fake.make_app())
     greedy, polite = fake.issue_token(), fake.issue_token()
     statuses = [(await get(client, "/1/members/me/boards", greedy)).status for _ in range(4)]
     assert statuses == [200, 429, 429, 429]
@@ -649,7 +651,7 @@ async def test_rate_limit_next(client, fake):
 
 async def test_unknown_key_is_not_counted(aiohttp_client):
     fake = FakeTrello(key_limit=1)
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(fake.make_app())
     token = fake.issue_token()
     for _ in range(3):
         resp = await client.get("/1/members/me", headers=oauth(token, key="other"))
@@ -661,16 +663,17 @@ async def test_unknown_key_is_not_counted(aiohttp_client):
 # ---------------------------------------------------------------- switches, recording, server
 
 
-async def test_http_error_next_matches_prefix_and_count(client, fake):
+async def test_fail_next_answers_plain_text_by_prefix_and_count(client, fake):
     token = fake.issue_token()
-    fake.http_error_next("/1/boards", 503, count=2)
+    fake.fail_next(503, path="/1/boards", count=2)
     assert (await get(client, "/1/members/me", token)).status == 200
     board_id = board_named(fake, "Household")["id"]
     await expect_text(await get(client, f"/1/boards/{board_id}", token), 503, "Service Unavailable")
     assert (await get(client, f"/1/boards/{board_id}/lists", token)).status == 503
     assert (await get(client, f"/1/boards/{board_id}", token)).status == 200
-    fake.http_error_next("/1/authorize", 500)
-    await expect_text(await client.get("/1/authorize", params=authorize_params()), 500, "Internal Server Error")
+    fake.fail_next(400, "invalid id")
+    assert (await client.get("/1/authorize", params=authorize_params())).status == 200  # never the consent page
+    await expect_text(await get(client, f"/1/boards/{board_id}", token), 400, "invalid id")
 
 
 async def test_delay_and_calls_to(client, fake):
@@ -703,18 +706,44 @@ async def test_seed_shape(fake):
     assert [b["id"] for b in FakeTrello().boards.values()] == list(fake.boards)  # deterministic seed
 
 
-async def test_start_fake_trello_serves_over_tcp():
+async def test_served_over_tcp_with_the_kit_and_steered_by_control_routes():
     fake = FakeTrello()
-    runner, base_url = await start_fake_trello(fake)
+    base_url = await fake.start()
     try:
         assert re.match(r"^http://127\.0\.0\.1:\d+$", base_url)
-        token = fake.issue_token()
+        assert fake.hub_settings() == {"api_key": KEY, "urls": {"authorize": f"{base_url}/1/authorize", "api": f"{base_url}/1"}}
+        location = await press_consent(f"{base_url}/1/authorize?{urlencode(authorize_params())}")
+        token = urlsplit(location).fragment[len("token="):]
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{base_url}/1/members/me", headers=oauth(token)) as resp:
-                assert resp.status == 200
-                assert (await resp.json())["username"] == "ada"
-            async with session.get(f"{base_url}/1/authorize", params=authorize_params(),
-                                   allow_redirects=False) as resp:
-                assert resp.status == 200
+                assert resp.status == 200 and (await resp.json())["username"] == "ada"
+            await session.post(f"{base_url}/_fake/rate_limit_next", json={"retry_after": 7})
+            async with session.get(f"{base_url}/1/members/me", headers=oauth(token)) as resp:
+                assert resp.status == 429 and "Retry-After" not in resp.headers
+                assert resp.headers["x-rate-limit-api-token-remaining"] == "0"
+                assert await resp.json() == {"error": "API_TOKEN_LIMIT_EXCEEDED", "message": "Rate limit exceeded"}
+            await session.post(f"{base_url}/_fake/expire_tokens")
+            async with session.get(f"{base_url}/1/members/me", headers=oauth(token)) as resp:
+                assert (resp.status, await resp.text()) == (401, "invalid token")
     finally:
-        await runner.cleanup()
+        await fake.stop()
+
+
+async def test_what_it_issued_and_holds_survives_a_restart(aiohttp_client, client, fake):
+    fake.clock = lambda: 1_700_000_000.0  # new ids carry the time: fixed, they depend on the generator alone
+    token, gone = fake.issue_token(), fake.issue_token()
+    assert (await client.delete(f"/1/tokens/{gone}", headers=oauth(token))).status == 200
+    todo = list_named(fake, "To Do")["id"]
+    kept = await (await client.post("/1/cards", headers=oauth(token), json={"idList": todo, "name": "Kept"})).json()
+
+    reborn = FakeTrello()
+    reborn.clock = fake.clock
+    reborn.import_state(json.loads(json.dumps(fake.export_state())))  # as the sandbox writes it to disk
+    again = await aiohttp_client(reborn.make_app())
+    assert (await (await get(again, f"/1/cards/{kept['id']}", token)).json())["name"] == "Kept"
+    await expect_text(await get(again, "/1/members/me", gone), 401, "invalid token")
+    fresh = await (await again.post("/1/cards", headers=oauth(token), json={"idList": todo, "name": "New"})).json()
+    # The id generator carries on where it stopped: nothing new takes an id handed out before.
+    handed_out = {*fake.cards, *fake.lists, *fake.boards, *fake.labels, *(t.extra["id"] for t in fake.tokens.values())}
+    assert fresh["id"] not in handed_out and fresh["shortLink"] != kept["shortLink"]
+    assert reborn.issued == fake.issued and reborn.revoked_tokens == {gone}
