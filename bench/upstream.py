@@ -20,7 +20,8 @@ import collections
 from aiohttp import web
 from serving import run, serve_until_signalled
 
-from hub_slack.fake import FakeCall, FakeSlack, start_fake_slack
+from hub.testing import FakeCall
+from hub_slack.fake import FakeSlack
 
 
 class CountingCalls:
@@ -33,15 +34,16 @@ class CountingCalls:
         self.recent: collections.deque[FakeCall] = collections.deque(maxlen=16)
 
     def append(self, call: FakeCall) -> None:
-        self.by_method[call.api_method] += 1
-        if call.api_method == "oauth.v2.access":
+        method = call.path.removeprefix("/api/")
+        self.by_method[method] += 1
+        if method == "oauth.v2.access":
             if call.form.get("grant_type") == "refresh_token":
                 self.refresh_grants += 1
             else:
                 self.code_grants += 1
         self.recent.append(call)
 
-    def __iter__(self):  # FakeSlack.calls_to() iterates; only recent calls are kept
+    def __iter__(self):  # calls_to() iterates; only recent calls are kept
         return iter(self.recent)
 
 
@@ -56,9 +58,8 @@ async def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0, help="answer every API call this much later (FakeSlack.delay)")
     args = parser.parse_args()
 
-    fake = FakeSlack(client_id=args.client_id, client_secret=args.client_secret, rotation=args.rotation, expires_in=args.expires_in)
+    fake = FakeSlack(args.client_id, args.client_secret, rotation=args.rotation, expires_in=args.expires_in, delay=args.delay_ms / 1000)
     counts = CountingCalls()
-    fake.delay = args.delay_ms / 1000
     fake.calls = counts  # type: ignore[assignment]
     fake.messages = collections.deque(maxlen=16)  # type: ignore[assignment]
 
@@ -67,9 +68,12 @@ async def main() -> None:
             {"methods": dict(counts.by_method), "refresh_grants": counts.refresh_grants, "code_grants": counts.code_grants}
         )
 
-    fake.app.router.add_get("/_bench/counts", counts_view)
-    runner, base = await start_fake_slack(fake, host=args.host, port=args.port)
-    await serve_until_signalled(runner, base)
+    app = fake.make_app()
+    app.router.add_get("/_bench/counts", counts_view)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, args.host, args.port).start()
+    await serve_until_signalled(runner, f"http://{args.host}:{runner.addresses[0][1]}")
 
 
 if __name__ == "__main__":

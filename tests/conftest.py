@@ -19,7 +19,7 @@ from hub.infra.crypto import generate_key
 from hub.store.engine import create_engine, upgrade
 from hub.testing.pytest_plugin import admin_sql
 from hub.web import create_app
-from hub_slack.fake import FakeSlack, start_fake_slack
+from hub_slack.fake import FakeSlack
 from hub_trello.fake import FakeTrello
 from hub_google_calendar.fake import FakeGoogle, start_fake_google
 from helpers import connect_slack
@@ -79,10 +79,9 @@ def encryption_keys() -> str:
 @pytest.fixture
 async def fake_slack() -> AsyncIterator[FakeSlack]:
     fake = FakeSlack(client_id="slack-client", client_secret="slack-secret-value-123")
-    runner, base = await start_fake_slack(fake)
-    fake.base_url = base  # type: ignore[attr-defined]
+    await fake.start()
     yield fake
-    await runner.cleanup()
+    await fake.stop()
 
 
 @pytest.fixture

@@ -264,7 +264,7 @@ async def test_validation_details_list_every_problem(hub_app: Any, fake_slack: A
     assert by_field["colour"] == "is not a known field"
     assert "string" in by_field["text"]
     assert "thread_ts" in by_field
-    assert not fake_slack.calls_to("chat.postMessage")[1:]  # only the fixture's message
+    assert not fake_slack.calls_to("/api/chat.postMessage")[1:]  # only the fixture's message
 
 
 # --- the callback --------------------------------------------------------------------------
@@ -275,14 +275,14 @@ async def test_replayed_state_is_refused(hub_app: Any, fake_slack: Any):
     path = await start_connect(hub_app, h)
     first = await hub_app.get(path, headers=JSON_ACCEPT)
     assert first.status == 200, await first.text()
-    before, exchanges = await snapshot(db), len(fake_slack.calls_to("oauth.v2.access"))
+    before, exchanges = await snapshot(db), len(fake_slack.calls_to("/api/oauth.v2.access"))
 
     resp = await hub_app.get(path, headers=JSON_ACCEPT)
     error = await read_error(resp, 400)
     assert error["code"] == "state_replayed"
     assert "already used" in error["message"]
     assert error["details"]["field"] == "state"
-    assert len(fake_slack.calls_to("oauth.v2.access")) == exchanges  # the code was not tried again
+    assert len(fake_slack.calls_to("/api/oauth.v2.access")) == exchanges  # the code was not tried again
     assert await snapshot(db) == before
 
     # The browser (no JSON Accept) gets a page with the same status, not the envelope.
@@ -304,7 +304,7 @@ async def test_expired_state_is_refused(hub_app: Any, fake_slack: Any):
     error = await read_error(resp, 400)
     assert error["code"] == "state_expired"
     assert "expired" in error["message"] and "connect" in error["message"]
-    assert not fake_slack.calls_to("oauth.v2.access")
+    assert not fake_slack.calls_to("/api/oauth.v2.access")
     assert await snapshot(db) == before
     assert await db.count(Integration) == 0
 
@@ -322,7 +322,7 @@ async def test_unknown_state_is_refused(hub_app: Any, fake_slack: Any):
         error = await read_error(resp, 400)
         assert error["code"] == "invalid_state", query
         assert "state" in error["message"], query
-    assert not fake_slack.calls_to("oauth.v2.access")
+    assert not fake_slack.calls_to("/api/oauth.v2.access")
     assert await snapshot(db) == before
     assert await db.count(Integration) == 0
 
@@ -337,7 +337,7 @@ async def test_state_issued_for_another_provider_is_refused(hub_app: Any, fake_s
     error = await read_error(resp, 400)
     assert error["code"] == "invalid_state"
     assert "issued for other" in error["message"]
-    assert not fake_slack.calls_to("oauth.v2.access")
+    assert not fake_slack.calls_to("/api/oauth.v2.access")
     assert await snapshot(db) == before
     assert await db.count(Integration) == 0
 
@@ -352,7 +352,7 @@ async def test_denied_consent_connects_nothing(hub_app: Any, fake_slack: Any):
     error = await read_error(resp, 400)
     assert error["code"] == "access_denied"
     assert "declined" in error["message"]
-    assert not fake_slack.calls_to("oauth.v2.access")
+    assert not fake_slack.calls_to("/api/oauth.v2.access")
     after = await snapshot(db)
     assert after["integrations"] == [] and after["log_rows"] == logs_before
     assert all(state[-1] is not None for state in after["oauth_states"])  # the state is spent

@@ -191,9 +191,9 @@ async def post(client: Any, text: str = "hi") -> Any:
 async def in_flight_upstream(client: Any, fake_slack: Any, text: str) -> asyncio.Task[Any]:
     """An action started and held upstream: returns once Slack has received its call
     (``fake_slack.delay`` decides how long Slack then holds it)."""
-    before = len(fake_slack.calls_to("chat.postMessage"))
+    before = len(fake_slack.calls_to("/api/chat.postMessage"))
     task = asyncio.create_task(post(client, text))
-    await until(lambda: len(fake_slack.calls_to("chat.postMessage")) > before, 10, "the action to reach Slack")
+    await until(lambda: len(fake_slack.calls_to("/api/chat.postMessage")) > before, 10, "the action to reach Slack")
     return task
 
 

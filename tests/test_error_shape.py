@@ -31,9 +31,9 @@ async def deactivate(client: Any, fake: Any, headers: dict[str, str]) -> None:
     assert resp.status == 200, await resp.text()
 
 
-def fault(switch: str, *args: Any) -> Prepare:
+def fault(switch: str, *args: Any, **kwargs: Any) -> Prepare:
     async def prepare(client: Any, fake: Any, headers: dict[str, str]) -> None:
-        getattr(fake, switch)(*args)
+        getattr(fake, switch)(*args, **kwargs)
 
     return prepare
 
@@ -67,7 +67,7 @@ CASES: dict[str, Case] = {
     "404-unknown-action": Case(404, "unknown_action", "POST", f"{SLACK}/reactions", {"json": {}}),
     "404-no-integration": Case(404, "integration_not_found", "GET", f"{SLACK}/stats", user="bob"),
     "404-from-slack": Case(404, "provider_not_found", "POST", f"{SLACK}/message", {"json": MESSAGE},
-                           prepare=fault("fail_next", "chat.postMessage", "channel_not_found")),
+                           prepare=fault("slack_error_next", "chat.postMessage", "channel_not_found")),
     "405-action": Case(405, "method_not_allowed", "PATCH", f"{SLACK}/channels", header=("Allow", "GET")),
     "405-core-route": Case(405, "method_not_allowed", "POST", f"{SLACK}/connect", header=("Allow", "GET")),
     "405-router": Case(405, "method_not_allowed", "POST", "/healthz", header=("Allow", "")),
@@ -79,7 +79,7 @@ CASES: dict[str, Case] = {
                                {"params": {"state": "made-up", "code": "1.2.3"}, "headers": {"Accept": "application/json"}},
                                user=None),
     "400-from-slack": Case(400, "provider_rejected_input", "POST", f"{SLACK}/message", {"json": MESSAGE},
-                           prepare=fault("fail_next", "chat.postMessage", "msg_too_long")),
+                           prepare=fault("slack_error_next", "chat.postMessage", "msg_too_long")),
     "409-inactive": Case(409, "invalid_state", "POST", f"{SLACK}/message", {"json": MESSAGE}, prepare=deactivate),
     "409-revoked-upstream": Case(409, "reconnect_required", "POST", f"{SLACK}/message", {"json": MESSAGE},
                                  prepare=revoke_everything),
@@ -87,11 +87,11 @@ CASES: dict[str, Case] = {
     "413-body": Case(413, "payload_too_large", "POST", f"{SLACK}/message",
                      {"json": {"channel": "general", "text": "y" * (1024 * 1024 + 100)}}),
     "429-rate-limited": Case(429, "rate_limited", "POST", f"{SLACK}/message", {"json": MESSAGE},
-                             prepare=fault("rate_limit_next", "chat.postMessage", 7), header=("Retry-After", "7")),
+                             prepare=fault("rate_limit_next", retry_after=7, path="/api/chat.postMessage"), header=("Retry-After", "7")),
     "502-slack-error": Case(502, "provider_error", "POST", f"{SLACK}/message", {"json": MESSAGE},
-                            prepare=fault("fail_next", "chat.postMessage", "internal_error")),
+                            prepare=fault("slack_error_next", "chat.postMessage", "internal_error")),
     "502-slack-http-500": Case(502, "provider_unavailable", "POST", f"{SLACK}/message", {"json": MESSAGE},
-                               prepare=fault("http_error_next", "chat.postMessage", 500)),
+                               prepare=fault("fail_next", 500, path="/api/chat.postMessage")),
 }
 
 
@@ -124,9 +124,9 @@ async def test_every_error_has_the_one_shape(name: str, hub_app: Any, fake_slack
         if value:
             assert resp.headers[name_] == value, dict(resp.headers)
 
-    secrets = [*fake_slack.issued_tokens, CLIENT_SECRET, JWT_SECRET]
+    secrets = [*fake_slack.issued, CLIENT_SECRET, JWT_SECRET]
     secrets += [v.removeprefix("Bearer ") for v in (caller.get("Authorization"), kwargs["headers"].get("Authorization")) if v]
-    assert fake_slack.issued_tokens  # the connect flow issued a code and a token to look for
+    assert fake_slack.issued  # the connect flow issued a code and a token to look for
     for secret in secrets:
         assert secret not in text, f"a secret leaked into the {case.status} body"
     for trace in ("Traceback", 'File "', ".py\", line"):
@@ -136,7 +136,7 @@ async def test_every_error_has_the_one_shape(name: str, hub_app: Any, fake_slack
 async def test_provider_errors_carry_the_providers_code(hub_app: Any, fake_slack: Any):
     h = auth("alice")
     await connect_slack(hub_app, h)
-    fake_slack.fail_next("chat.postMessage", "internal_error")
+    fake_slack.slack_error_next("chat.postMessage", "internal_error")
     resp = await hub_app.post(f"{SLACK}/message", json=MESSAGE, headers=h)
     error = (await resp.json())["error"]
     assert resp.status == 502
@@ -165,5 +165,5 @@ async def test_html_callback_error_page_hides_secrets(hub_app: Any, fake_slack: 
     text = await resp.text()
     assert resp.status == 400 and resp.content_type == "text/html"
     assert resp.headers.get("X-Request-Id")
-    for secret in (*fake_slack.issued_tokens, CLIENT_SECRET, JWT_SECRET, "Traceback"):
+    for secret in (*fake_slack.issued, CLIENT_SECRET, JWT_SECRET, "Traceback"):
         assert secret not in text

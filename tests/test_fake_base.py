@@ -4,6 +4,7 @@ provider's fake overrides, and the state the sandbox keeps. Imports only hub.tes
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import aiohttp
@@ -189,3 +190,15 @@ async def test_fail_next_with_text_and_slow_answers(http: Any) -> None:
         assert fake.calls[0].at > 0
     finally:
         await fake.stop()
+
+
+async def test_the_pages_a_browser_loads_need_nothing_else(http: Any, fake: FakeNotes) -> None:
+    # Not even /favicon.ico: a browser test counts the 404 it would get as a console error.
+    consent = f"{fake.base_url}/oauth/authorize?client_id={fake.client_id}&redirect_uri={REDIRECT}&scope=notes:read"
+    refused = f"{fake.base_url}/oauth/authorize?client_id=someone-else&redirect_uri={REDIRECT}"
+    for url, status in ((consent, 200), (refused, 400)):
+        resp = await http.get(url)
+        page = await resp.text()
+        assert resp.status == status
+        assert '<link rel="icon" href="data:,">' in page
+        assert "<script" not in page and not re.search(r'(href|src)="(?!data:)', page)

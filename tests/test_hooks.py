@@ -477,7 +477,7 @@ async def test_hook_hub_exchange_code(mode, start, upstream, fake_slack) -> None
 
     # Slack exchanges its own way (oauth.v2.access), untouched by the demo plugin.
     assert (await connect_slack(client, auth("carol")))["success"] is True
-    assert fake_slack.calls_to("oauth.v2.access")
+    assert fake_slack.calls_to("/api/oauth.v2.access")
     assert providers_seen(plugin) == {"demo"} and len(plugin.calls) == 2
 
 
@@ -522,7 +522,7 @@ async def test_hook_hub_import_token(mode, start, upstream, fake_slack) -> None:
     # Slack verifies a pasted token with its own identity call (auth.test).
     status, body = await paste(client, "slack", "xoxb-never-issued")
     assert (status, body["error"]["code"]) == (400, "token_rejected")
-    assert fake_slack.calls_to("auth.test")[-1].headers["Authorization"] == "Bearer xoxb-never-issued"
+    assert fake_slack.calls_to("/api/auth.test")[-1].headers["Authorization"] == "Bearer xoxb-never-issued"
     assert providers_seen(plugin) == {"demo"} and len(plugin.calls) == 2
 
 
@@ -601,7 +601,7 @@ async def test_hook_hub_refresh_token(mode, start, upstream, fake_slack) -> None
     await connect_slack(client, auth("alice"))
     status, body, _ = await request(client, "POST", "slack/refresh")
     assert status == 200, body
-    assert fake_slack.calls_to("oauth.v2.access")[-1].form["grant_type"] == "refresh_token"
+    assert fake_slack.calls_to("/api/oauth.v2.access")[-1].form["grant_type"] == "refresh_token"
     assert providers_seen(plugin) == {"demo"} and len(plugin.calls) == 4
 
 
@@ -650,7 +650,7 @@ async def test_hook_hub_revoke_token(mode, start, upstream, fake_slack) -> None:
     # Slack revokes with its own auth.revoke.
     await connect_slack(client, auth("alice"))
     assert (await request(client, "DELETE", "slack/disconnect"))[0] == 200
-    assert len(fake_slack.calls_to("auth.revoke")) == 1
+    assert len(fake_slack.calls_to("/api/auth.revoke")) == 1
     assert providers_seen(plugin) == {"demo"} and len(plugin.calls) == 2
 
 
@@ -736,8 +736,8 @@ async def test_hook_hub_auth_headers(mode, start, upstream, fake_slack) -> None:
     await connect_slack(client, auth("alice"))
     status, body, _ = await request(client, "GET", "slack/channels")
     assert status == 200, body
-    assert fake_slack.calls_to("conversations.list")[-1].headers["Authorization"].startswith("Bearer xox")
-    assert "X-Demo-Client" not in fake_slack.calls_to("conversations.list")[-1].headers
+    assert fake_slack.calls_to("/api/conversations.list")[-1].headers["Authorization"].startswith("Bearer xox")
+    assert "X-Demo-Client" not in fake_slack.calls_to("/api/conversations.list")[-1].headers
     assert providers_seen(plugin) == {"demo"} and len(plugin.calls) == 1
 
 
@@ -809,7 +809,7 @@ async def test_hook_hub_check_response(mode, start, upstream, fake_slack) -> Non
 
     # Slack's answers go through Slack's check ({"ok": false} errors).
     await connect_slack(client, auth("alice"))
-    fake_slack.fail_next("conversations.list", "invalid_cursor")
+    fake_slack.slack_error_next("conversations.list", "invalid_cursor")
     status, body, _ = await request(client, "GET", "slack/channels")
     assert (status, body["error"]["code"]) == (400, "provider_rejected_input")
     assert providers_seen(plugin) == {"demo"}

@@ -46,7 +46,7 @@ async def alice_state(db: Rows, fake: Any, token: str) -> dict[str, Any]:
             row.scopes, row.meta, row.updated_at, row.last_sync_at, row.version,
         ),
         "logs": [(r.id, r.kind, r.action, r.status, r.request_data, r.error_message) for r in logs],
-        "token_revoked": token in fake.revoked_tokens,
+        "token_revoked": token in fake.tokens and fake.tokens[token].revoked,
         "messages": [dict(m) for m in fake.messages],
     }
 
@@ -68,8 +68,8 @@ async def alice(hub_app: Any, fake_slack: Any) -> str:
     h = auth("alice")
     await connect_slack(hub_app, h)
     await post_as(hub_app, h, "hello from alice")
-    token = bearer_of(fake_slack.calls_to("chat.postMessage")[-1])
-    assert token in fake_slack.issued_tokens
+    token = bearer_of(fake_slack.calls_to("/api/chat.postMessage")[-1])
+    assert token in fake_slack.issued
     return token
 
 
@@ -108,7 +108,7 @@ async def test_bob_cannot_reach_alices_integration(route: str, hub_app: Any, fak
 
     data = await post_as(hub_app, auth("alice"), "still here")
     assert data["ts"]
-    assert bearer_of(fake_slack.calls_to("chat.postMessage")[-1]) == alice
+    assert bearer_of(fake_slack.calls_to("/api/chat.postMessage")[-1]) == alice
 
 
 @pytest.mark.parametrize("user", ["bob", "Alice", "alice ", "alice\u200b", "ALICE"])
@@ -140,7 +140,7 @@ async def test_bobs_own_integration_never_touches_alices(hub_app: Any, fake_slac
     assert await alice_state(db, fake_slack, alice) == before
 
     await post_as(hub_app, bob, "hello from bob")
-    assert bearer_of(fake_slack.calls_to("chat.postMessage")[-1]) == bob_token
+    assert bearer_of(fake_slack.calls_to("/api/chat.postMessage")[-1]) == bob_token
     for route in ("live-status", "list-channels", "get-user", "stats", "deactivate", "reactivate"):
         method, path, kwargs = ROUTES[route]
         resp = await hub_app.request(method, path, headers=bob, **kwargs)
@@ -160,7 +160,7 @@ async def test_bobs_own_integration_never_touches_alices(hub_app: Any, fake_slac
         method, path, kwargs = ROUTES[route]
         resp = await hub_app.request(method, path, headers=bob, **kwargs)
         assert resp.status == 200, (route, await resp.text())
-    assert bob_token in fake_slack.revoked_tokens
+    assert fake_slack.tokens[bob_token].revoked
 
     after = await alice_state(db, fake_slack, alice)
     assert after["row"] == before["row"]
@@ -171,6 +171,6 @@ async def test_bobs_own_integration_never_touches_alices(hub_app: Any, fake_slac
     ]
 
     await post_as(hub_app, auth("alice"), "alice still connected")
-    assert bearer_of(fake_slack.calls_to("chat.postMessage")[-1]) == alice
+    assert bearer_of(fake_slack.calls_to("/api/chat.postMessage")[-1]) == alice
     resp = await hub_app.get(SLACK, headers=auth("alice"))
     assert (await resp.json())["data"]["status"] == "ACTIVE"

@@ -30,7 +30,7 @@ async def test_counters_move_with_traffic(hub_app, fake_slack):
     await connect_slack(hub_app, h)
     for _ in range(3):
         assert (await hub_app.post("/api/integrations/slack/message", json={"channel": "general", "text": "x"}, headers=h)).status == 200
-    fake_slack.fail_next("chat.postMessage", "fatal_error")
+    fake_slack.slack_error_next("chat.postMessage", "fatal_error")
     assert (await hub_app.post("/api/integrations/slack/message", json={"channel": "general", "text": "x"}, headers=h)).status == 502
     await hub_app.db.settle()
     after = await scrape(hub_app)

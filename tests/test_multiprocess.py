@@ -25,7 +25,7 @@ from hub.store.engine import create_engine, sessionmaker
 from hub.store.models import Integration, IntegrationLog, utcnow
 from hub.web import HUB_KEY, create_app
 from hub_google_calendar.fake import FakeGoogle, start_fake_google
-from hub_slack.fake import FakeSlack, start_fake_slack
+from hub_slack.fake import FakeSlack
 from procs import HubProcess, free_port, write_config
 from support import Rows, auth, build_hub, google_section, slack_section
 
@@ -45,7 +45,7 @@ class Provider:
         return {**section, "max_concurrency": 400}
 
     def refresh_calls(self) -> list[Any]:
-        path = "oauth.v2.access" if self.name == SLACK else "/token"
+        path = "/api/oauth.v2.access" if self.name == SLACK else "/token"
         return [c for c in self.fake.calls_to(path) if c.form.get("grant_type") == "refresh_token"]
 
     def action(self, i: int) -> tuple[str, str, Any]:
@@ -60,7 +60,7 @@ class Provider:
     def live_refresh_tokens(self) -> set[str]:
         fake = self.fake
         if self.name == SLACK:
-            return {t for t, r in fake._refresh.items() if not r.spent and t not in fake.revoked_tokens}
+            return {t for t, r in fake.tokens.items() if r.kind == "refresh" and r.usable(fake.clock())}
         return {t for t in fake._refresh if t not in fake.revoked_tokens}
 
 
@@ -68,13 +68,13 @@ class Provider:
 async def provider(request: pytest.FixtureRequest) -> Any:
     if request.param == SLACK:
         fake: Any = FakeSlack(client_id="slack-client", client_secret="slack-secret-value-123", rotation=True)
-        runner, base = await start_fake_slack(fake)
+        runner, base = None, await fake.start()
     else:
         fake = FakeGoogle(rotate_refresh_tokens=True)
         runner, base = await start_fake_google(fake)
     fake.base_url = base
     yield Provider(request.param, fake)
-    await runner.cleanup()
+    await (fake.stop() if runner is None else runner.cleanup())
 
 
 async def connect(session: Any, provider: Provider, user: str = "alice") -> dict[str, Any]:
@@ -96,7 +96,10 @@ async def expire(db_url: str, provider: Provider) -> None:
             await s.execute(update(Integration).values(token_expiry=utcnow() - timedelta(seconds=5)))
     finally:
         await engine.dispose()
-    provider.fake.expire_access_tokens()
+    if provider.name == SLACK:
+        provider.fake.expire_tokens()
+    else:
+        provider.fake.expire_access_tokens()
 
 
 async def stored(db_url: str) -> tuple[list[Integration], list[IntegrationLog]]:

@@ -306,7 +306,7 @@ async def test_hub_serve_starts_with_broken_plugins_reports_them_and_serves_the_
     assert "provider plugin 'exploding' failed to load (hub_test_exploding (hub-test-plugins))" in output
     assert "provider plugin acme raised RuntimeError in action explode" in output
     assert "Traceback" not in output
-    issued = [t for t in fake_google.issued_tokens + fake_slack.issued_tokens if len(t) >= 8]
+    issued = [t for t in fake_google.issued_tokens + fake_slack.issued if len(t) >= 8]
     assert issued and not [t for t in issued if t in output]
 
 
@@ -477,7 +477,7 @@ async def test_an_upstream_fault_at_the_token_endpoint_leaves_expired_and_the_ne
     fake_slack.rotation = True
     await connect_slack(hub_app, auth())
     await hub_app.db.expire_token()
-    fake_slack.expire_access_tokens()
+    fake_slack.expire_tokens()
     client = await faulty_hub(make_config, aiohttp_client, fake_slack, token=f"{await faulty(fault)}/oauth.v2.access")
 
     resp = await client.post("/api/integrations/slack/message", json={"channel": "general", "text": "x"}, headers=auth())
@@ -495,4 +495,4 @@ async def test_an_upstream_fault_at_the_token_endpoint_leaves_expired_and_the_ne
     resp = await hub_app.post("/api/integrations/slack/message", json={"channel": "general", "text": "y"}, headers=auth())
     assert resp.status == 200, await resp.text()
     assert (await hub_app.db.integration()).status == "ACTIVE"
-    assert len([c for c in fake_slack.calls_to("oauth.v2.access") if c.form.get("grant_type") == "refresh_token"]) == 1
+    assert len([c for c in fake_slack.calls_to("/api/oauth.v2.access") if c.form.get("grant_type") == "refresh_token"]) == 1

@@ -176,7 +176,7 @@ async def test_slack_connects_with_the_core_token_request(hub_app, fake_slack) -
     assert body["data"]["status"] == "ACTIVE"
     resp = await hub_app.get("/api/integrations/slack/connect", headers=auth("bob"))
     location = await consent((await resp.json())["data"]["authUrl"])
-    fake_slack.fail_next("oauth.v2.access", "invalid_code")
+    fake_slack.slack_error_next("oauth.v2.access", "invalid_code")
     resp = await hub_app.get(callback_path(location), headers={"Accept": "application/json"})
     answer = await resp.json()
     assert resp.status == 502 and answer["error"]["code"] == "reconnect_required", answer

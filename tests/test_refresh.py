@@ -13,7 +13,7 @@ from support import auth, build_hub
 
 
 def refreshes(fake) -> list:
-    return [c for c in fake.calls_to("oauth.v2.access") if c.form.get("grant_type") == "refresh_token"]
+    return [c for c in fake.calls_to("/api/oauth.v2.access") if c.form.get("grant_type") == "refresh_token"]
 
 
 async def post(client, user: str = "alice", text: str = "hi"):
@@ -30,7 +30,7 @@ async def test_rotation_connect_stores_refresh_token_and_expiry(hub_app, fake_sl
 @pytest.mark.usefixtures("slack_rotating")
 async def test_expired_token_is_refreshed_before_the_call(hub_app, fake_slack):
     await hub_app.db.expire_token()
-    fake_slack.expire_access_tokens()
+    fake_slack.expire_tokens()
     resp = await post(hub_app)
     assert resp.status == 200, await resp.text()
     assert len(refreshes(fake_slack)) == 1
@@ -41,17 +41,17 @@ async def test_expired_token_is_refreshed_before_the_call(hub_app, fake_slack):
 
 @pytest.mark.usefixtures("slack_rotating")
 async def test_token_expired_answer_triggers_one_refresh_and_a_retry(hub_app, fake_slack):
-    fake_slack.expire_access_tokens()  # upstream says token_expired though our clock disagrees
+    fake_slack.expire_tokens()  # upstream says token_expired though our clock disagrees
     resp = await post(hub_app)
     assert resp.status == 200, await resp.text()
     assert len(refreshes(fake_slack)) == 1
-    assert len(fake_slack.calls_to("chat.postMessage")) == 2
+    assert len(fake_slack.calls_to("/api/chat.postMessage")) == 2
 
 
 @pytest.mark.usefixtures("slack_rotating")
 async def test_concurrent_calls_share_one_refresh(hub_app, fake_slack):
     await hub_app.db.expire_token()
-    fake_slack.expire_access_tokens()
+    fake_slack.expire_tokens()
     answers = await asyncio.gather(*(post(hub_app, text=f"m{i}") for i in range(50)))
     assert [a.status for a in answers] == [200] * 50
     assert len(refreshes(fake_slack)) == 1
@@ -62,7 +62,7 @@ async def test_two_hub_instances_share_one_refresh(hub_app, fake_slack, make_con
     """Two hubs on one database behave like two processes: the row lease lets one refresh."""
     other = await aiohttp_client(create_app(build_hub(make_config())))
     await hub_app.db.expire_token()
-    fake_slack.expire_access_tokens()
+    fake_slack.expire_tokens()
     fake_slack.delay = 0.2  # keep the refresh in flight while the other hub arrives
     calls = [post(hub_app, text=f"a{i}") for i in range(20)] + [post(other, text=f"b{i}") for i in range(20)]
     answers = await asyncio.gather(*calls)
@@ -89,8 +89,8 @@ async def test_rejected_refresh_moves_to_error_with_reconnect_message(hub_app, f
 @pytest.mark.usefixtures("slack_rotating")
 async def test_transient_refresh_failure_leaves_expired_and_recovers(hub_app, fake_slack):
     await hub_app.db.expire_token()
-    fake_slack.expire_access_tokens()
-    fake_slack.http_error_next("oauth.v2.access", 503)
+    fake_slack.expire_tokens()
+    fake_slack.fail_next(503, path="/api/oauth.v2.access")
     resp = await post(hub_app)
     assert resp.status == 502, await resp.text()
     assert (await resp.json())["error"]["code"] == "provider_unavailable"

@@ -31,7 +31,7 @@ async def test_live_status_checks_slack_and_notices_revocation(hub_app, fake_sla
     resp = await hub_app.get("/api/integrations/slack/status", headers=h)
     data = (await resp.json())["data"]
     assert resp.status == 200 and data["checked"] is True and data["status"] == "ACTIVE"
-    assert len(fake_slack.calls_to("auth.test")) == 2  # once at connect, once now
+    assert len(fake_slack.calls_to("/api/auth.test")) == 2  # once at connect, once now
     fake_slack.revoke_all()
     resp = await hub_app.get("/api/integrations/slack/status", headers=h)
     assert resp.status == 409
@@ -138,7 +138,7 @@ async def test_get_user_action(hub_app, fake_slack):
 async def test_tokens_route_verifies_before_storing(hub_app, fake_slack):
     # a token minted for someone else's install, pasted in by alice
     await connect_slack(hub_app, auth("bob"))
-    pasted = next(t for t in fake_slack.issued_tokens if t.startswith("xoxb-"))
+    pasted = next(t for t in fake_slack.issued if t.startswith("xoxb-"))
     resp = await hub_app.post("/api/integrations/slack/tokens", json={"token": "xoxb-not-a-real-one"}, headers=auth("alice"))
     body = await resp.json()
     assert resp.status == 400 and body["error"]["code"] == "token_rejected"
@@ -160,7 +160,7 @@ async def test_plugin_trace_names_hooks_but_never_values(hub_app, fake_slack, ca
     lines = [r.getMessage() for r in caplog.records if r.name == "hub.plugins.trace"]
     assert any(line.startswith("hub_exchange_code[slack] slack(provider, code, redirect_uri)") for line in lines)
     assert any(line.startswith("hub_account_identity[slack]") for line in lines)
-    for token in fake_slack.issued_tokens:
+    for token in fake_slack.issued:
         assert all(token not in line for line in lines)
 
 

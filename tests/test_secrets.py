@@ -42,8 +42,8 @@ async def test_full_flow_leaks_nothing(hub_app, fake_slack, caplog):
     rows += [json.dumps([i.meta, i.status_reason, i.scopes]) for i in await db.integrations()]
     rows += [json.dumps([o.state_hash, o.code_verifier, o.return_url]) for o in await db.states()]
 
-    secrets = [*fake_slack.issued_tokens, code, state, "slack-secret-value-123", JWT_SECRET, h["Authorization"].split()[1]]
-    assert len(fake_slack.issued_tokens) >= 4  # access + refresh, before and after the refresh
+    secrets = [*fake_slack.issued, code, state, "slack-secret-value-123", JWT_SECRET, h["Authorization"].split()[1]]
+    assert len(fake_slack.issued) >= 4  # access + refresh, before and after the refresh
     # aiohttp.access lines come only from the fake provider: the hub serves without them
     hub_log = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
     assert "POST /api/integrations/slack/message 200" in hub_log  # the hub's own access line

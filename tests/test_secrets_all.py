@@ -99,11 +99,11 @@ async def slack_life(b: Browser, fake: Any, used: list[str]) -> None:
     await b.call("GET", f"{S}/users/U0000000002", headers=h, expect=200)
     await b.call("GET", f"{S}/users/U0000000099", headers=h, expect=404)
     await b.call("POST", f"{S}/refresh", headers=h, expect=200)
-    fake.expire_access_tokens()  # Slack says token_expired: one refresh, then the retry
+    fake.expire_tokens()  # Slack says token_expired: one refresh, then the retry
     await b.call("GET", f"{S}/channels", headers=h, expect=200)
     await b.client.db.expire_token("alice", "slack")  # our clock says expired: refresh before use
     await b.call("GET", f"{S}/status", headers=h, expect=200)
-    fake.fail_next("chat.postMessage", "ratelimited")
+    fake.slack_error_next("chat.postMessage", "ratelimited")
     await b.call("POST", f"{S}/message", json={"channel": "general", "text": "x"}, headers=h)
     await b.call("PATCH", f"{S}/status", json={"status": "INACTIVE"}, headers=h, expect=200)
     await b.call("POST", f"{S}/message", json={"channel": "general", "text": "x"}, headers=h, expect=409)
@@ -230,7 +230,7 @@ async def test_full_flows_on_every_provider_leave_no_secret_behind(
     client_secrets = [sections["slack"]["client_secret"], sections["google_calendar"]["client_secret"]]
     jwts = [auth(u)["Authorization"].split()[1] for u in ("alice", "bob")]
     issued = {
-        "slack": list(fake_slack.issued_tokens),
+        "slack": list(fake_slack.issued),
         "trello": list(fake_trello.issued_tokens),
         "google_calendar": list(fake_google.issued_tokens),
     }
@@ -239,7 +239,7 @@ async def test_full_flows_on_every_provider_leave_no_secret_behind(
     assert any(t.startswith("xoxe-") for t in issued["slack"]), "Slack issued no refresh token"
     assert len(issued["trello"]) >= 2
     assert len(issued["google_calendar"]) >= 6  # access + refresh at connect and after each of the refreshes
-    assert fake_slack.revoked_tokens and fake_trello.revoked_tokens and fake_google.revoked_tokens
+    assert any(t.revoked for t in fake_slack.tokens.values()) and fake_trello.revoked_tokens and fake_google.revoked_tokens
     secrets = {
         *(t for tokens in issued.values() for t in tokens), *used, *verifiers, *client_secrets, JWT_SECRET, *jwts,
     }

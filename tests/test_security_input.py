@@ -307,7 +307,7 @@ async def test_a_deeply_nested_body_is_refused_before_anything_runs(hub_app, fak
     assert resp.status == 400, answer
     assert answer["error"]["details"]["field"] == "blocks", answer
     assert f"deeper than {MAX_DEPTH}" in answer["error"]["message"]
-    assert not fake_slack.calls_to("chat.postMessage") and not fake_slack.messages
+    assert not fake_slack.calls_to("/api/chat.postMessage") and not fake_slack.messages
     assert await _logs_of(hub_app, "slack", "post_message") == []
 
 

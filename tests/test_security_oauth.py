@@ -77,7 +77,7 @@ async def test_concurrent_callbacks_with_one_state_connect_once(hub_app: Any, fa
     assert sorted(status for status, _ in bodies) == [200, 400, 400, 400, 400, 400], bodies
     refused = [body["error"]["code"] for status, body in bodies if status != 200]
     assert refused == ["state_replayed"] * 5, bodies
-    assert len(fake_slack.calls_to("oauth.v2.access")) == 1  # the code was exchanged once
+    assert len(fake_slack.calls_to("/api/oauth.v2.access")) == 1  # the code was exchanged once
     assert len(await hub_app.db.activity(action="exchange_code")) == 1
 
 
@@ -173,8 +173,8 @@ async def test_connecting_another_account_revokes_and_drops_the_old_grant(hub_ap
     assert not second["hasRefreshToken"]
     new = await db.token()
     assert new.refresh_token is None and new.access_token != old.access_token
-    assert {old.access_token, old.refresh_token} <= fake_slack.revoked_tokens  # A's grant is gone upstream
-    assert new.access_token not in fake_slack.revoked_tokens
+    assert fake_slack.tokens[old.access_token].revoked and fake_slack.tokens[old.refresh_token].revoked  # A's grant is gone upstream
+    assert not fake_slack.tokens[new.access_token].revoked
     revokes = await db.activity(action="revoke_token")
     assert [r.status for r in revokes] == ["SUCCESS"]
     assert "T0000000001" in str(revokes[0].request_data)
@@ -190,7 +190,7 @@ async def test_a_failed_revoke_of_the_old_account_does_not_block_the_new_one(hub
     fake_slack.rotation = True
     await connect_workspace(hub_app)
     fake_slack.rotation = False
-    fake_slack.fail_next("auth.revoke", "internal_error")
+    fake_slack.slack_error_next("auth.revoke", "internal_error")
     second = await connect_workspace(hub_app, team="T0000000002")
     assert second["status"] == "ACTIVE" and not second["hasRefreshToken"]
     assert (await hub_app.db.token()).refresh_token is None
@@ -207,7 +207,7 @@ async def test_reconnecting_the_same_account_keeps_its_refresh_token(hub_app: An
     again = await connect_workspace(hub_app)
     assert again["hasRefreshToken"]
     assert (await db.token()).refresh_token == old.refresh_token
-    assert not fake_slack.calls_to("auth.revoke")
+    assert not fake_slack.calls_to("/api/auth.revoke")
     assert await db.activity(action="revoke_token") == []
     resp = await hub_app.post(f"{SLACK}/refresh", headers=auth("alice"))
     assert resp.status == 200, await resp.text()

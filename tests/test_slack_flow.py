@@ -69,7 +69,7 @@ async def test_connect_act_observe_disconnect_delete(hub_app, fake_slack):
     resp = await client.delete("/api/integrations/slack/disconnect", headers=h)
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["data"]["status"] == "INACTIVE"
-    assert len(fake_slack.calls_to("auth.revoke")) == 1
+    assert len(fake_slack.calls_to("/api/auth.revoke")) == 1
 
     # an action on an INACTIVE integration is refused, naming the state
     resp = await client.post("/api/integrations/slack/message", json={"channel": "general", "text": "x"}, headers=h)
@@ -90,6 +90,6 @@ async def test_database_file_holds_no_issued_token(hub_app, fake_slack):
     await hub_app.db.settle()
     db_path = Path(hub_app.hub.config.database.url.split(":///", 1)[1])
     raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
-    assert fake_slack.issued_tokens
-    for token in fake_slack.issued_tokens:
+    assert fake_slack.issued
+    for token in fake_slack.issued:
         assert token.encode() not in raw

@@ -29,12 +29,12 @@ async def post(client):
 
 @pytest.mark.usefixtures("slack_connected")
 async def test_429_on_a_write_goes_to_the_client_with_retry_after(hub_app, fake_slack, db):
-    fake_slack.rate_limit_next("chat.postMessage", retry_after=7)
+    fake_slack.rate_limit_next(retry_after=7, path="/api/chat.postMessage")
     resp = await post(hub_app)
     assert resp.status == 429
     assert resp.headers["Retry-After"] == "7"
     assert (await resp.json())["error"]["code"] == "rate_limited"
-    assert len(fake_slack.calls_to("chat.postMessage")) == 1  # a write is never replayed
+    assert len(fake_slack.calls_to("/api/chat.postMessage")) == 1  # a write is never replayed
     row = await last_log(db)
     assert (row.action, row.status) == ("post_message", "FAILED")
     assert await status_of(db) == "ACTIVE"
@@ -42,23 +42,23 @@ async def test_429_on_a_write_goes_to_the_client_with_retry_after(hub_app, fake_
 
 @pytest.mark.usefixtures("slack_connected")
 async def test_429_on_a_read_is_retried_after_the_wait(hub_app, fake_slack):
-    fake_slack.rate_limit_next("conversations.list", retry_after=1)
+    fake_slack.rate_limit_next(retry_after=1, path="/api/conversations.list")
     resp = await hub_app.get("/api/integrations/slack/channels", headers=auth("alice"))
     assert resp.status == 200
-    assert len(fake_slack.calls_to("conversations.list")) == 2
+    assert len(fake_slack.calls_to("/api/conversations.list")) == 2
 
 
 @pytest.mark.usefixtures("slack_connected")
 async def test_429_with_a_wait_beyond_the_cap_is_not_retried(hub_app, fake_slack):
-    fake_slack.rate_limit_next("conversations.list", retry_after=60)
+    fake_slack.rate_limit_next(retry_after=60, path="/api/conversations.list")
     resp = await hub_app.get("/api/integrations/slack/channels", headers=auth("alice"))
     assert resp.status == 429 and resp.headers["Retry-After"] == "60"
-    assert len(fake_slack.calls_to("conversations.list")) == 1
+    assert len(fake_slack.calls_to("/api/conversations.list")) == 1
 
 
 @pytest.mark.usefixtures("slack_connected")
 async def test_5xx_is_a_502_and_keeps_the_state(hub_app, fake_slack, db):
-    fake_slack.http_error_next("chat.postMessage", 503)
+    fake_slack.fail_next(503, path="/api/chat.postMessage")
     resp = await post(hub_app)
     assert resp.status == 502
     body = await resp.json()
@@ -72,7 +72,7 @@ async def test_slack_error_codes_map_to_statuses(hub_app, fake_slack, db):
     resp = await hub_app.post("/api/integrations/slack/message", json={"channel": "nope", "text": "x"}, headers=auth("alice"))
     body = await resp.json()
     assert resp.status == 404 and body["error"]["details"]["providerError"] == "channel_not_found"
-    fake_slack.fail_next("chat.postMessage", "fatal_error")
+    fake_slack.slack_error_next("chat.postMessage", "fatal_error")
     resp = await post(hub_app)
     body = await resp.json()
     assert resp.status == 502 and body["error"]["details"]["providerError"] == "fatal_error"

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from helpers import consent
 from hub.store.engine import create_engine, sessionmaker
 from hub.store.models import Integration, IntegrationLog, utcnow
-from hub_slack.fake import FakeSlack, start_fake_slack
+from hub_slack.fake import FakeSlack
 from procs import until
 from support import JWT_SECRET, auth
 
@@ -62,7 +62,7 @@ providers:
 
 async def test_two_workers_share_connects_refreshes_metrics_and_drain_on_sigterm(tmp_path, db_url, encryption_keys):
     fake = FakeSlack(client_id="slack-client", client_secret="slack-secret-value-123", rotation=True)
-    runner, fake_base = await start_fake_slack(fake)
+    fake_base = await fake.start()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = await start_workers(tmp_path, db_url, encryption_keys, fake_base, port)
@@ -90,8 +90,8 @@ async def test_two_workers_share_connects_refreshes_metrics_and_drain_on_sigterm
             # 2. 200 concurrent calls on an expired, rotating token: exactly one refresh.
             async with sessions.begin() as s:
                 await s.execute(update(Integration).where(Integration.user_id == "user0").values(token_expiry=utcnow() - timedelta(seconds=5)))
-            fake.expire_access_tokens()
-            before = len([c for c in fake.calls_to("oauth.v2.access") if c.form.get("grant_type") == "refresh_token"])
+            fake.expire_tokens()
+            before = len([c for c in fake.calls_to("/api/oauth.v2.access") if c.form.get("grant_type") == "refresh_token"])
 
             async def post(i):
                 async with http.post(f"{base}/api/integrations/slack/message", json={"channel": "general", "text": f"m{i}"}, headers=auth("user0")) as r:
@@ -99,9 +99,9 @@ async def test_two_workers_share_connects_refreshes_metrics_and_drain_on_sigterm
 
             statuses = await asyncio.gather(*(post(i) for i in range(200)))
             assert statuses == [200] * 200
-            refreshes = [c for c in fake.calls_to("oauth.v2.access") if c.form.get("grant_type") == "refresh_token"]
+            refreshes = [c for c in fake.calls_to("/api/oauth.v2.access") if c.form.get("grant_type") == "refresh_token"]
             assert len(refreshes) - before == 1
-            assert not any(c for c in fake.calls if c.api_method == "oauth.v2.access" and "invalid" in str(c))
+            assert not any(c for c in fake.calls if c.path == "/api/oauth.v2.access" and "invalid" in str(c))
 
             # 3. /metrics on either worker shows both workers' requests.
             for _ in range(40):
@@ -115,7 +115,7 @@ async def test_two_workers_share_connects_refreshes_metrics_and_drain_on_sigterm
 
             # 4. SIGTERM under load: in-flight calls finish, every answer has its row.
             fake.delay = 0.3
-            reached = len(fake.calls_to("chat.postMessage"))
+            reached = len(fake.calls_to("/api/chat.postMessage"))
             async def post_counted(i):
                 try:
                     return await post(i)
@@ -124,8 +124,8 @@ async def test_two_workers_share_connects_refreshes_metrics_and_drain_on_sigterm
             load = [asyncio.create_task(post_counted(1000 + i)) for i in range(100)]
             # Signal only once calls are in flight: Slack has them and holds each for
             # fake.delay, so a worker is mid-request for every one of them.
-            await until(lambda: len(fake.calls_to("chat.postMessage")) > reached, 20, "calls to reach Slack")
-            in_flight = len(fake.calls_to("chat.postMessage")) - reached
+            await until(lambda: len(fake.calls_to("/api/chat.postMessage")) > reached, 20, "calls to reach Slack")
+            in_flight = len(fake.calls_to("/api/chat.postMessage")) - reached
             proc.send_signal(signal.SIGTERM)
             results = await asyncio.gather(*load)
             code = await asyncio.wait_for(proc.wait(), 30)
@@ -142,4 +142,4 @@ async def test_two_workers_share_connects_refreshes_metrics_and_drain_on_sigterm
             proc.kill()
             await proc.wait()
         await engine.dispose()
-        await runner.cleanup()
+        await fake.stop()

@@ -152,7 +152,7 @@ def hub_sandbox() -> Sandbox:
     from .fake import FakeSlack
 
     fake = FakeSlack(client_id="sandbox-slack-client", client_secret="sandbox-slack-secret")
-    return Sandbox(app=fake.app, settings=fake.hub_settings)
+    return Sandbox(app=fake.make_app(), settings=fake.hub_settings)
 
 
 # --- actions -------------------------------------------------------------------------

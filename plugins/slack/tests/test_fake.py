@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 
 try:
-    from hub_slack.fake import FakeSlack, start_fake_slack
+    from hub_slack.fake import FakeSlack
 except ModuleNotFoundError:  # plugin not installed: run straight from the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from hub_slack.fake import FakeSlack, start_fake_slack
+    from hub_slack.fake import FakeSlack
 
 REDIRECT = "https://hub.example/oauth/callback/slack"
 BOT_SCOPES = "chat:write,channels:read,groups:read,users:read"
@@ -28,7 +28,7 @@ def fake():
 
 @pytest.fixture
 async def client(aiohttp_client, fake):
-    return await aiohttp_client(fake.app)
+    return await aiohttp_client(fake.make_app())
 
 
 def basic(client_id="fake-client-id", secret="fake-client-secret"):
@@ -57,6 +57,13 @@ async def authorize(client, decision="allow", **overrides):
 async def exchange(client, code, redirect_uri=REDIRECT, auth=None, **form):
     data = {"code": code, "redirect_uri": redirect_uri, **form}
     resp = await client.post("/api/oauth.v2.access", data=data, headers=auth)
+    assert resp.status == 200
+    return await resp.json()
+
+
+async def refresh(client, refresh_token):
+    resp = await client.post("/api/oauth.v2.access", headers=basic(),
+                             data={"grant_type": "refresh_token", "refresh_token": refresh_token})
     assert resp.status == 200
     return await resp.json()
 
@@ -97,13 +104,15 @@ async def test_consent_page_shows_client_scopes_and_buttons(client):
     assert resp.content_type == "text/html"
     page = await resp.text()
     assert "fake-client-id" in page
-    for scope in ("chat:write", "users:read", "search:read"):
-        assert scope in page
+    for scope in ("chat:write", "users:read"):  # the bot scopes, split at Slack's commas
+        assert f"<li><code>{scope}</code></li>" in page
     assert '<form method="post" action="/oauth/v2/authorize">' in page
     assert '<button type="submit" name="decision" value="allow" id="allow">' in page
     assert 'value="deny" id="deny"' in page
-    for name in ("client_id", "scope", "user_scope", "redirect_uri", "state", "team"):
+    for name in ("client_id", "scope", "redirect_uri", "state"):
         assert f'type="hidden" name="{name}"' in page
+    assert '<input type="hidden" name="user_scope" value="search:read">' in page  # carried on to Allow
+    assert 'name="team"' not in page  # not asked for, so not carried
     assert 'value="a&amp;b"' in page  # state is escaped
     # self-contained: no script, and nothing loaded from elsewhere (the icon is an empty data: URL)
     assert "<script" not in page and not re.search(r'(href|src)="(?!data:)', page)
@@ -129,7 +138,7 @@ async def test_allow_redirects_with_code_and_state(client, fake):
     assert location.startswith(REDIRECT + "?")
     assert query["provider"] == "slack"
     assert query["state"] == "st-123"
-    assert query["code"] in fake.issued_tokens
+    assert query["code"] in fake.issued
     assert len(fake.calls_to("/oauth/v2/authorize")) == 1
 
 
@@ -137,7 +146,7 @@ async def test_deny_redirects_with_access_denied(client, fake):
     location, query = await authorize(client, decision="deny")
     assert location.startswith(REDIRECT)
     assert query == {"error": "access_denied", "state": "st-123"}
-    assert fake.issued_tokens == []
+    assert fake.issued == []
 
 
 async def test_decision_post_with_unknown_client_is_refused(client):
@@ -157,7 +166,7 @@ async def test_exchange_success_shape(client, fake):
     assert set(body) == {"ok", "access_token", "token_type", "scope", "bot_user_id", "app_id", "team",
                          "enterprise", "is_enterprise_install", "authed_user"}
     assert body["access_token"].startswith("xoxb-")
-    assert body["access_token"] in fake.issued_tokens
+    assert body["access_token"] in fake.issued
     assert body["token_type"] == "bot"
     assert body["scope"] == BOT_SCOPES
     assert body["team"] == {"id": "T0000000001", "name": "Fake Workspace"}
@@ -170,7 +179,7 @@ async def test_exchange_with_user_scope_returns_user_token(client, fake):
     body = await install(client, user_scope="search:read,users:read", team="T0TEAM0002")
     user = body["authed_user"]
     assert user["access_token"].startswith("xoxp-")
-    assert user["access_token"] in fake.issued_tokens
+    assert user["access_token"] in fake.issued
     assert user["scope"] == "search:read,users:read"
     assert user["token_type"] == "user"
     assert body["team"]["id"] == "T0TEAM0002"
@@ -228,7 +237,7 @@ async def test_unknown_grant_type(client):
 
 async def test_rotation_and_refresh_spends_old_refresh_token(aiohttp_client):
     fake = FakeSlack(rotation=True)
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(fake.make_app())
     body = await install(client, user_scope="users:read")
     assert body["refresh_token"].startswith("xoxe-1-")
     assert body["expires_in"] == 43200
@@ -236,33 +245,27 @@ async def test_rotation_and_refresh_spends_old_refresh_token(aiohttp_client):
     assert body["authed_user"]["expires_in"] == 43200
 
     old_refresh = body["refresh_token"]
-    resp = await client.post("/api/oauth.v2.access", headers=basic(),
-                             data={"grant_type": "refresh_token", "refresh_token": old_refresh})
-    refreshed = await resp.json()
+    refreshed = await refresh(client, old_refresh)
     assert refreshed["ok"] is True
     assert refreshed["token_type"] == "bot"
     assert refreshed["access_token"].startswith("xoxb-")
     assert refreshed["access_token"] != body["access_token"]
     assert refreshed["refresh_token"].startswith("xoxe-1-") and refreshed["refresh_token"] != old_refresh
     assert refreshed["expires_in"] == 43200
-    assert {refreshed["access_token"], refreshed["refresh_token"]} <= set(fake.issued_tokens)
+    assert {refreshed["access_token"], refreshed["refresh_token"]} <= set(fake.issued)
     assert (await api(client, "auth.test", refreshed["access_token"]))["ok"] is True
 
     for spent in (old_refresh, "xoxe-1-never-issued"):
-        resp = await client.post("/api/oauth.v2.access", headers=basic(),
-                                 data={"grant_type": "refresh_token", "refresh_token": spent})
-        assert await resp.json() == {"ok": False, "error": "invalid_refresh_token"}
+        assert await refresh(client, spent) == {"ok": False, "error": "invalid_refresh_token"}
 
-    resp = await client.post("/api/oauth.v2.access", headers=basic(), data={
-        "grant_type": "refresh_token", "refresh_token": body["authed_user"]["refresh_token"]})
-    user_refreshed = await resp.json()
+    user_refreshed = await refresh(client, body["authed_user"]["refresh_token"])
     assert user_refreshed["token_type"] == "user"
     assert user_refreshed["access_token"].startswith("xoxp-")
 
 
 async def test_refresh_also_checks_client_credentials(aiohttp_client):
     fake = FakeSlack(rotation=True)
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(fake.make_app())
     body = await install(client)
     resp = await client.post("/api/oauth.v2.access", headers=basic(secret="nope"),
                              data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]})
@@ -271,21 +274,19 @@ async def test_refresh_also_checks_client_credentials(aiohttp_client):
 
 async def test_token_expires_after_expires_in(aiohttp_client):
     fake = FakeSlack(rotation=True, expires_in=0)
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(fake.make_app())
     body = await install(client)
     assert await api(client, "auth.test", body["access_token"]) == {"ok": False, "error": "token_expired"}
 
 
-async def test_expire_access_tokens_then_refresh_recovers(aiohttp_client):
+async def test_expire_tokens_then_refresh_recovers(aiohttp_client):
     fake = FakeSlack(rotation=True)
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(fake.make_app())
     body = await install(client)
     assert (await api(client, "auth.test", body["access_token"]))["ok"] is True
-    fake.expire_access_tokens()
+    fake.expire_tokens()
     assert await api(client, "auth.test", body["access_token"]) == {"ok": False, "error": "token_expired"}
-    resp = await client.post("/api/oauth.v2.access", headers=basic(),
-                             data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]})
-    new_token = (await resp.json())["access_token"]
+    new_token = (await refresh(client, body["refresh_token"]))["access_token"]
     assert (await api(client, "auth.test", new_token))["ok"] is True
 
 
@@ -327,30 +328,59 @@ async def test_revoke_makes_token_unusable(client, fake):
     body = await install(client)
     token = body["access_token"]
     assert await api(client, "auth.revoke", token) == {"ok": True, "revoked": True}
-    assert token in fake.revoked_tokens
+    assert fake.tokens[token].revoked
     assert await api(client, "auth.test", token) == {"ok": False, "error": "token_revoked"}
     assert await api(client, "auth.revoke", token) == {"ok": False, "error": "token_revoked"}
-    assert len(fake.calls_to("auth.revoke")) == 2
+    assert len(fake.calls_to("/api/auth.revoke")) == 2
 
 
 async def test_revoke_test_mode_does_not_revoke(client, fake):
     body = await install(client)
     token = body["access_token"]
     assert await api(client, "auth.revoke", token, test="true") == {"ok": True, "revoked": False}
-    assert fake.revoked_tokens == set()
+    assert not any(t.revoked for t in fake.tokens.values())
     assert (await api(client, "auth.test", token))["ok"] is True
 
 
 async def test_revoke_all_covers_access_and_refresh_tokens(aiohttp_client):
     fake = FakeSlack(rotation=True)
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(fake.make_app())
     body = await install(client, user_scope="users:read")
     fake.revoke_all()
     for token in (body["access_token"], body["authed_user"]["access_token"]):
         assert await api(client, "auth.test", token) == {"ok": False, "error": "token_revoked"}
-    resp = await client.post("/api/oauth.v2.access", headers=basic(),
-                             data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]})
-    assert await resp.json() == {"ok": False, "error": "invalid_refresh_token"}
+    assert await refresh(client, body["refresh_token"]) == {"ok": False, "error": "invalid_refresh_token"}
+
+
+async def test_auth_revoke_ends_one_side_of_the_install(aiohttp_client):
+    fake = FakeSlack(rotation=True)
+    client = await aiohttp_client(fake.make_app())
+    body = await install(client, user_scope="users:read")
+    assert await api(client, "auth.revoke", body["access_token"]) == {"ok": True, "revoked": True}
+    assert await refresh(client, body["refresh_token"]) == {"ok": False, "error": "invalid_refresh_token"}
+    assert (await api(client, "auth.test", body["authed_user"]["access_token"]))["ok"] is True
+    assert (await refresh(client, body["authed_user"]["refresh_token"]))["ok"] is True
+
+
+async def test_what_it_issued_and_holds_survives_a_restart(aiohttp_client):
+    fake = FakeSlack(rotation=True)
+    client = await aiohttp_client(fake.make_app())
+    body = await install(client, user_scope="users:read")
+    first = await api(client, "chat.postMessage", body["access_token"], channel="general", text="before")
+
+    reborn = FakeSlack(rotation=True)
+    reborn.import_state(json.loads(json.dumps(fake.export_state())))  # what the sandbox writes to disk
+    client = await aiohttp_client(reborn.make_app())
+    assert (await api(client, "auth.test", body["access_token"]))["user_id"] == "U0FAKEBOT01"
+    second = await api(client, "chat.postMessage", body["access_token"], channel="general", text="after")
+    assert float(second["ts"]) > float(first["ts"])
+    assert [m["text"] for m in reborn.messages] == ["before", "after"]
+    _, query = await authorize(client)
+    assert (await exchange(client, query["code"], auth=basic()))["ok"] is True
+    # revoking still ends the whole bot grant, and only it
+    assert (await api(client, "auth.revoke", body["access_token"]))["revoked"] is True
+    assert await refresh(client, body["refresh_token"]) == {"ok": False, "error": "invalid_refresh_token"}
+    assert (await api(client, "auth.test", body["authed_user"]["access_token"]))["ok"] is True
 
 
 # ---------------------------------------------------------------- chat.postMessage
@@ -387,7 +417,7 @@ async def test_post_message_blocks_as_json_array_or_form_string(client, fake, bo
     as_json = await api_json(client, "chat.postMessage", bot_token, {"channel": "general", "blocks": blocks})
     assert as_json["ok"] is True
     assert as_json["message"]["blocks"] == blocks
-    assert fake.calls_to("chat.postMessage")[-1].json["blocks"] == blocks
+    assert fake.calls_to("/api/chat.postMessage")[-1].json["blocks"] == blocks
 
     as_form = await api(client, "chat.postMessage", bot_token, channel="general", blocks=json.dumps(blocks))
     assert as_form["message"]["blocks"] == blocks
@@ -454,7 +484,7 @@ async def test_conversations_list_types_and_exclude_archived(client, bot_token):
 
 async def test_conversations_list_paginates(aiohttp_client):
     fake = FakeSlack(channel_count=12)
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(fake.make_app())
     token = (await install(client))["access_token"]
     seen, cursor, pages = [], None, 0
     while True:
@@ -513,7 +543,7 @@ async def test_users_info(client, bot_token):
 
 async def test_custom_users_first_one_installs(aiohttp_client):
     fake = FakeSlack(users={"UCUSTOM1": {"name": "zoe", "real_name": "Zoe"}})
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(fake.make_app())
     body = await install(client, user_scope="users:read")
     assert body["authed_user"]["id"] == "UCUSTOM1"
     info = await api(client, "users.info", body["access_token"], user="UCUSTOM1")
@@ -524,7 +554,7 @@ async def test_custom_users_first_one_installs(aiohttp_client):
 
 
 async def test_rate_limit_next_answers_429_with_retry_after(client, fake, bot_token):
-    fake.rate_limit_next("conversations.list", retry_after=7, count=2)
+    fake.rate_limit_next(2, retry_after=7, path="/api/conversations.list")
     headers = {"Authorization": f"Bearer {bot_token}"}
     for _ in range(2):
         resp = await client.get("/api/conversations.list", headers=headers)
@@ -533,11 +563,11 @@ async def test_rate_limit_next_answers_429_with_retry_after(client, fake, bot_to
         assert await resp.json() == {"ok": False, "error": "ratelimited"}
     resp = await client.get("/api/conversations.list", headers=headers)
     assert resp.status == 200 and (await resp.json())["ok"] is True
-    assert len(fake.calls_to("conversations.list")) == 3
+    assert len(fake.calls_to("/api/conversations.list")) == 3
 
 
 async def test_fail_next(client, fake, bot_token):
-    fake.fail_next("auth.test", "account_inactive", count=2)
+    fake.slack_error_next("auth.test", "account_inactive", count=2)
     assert await api(client, "auth.test", bot_token) == {"ok": False, "error": "account_inactive"}
     assert await api(client, "auth.test", bot_token) == {"ok": False, "error": "account_inactive"}
     assert (await api(client, "auth.test", bot_token))["ok"] is True
@@ -545,19 +575,29 @@ async def test_fail_next(client, fake, bot_token):
 
 async def test_fail_next_on_token_endpoint(client, fake):
     _, query = await authorize(client)
-    fake.fail_next("oauth.v2.access", "internal_error")
+    fake.slack_error_next("oauth.v2.access", "internal_error")
     assert await exchange(client, query["code"], auth=basic()) == {"ok": False, "error": "internal_error"}
     assert (await exchange(client, query["code"], auth=basic()))["ok"] is True
 
 
-async def test_http_error_next(client, fake, bot_token):
-    fake.http_error_next("users.info", 503)
+async def test_fail_next_without_a_body_is_a_bare_http_error(client, fake, bot_token):
+    fake.fail_next(503, path="/api/users.info")
     resp = await client.post("/api/users.info", data={"user": "U0000000001"},
                              headers={"Authorization": f"Bearer {bot_token}"})
     assert resp.status == 503
     assert resp.content_type == "text/plain"
     assert "Service Unavailable" in await resp.text()
     assert (await api(client, "users.info", bot_token, user="U0000000001"))["ok"] is True
+
+
+async def test_control_routes_reach_slacks_switches(client, fake, bot_token):
+    resp = await client.post("/_fake/rate_limit_next", json={"retry_after": 5, "path": "/api/auth.test"})
+    assert resp.status == 200
+    resp = await client.post("/api/auth.test", headers={"Authorization": f"Bearer {bot_token}"})
+    assert (resp.status, resp.headers["Retry-After"], await resp.json()) == (429, "5", {"ok": False, "error": "ratelimited"})
+    # rotation is off, yet the switch expires the token all the same
+    assert (await client.post("/_fake/expire_tokens")).status == 200
+    assert await api(client, "auth.test", bot_token) == {"ok": False, "error": "token_expired"}
 
 
 async def test_delay(client, fake, bot_token):
@@ -575,7 +615,7 @@ async def test_calls_are_recorded(client, fake, bot_token):
         "POST", "/api/chat.postMessage", {"channel": "general", "text": "json body"}, {})
     assert post.headers["Authorization"] == f"Bearer {bot_token}"
     assert (get.method, get.query) == ("GET", {"user": "U0000000001"})
-    exchange_call = fake.calls_to("oauth.v2.access")[0]
+    exchange_call = fake.calls_to("/api/oauth.v2.access")[0]
     assert exchange_call.form["redirect_uri"] == REDIRECT
     assert exchange_call.headers["Authorization"].startswith("Basic ")
 
@@ -589,13 +629,15 @@ async def test_bad_json_body_and_unknown_method(client, bot_token):
     assert (await resp.json())["error"] == "unknown_method"
 
 
-async def test_start_fake_slack_serves_on_loopback():
+async def test_start_serves_on_loopback():
     fake = FakeSlack()
-    runner, base_url = await start_fake_slack(fake)
+    base_url = await fake.start()
     try:
         assert base_url.startswith("http://127.0.0.1:") and not base_url.endswith(":0")
+        assert fake.hub_settings() == {"client_id": "fake-client-id", "client_secret": "fake-client-secret", "urls": {
+            "authorize": f"{base_url}/oauth/v2/authorize", "token": f"{base_url}/api/oauth.v2.access", "api": f"{base_url}/api"}}
         async with aiohttp.ClientSession() as session, session.post(f"{base_url}/api/auth.test") as resp:
             assert await resp.json() == {"ok": False, "error": "not_authed"}
     finally:
-        await runner.cleanup()
-    assert fake.calls_to("auth.test")
+        await fake.stop()
+    assert fake.calls_to("/api/auth.test")
