@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hub.testing import FakeProvider, press_consent
+from hub.testing import FakeProvider, Grant, press_consent
 
 REDIRECT = "https://app.example.com/cb"
 
@@ -160,5 +160,24 @@ async def test_fail_next_with_text_and_slow_answers(http: Any) -> None:
         resp = await http.get(f"{fake.base_url}/api/notes")
         assert (resp.status, resp.content_type, await resp.text()) == (500, "text/plain", "Internal error")
         assert fake.calls[0].at > 0
+    finally:
+        await fake.stop()
+
+
+class FakeShapedCodes(FakeNotes):
+    def approve(self, params: dict[str, str]) -> str:
+        code = f"4/fake-code-{len(self.codes)}"
+        self.codes[code] = Grant(params["redirect_uri"], params.get("scope", ""), None, self.clock(), extra={"seen": True})
+        return f"{params['redirect_uri']}?code={code}"
+
+
+async def test_an_approve_of_its_own_stores_a_grant_the_token_endpoint_exchanges(http: Any) -> None:
+    fake = FakeShapedCodes()
+    await fake.start()
+    try:
+        code = await get_code(fake)
+        assert code == "4/fake-code-0" and fake.codes[code].extra == {"seen": True}
+        resp = await exchange(http, fake, code)
+        assert resp.status == 200 and fake.codes[code].used
     finally:
         await fake.stop()

@@ -32,7 +32,7 @@ from ._parts import (
     state_of,
 )
 
-__all__ = ["FakeCall", "FakeProvider", "FakeToken"]
+__all__ = ["FakeCall", "FakeProvider", "FakeToken", "Grant"]
 
 # The request being answered, as recorded (each request runs in its own task, so its own context).
 _CURRENT: contextvars.ContextVar[FakeCall] = contextvars.ContextVar("hub_testing_fake_call")
