@@ -4,6 +4,7 @@ provider's fake overrides, and the state the sandbox keeps. Imports only hub.tes
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import aiohttp
@@ -181,3 +182,13 @@ async def test_an_approve_of_its_own_stores_a_grant_the_token_endpoint_exchanges
         assert resp.status == 200 and fake.codes[code].used
     finally:
         await fake.stop()
+
+
+async def test_the_pages_load_nothing_from_elsewhere(http: Any, fake: FakeNotes) -> None:
+    authorize = f"{fake.base_url}{fake.paths['authorize']}"
+    for query in (f"client_id={fake.client_id}&redirect_uri={REDIRECT}&scope=a", "client_id=nobody"):
+        async with http.get(f"{authorize}?{query}") as resp:
+            page = await resp.text()
+        # A browser would fetch /favicon.ico for a page without an icon: a 404 in its console.
+        assert '<link rel="icon" href="data:,">' in page and "<script" not in page
+        assert not re.search(r'(href|src)="(?!data:)', page)
