@@ -166,7 +166,7 @@ async def test_two_hundred_calls_one_refresh(google_app, fake_google):
     await connect_google(google_app)
     # The access token has expired: by our stored expiry and by Google's own account.
     await google_app.db.expire_token(provider="google_calendar", ago=timedelta(seconds=1))
-    fake_google.expire_access_tokens()
+    fake_google.expire_tokens()
     before = fake_google.refresh_count
     answers = await asyncio.gather(*(call(google_app, "GET", "calendars") for _ in range(200)))
     assert [status for status, _ in answers] == [200] * 200
@@ -187,7 +187,7 @@ async def test_revoked_refresh_token_means_reconnect(google_app, fake_google):
 async def test_token_endpoint_outage_leaves_expired_then_recovers(google_app, fake_google):
     await connect_google(google_app)
     await google_app.db.expire_token(provider="google_calendar", ago=timedelta(seconds=1))
-    fake_google.expire_access_tokens()
+    fake_google.expire_tokens()
     fake_google.token_endpoint_error_next(503)
     status, body = await call(google_app, "GET", "calendars")
     assert status == 502 and body["error"]["code"] == "provider_unavailable"
@@ -199,10 +199,10 @@ async def test_token_endpoint_outage_leaves_expired_then_recovers(google_app, fa
 
 async def test_401_refreshes_once_then_errors(google_app, fake_google):
     await connect_google(google_app)
-    fake_google.expire_access_tokens()  # our clock thinks the token is fine; Google disagrees
+    fake_google.expire_tokens()  # our clock thinks the token is fine; Google disagrees
     status, _ = await call(google_app, "GET", "calendars")
     assert status == 200 and fake_google.refresh_count == 1
-    fake_google.fail_next("/calendar/v3/users/me/calendarList", 401, "authError", count=2)
+    fake_google.google_error_next(401, "authError", path="/calendar/v3/users/me/calendarList", count=2)
     status, body = await call(google_app, "GET", "calendars")
     assert status == 409 and body["error"]["details"]["providerError"] == "authError"
     assert fake_google.refresh_count == 2
@@ -211,11 +211,11 @@ async def test_401_refreshes_once_then_errors(google_app, fake_google):
 
 async def test_rate_limits(google_app, fake_google):
     await connect_google(google_app)
-    fake_google.fail_next("/calendar/v3/users/me/calendarList", 403, "rateLimitExceeded")
+    fake_google.google_error_next(403, "rateLimitExceeded", path="/calendar/v3/users/me/calendarList")
     status, _ = await call(google_app, "GET", "calendars")
     assert status == 200  # a read backs off and retries
     assert len(fake_google.calls_to("/calendar/v3/users/me/calendarList")) == 2
-    fake_google.fail_next("/calendar/v3/calendars/primary/events", 429, "rateLimitExceeded", retry_after=9)
+    fake_google.rate_limit_next(1, 9, path="/calendar/v3/calendars/primary/events")
     resp = await google_app.post(f"{G}/events", headers=auth("alice"), json={
         "start": {"date": "2026-06-08"}, "end": {"date": "2026-06-09"}})
     assert resp.status == 429 and resp.headers["Retry-After"] == "9"
@@ -244,4 +244,4 @@ async def test_disconnect_revokes_at_google(google_app, fake_google):
     resp = await google_app.delete(f"{G}/disconnect", headers=auth("alice"))
     assert resp.status == 200
     assert len(fake_google.calls_to("/revoke")) == 1
-    assert fake_google.revoked_tokens
+    assert all(t.revoked for t in fake_google.tokens.values())
