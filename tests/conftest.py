@@ -21,7 +21,7 @@ from hub.testing.pytest_plugin import admin_sql
 from hub.web import create_app
 from hub_slack.fake import FakeSlack
 from hub_trello.fake import FakeTrello
-from hub_google_calendar.fake import FakeGoogle, start_fake_google
+from hub_google_calendar.fake import FakeGoogle
 from helpers import connect_slack
 from support import JWT_SECRET, PG_URL, Rows, auth, build_hub, google_section, slack_section, trello_section
 
@@ -95,10 +95,9 @@ async def fake_trello() -> AsyncIterator[FakeTrello]:
 @pytest.fixture
 async def fake_google() -> AsyncIterator[FakeGoogle]:
     fake = FakeGoogle()
-    runner, base = await start_fake_google(fake)
-    fake.base_url = base  # type: ignore[attr-defined]
+    await fake.start()
     yield fake
-    await runner.cleanup()
+    await fake.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import aiohttp
 from aiohttp import web
 import pytest
 
-from hub.testing import FakeProvider, press_consent
+from hub.testing import FakeProvider, Grant, press_consent
 
 REDIRECT = "https://app.example.com/cb"
 
@@ -202,3 +202,32 @@ async def test_the_pages_a_browser_loads_need_nothing_else(http: Any, fake: Fake
         assert resp.status == status
         assert '<link rel="icon" href="data:,">' in page
         assert "<script" not in page and not re.search(r'(href|src)="(?!data:)', page)
+
+
+class FakeShapedCodes(FakeNotes):
+    def approve(self, params: dict[str, str]) -> str:
+        code = f"4/fake-code-{len(self.codes)}"
+        self.codes[code] = Grant(params["redirect_uri"], params.get("scope", ""), None, self.clock(), extra={"seen": True})
+        return f"{params['redirect_uri']}?code={code}"
+
+
+async def test_an_approve_of_its_own_stores_a_grant_the_token_endpoint_exchanges(http: Any) -> None:
+    fake = FakeShapedCodes()
+    await fake.start()
+    try:
+        code = await get_code(fake)
+        assert code == "4/fake-code-0" and fake.codes[code].extra == {"seen": True}
+        resp = await exchange(http, fake, code)
+        assert resp.status == 200 and fake.codes[code].used
+    finally:
+        await fake.stop()
+
+
+async def test_the_pages_load_nothing_from_elsewhere(http: Any, fake: FakeNotes) -> None:
+    authorize = f"{fake.base_url}{fake.paths['authorize']}"
+    for query in (f"client_id={fake.client_id}&redirect_uri={REDIRECT}&scope=a", "client_id=nobody"):
+        async with http.get(f"{authorize}?{query}") as resp:
+            page = await resp.text()
+        # A browser would fetch /favicon.ico for a page without an icon: a 404 in its console.
+        assert '<link rel="icon" href="data:,">' in page and "<script" not in page
+        assert not re.search(r'(href|src)="(?!data:)', page)

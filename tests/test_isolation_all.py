@@ -101,7 +101,7 @@ class World:
             "slack": (copy.deepcopy(slack.messages), sorted(t for t, r in slack.tokens.items() if r.revoked)),
             "trello": (json.dumps([trello.cards, trello.lists, trello.boards], sort_keys=True, default=str),
                        copy.deepcopy(trello.comments), sorted(trello.revoked_tokens)),
-            "google": (json.dumps(dict(google.events), sort_keys=True, default=str), sorted(google.revoked_tokens), google.refresh_count),
+            "google": (json.dumps(dict(google.events), sort_keys=True, default=str), sorted(v for v, t in google.tokens.items() if t.revoked), google.refresh_count),
         }
 
     def calls(self) -> dict[str, int]:
@@ -135,7 +135,7 @@ async def world(make_config, fake_slack, fake_trello, fake_google, aiohttp_clien
         resp = await client.request(method, path, json=body, headers=h)
         assert resp.status == 200, await resp.text()
     # Alice's credentials, as the providers issued them (Bob has none)
-    w.alice_tokens = {*fake_slack.issued, *fake_trello.issued_tokens, *fake_google.issued_tokens}
+    w.alice_tokens = {*fake_slack.issued, *fake_trello.issued, *fake_google.issued}
     assert len(w.alice_tokens) >= 5
     # What identifies Alice's accounts: none of it may reach Bob
     views = (await (await client.get("/api/integrations", headers=h)).json())["data"]

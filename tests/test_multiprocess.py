@@ -2,8 +2,8 @@
 across ``hub serve`` processes sharing one database, and a connect that crosses processes.
 
 The fakes rotate: Slack with ``rotation=True`` (a refresh token is spent by its first use)
-and Google with ``rotate_refresh_tokens=True`` (each refresh hands out a new refresh token
-and revokes the old one). So a second refresh with a token already used is refused
+and Google with ``rotate_refresh=True`` (each refresh hands out a new refresh token
+and spends the old one). So a second refresh with a token already used is refused
 (``invalid_refresh_token`` / ``invalid_grant``) and would show up as a failed call: a test
 that sees every call succeed and the fake count exactly one refresh proves the refresh ran
 once, whoever asked for it.
@@ -24,7 +24,7 @@ from helpers import callback_path, connect_slack, consent
 from hub.store.engine import create_engine, sessionmaker
 from hub.store.models import Integration, IntegrationLog, utcnow
 from hub.web import HUB_KEY, create_app
-from hub_google_calendar.fake import FakeGoogle, start_fake_google
+from hub_google_calendar.fake import FakeGoogle
 from hub_slack.fake import FakeSlack
 from procs import HubProcess, free_port, write_config
 from support import Rows, auth, build_hub, google_section, slack_section
@@ -59,22 +59,18 @@ class Provider:
 
     def live_refresh_tokens(self) -> set[str]:
         fake = self.fake
-        if self.name == SLACK:
-            return {t for t, r in fake.tokens.items() if r.kind == "refresh" and r.usable(fake.clock())}
-        return {t for t in fake._refresh if t not in fake.revoked_tokens}
+        return {t.value for t in fake.tokens.values() if t.kind == "refresh" and t.usable(fake.clock())}
 
 
 @pytest.fixture(params=[SLACK, GOOGLE])
 async def provider(request: pytest.FixtureRequest) -> Any:
     if request.param == SLACK:
         fake: Any = FakeSlack(client_id="slack-client", client_secret="slack-secret-value-123", rotation=True)
-        runner, base = None, await fake.start()
     else:
-        fake = FakeGoogle(rotate_refresh_tokens=True)
-        runner, base = await start_fake_google(fake)
-    fake.base_url = base
+        fake = FakeGoogle(rotate_refresh=True)
+    await fake.start()
     yield Provider(request.param, fake)
-    await (fake.stop() if runner is None else runner.cleanup())
+    await fake.stop()
 
 
 async def connect(session: Any, provider: Provider, user: str = "alice") -> dict[str, Any]:
@@ -96,10 +92,7 @@ async def expire(db_url: str, provider: Provider) -> None:
             await s.execute(update(Integration).values(token_expiry=utcnow() - timedelta(seconds=5)))
     finally:
         await engine.dispose()
-    if provider.name == SLACK:
-        provider.fake.expire_tokens()
-    else:
-        provider.fake.expire_access_tokens()
+    provider.fake.expire_tokens()
 
 
 async def stored(db_url: str) -> tuple[list[Integration], list[IntegrationLog]]:

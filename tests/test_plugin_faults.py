@@ -306,7 +306,7 @@ async def test_hub_serve_starts_with_broken_plugins_reports_them_and_serves_the_
     assert "provider plugin 'exploding' failed to load (hub_test_exploding (hub-test-plugins))" in output
     assert "provider plugin acme raised RuntimeError in action explode" in output
     assert "Traceback" not in output
-    issued = [t for t in fake_google.issued_tokens + fake_slack.issued if len(t) >= 8]
+    issued = [t for t in fake_google.issued + fake_slack.issued if len(t) >= 8]
     assert issued and not [t for t in issued if t in output]
 
 

@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
+# An empty icon inline: a browser showing the page asks the fake for no /favicon.ico (a 404 in its console).
+_ICON = '<link rel="icon" href="data:,">'
 CONSENT_FIELDS = ("client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method")
 
 
@@ -119,7 +121,7 @@ def consent_page(
     hidden = "".join(f'<input type="hidden" name="{name}" value="{e(params[name])}">' for name in fields if name in params)
     scopes = "".join(f"<li><code>{e(s)}</code></li>" for s in split_scopes(params.get("scope", ""), separator)) or "<li><em>none</em></li>"
     page = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Authorize | {e(title)}</title></head>'
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">{_ICON}<title>Authorize | {e(title)}</title></head>'
         f'<body><main><h1>App <code id="client-id">{e(params.get("client_id", ""))}</code> asks for access to {e(title)}</h1>'
         f'<ul id="scopes">{scopes}</ul><form method="post" action="{e(action)}">{hidden}'
         '<button type="submit" name="decision" value="deny" id="deny">Deny</button>'
@@ -134,5 +136,5 @@ def split_scopes(raw: str, separator: str = " ") -> list[str]:
 
 
 def error_page(problem: str) -> web.Response:
-    page = f'<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body><h1>Something went wrong</h1><p><code id="error">{html.escape(problem)}</code></p></body></html>'
+    page = f'<!doctype html><html lang="en"><head><meta charset="utf-8">{_ICON}</head><body><h1>Something went wrong</h1><p><code id="error">{html.escape(problem)}</code></p></body></html>'
     return web.Response(status=400, text=page, content_type="text/html")

@@ -14,7 +14,7 @@ from ._control import add_control_routes
 from ._oauth import CURRENT, OAuthServer
 from ._parts import CONSENT_FIELDS, FakeCall, FakeToken, Grant, load_state, record, state_of
 
-__all__ = ["FakeCall", "FakeProvider", "FakeToken"]
+__all__ = ["FakeCall", "FakeProvider", "FakeToken", "Grant"]
 
 Answers = Literal["json", "form", "accept"]
 

@@ -122,7 +122,7 @@ def hub_sandbox() -> Sandbox:
     from .fake import FakeGoogle
 
     fake = FakeGoogle(client_id="sandbox-google-client", client_secret="sandbox-google-secret")
-    return Sandbox(app=fake.app, settings=fake.hub_settings)
+    return Sandbox(app=fake.make_app(), settings=fake.hub_settings)
 
 
 # --- actions -------------------------------------------------------------------------

@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 
 try:
-    from hub_google_calendar.fake import FakeGoogle, start_fake_google
+    from hub_google_calendar.fake import FakeGoogle
 except ModuleNotFoundError:  # plugin not installed: run straight from the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from hub_google_calendar.fake import FakeGoogle, start_fake_google
+    from hub_google_calendar.fake import FakeGoogle
 
 CLIENT_ID = "fake-google-client.apps.googleusercontent.com"
 SECRET = "fake-google-secret"
@@ -33,7 +33,7 @@ def fake():
 
 @pytest.fixture
 async def client(aiohttp_client, fake):
-    return await aiohttp_client(fake.app)
+    return await aiohttp_client(fake.make_app())
 
 
 def pkce_pair():
@@ -117,7 +117,7 @@ async def test_consent_page_and_its_errors(client):
     assert "<script" not in page and not re.search(r'(href|src)="(?!data:)', page)
 
     resp = await client.get("/o/oauth2/v2/auth", params={**params, "client_id": "nobody"})
-    assert resp.status == 401 and "invalid_client" in await resp.text()
+    assert resp.status == 400 and "invalid_client" in await resp.text()
     resp = await client.get("/o/oauth2/v2/auth", params={k: v for k, v in params.items() if k != "redirect_uri"})
     assert resp.status == 400 and "redirect_uri_mismatch" in await resp.text()
     resp = await client.get("/o/oauth2/v2/auth", params={**params, "code_challenge_method": "plain"})
@@ -155,7 +155,7 @@ async def test_pkce_is_verified(client, fake):
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3599
     claims = json.loads(base64.urlsafe_b64decode(body["id_token"].split(".")[1] + "=="))
     assert claims["email"] == "ada@example.com" and claims["aud"] == CLIENT_ID
-    assert {code, body["access_token"], body["refresh_token"]} <= set(fake.issued_tokens)
+    assert {code, body["access_token"], body["refresh_token"]} <= set(fake.issued)
 
     status, body = await token_request(client, **base, code=code, code_verifier=verifier)
     assert (status, body) == (400, {"error": "invalid_grant", "error_description": "Bad Request"})
@@ -179,17 +179,19 @@ async def test_client_authentication_and_grant_types(client):
     assert (status, body["error"]) == (400, "unsupported_grant_type")
 
 
-async def test_refresh_token_only_when_due(client):
+async def test_refresh_token_only_when_due(client, fake):
     assert "refresh_token" in await connect(client)  # first consent, offline
     assert "refresh_token" not in await connect(client)  # re-consent without prompt=consent
     assert "refresh_token" in await connect(client, prompt="consent")
     assert "refresh_token" not in await connect(client, prompt="consent", access_type="online")
+    # the base mints a refresh token with every exchange; one not handed out is not kept either
+    assert len([t for t in fake.tokens.values() if t.kind == "refresh"]) == 2
 
 
-async def test_access_tokens_really_expire_and_refresh_works(client, fake, monkeypatch):
+async def test_access_tokens_really_expire_and_refresh_works(client, fake):
     now = [1000.0]
-    monkeypatch.setattr(fake, "_now", lambda: now[0])  # the fake's clock, moved by the test
-    fake.access_token_lifetime = 0.2
+    fake.clock = lambda: now[0]  # the fake's clock, moved by the test
+    fake.expires_in = 0.2
     tokens = await connect(client)
     assert tokens["expires_in"] == 1
     status, _ = await get_json(client, "/calendar/v3/users/me/calendarList", tokens["access_token"])
@@ -202,7 +204,7 @@ async def test_access_tokens_really_expire_and_refresh_works(client, fake, monke
     assert body["error"]["status"] == "UNAUTHENTICATED"
     assert body["error"]["errors"][0]["location"] == "Authorization"
 
-    fake.access_token_lifetime = 3599
+    fake.expires_in = 3599
     status, fresh = await refresh(client, tokens["refresh_token"])
     assert status == 200 and fake.refresh_count == 1
     assert "refresh_token" not in fresh and fresh["scope"] == tokens["scope"]
@@ -216,11 +218,11 @@ async def test_access_tokens_really_expire_and_refresh_works(client, fake, monke
 
 
 async def test_refresh_token_rotation(client, fake):
-    fake.rotate_refresh_tokens = True
+    fake.rotate_refresh = True
     old = (await connect(client))["refresh_token"]
     status, body = await refresh(client, old)
     assert status == 200 and body["refresh_token"] != old
-    assert old in fake.revoked_tokens
+    assert fake.tokens[old].spent
     assert (await refresh(client, old))[1]["error"] == "invalid_grant"
     assert (await refresh(client, body["refresh_token"]))[0] == 200
 
@@ -229,7 +231,7 @@ async def test_revoke_endpoint(client, fake):
     tokens = await connect(client)
     resp = await client.post("/revoke", data={"token": tokens["refresh_token"]})
     assert resp.status == 200 and await resp.json() == {}
-    assert {tokens["refresh_token"], tokens["access_token"]} <= fake.revoked_tokens
+    assert fake.tokens[tokens["refresh_token"]].revoked and fake.tokens[tokens["access_token"]].revoked
     status, body = await get_json(client, EVENTS, tokens["access_token"])
     assert status == 401
     assert_google_error(body, 401, "authError")
@@ -486,8 +488,8 @@ async def test_freebusy_across_the_dst_change(client, fake):
 
 async def test_fail_next_switches(client, fake):
     token = (await connect(client))["access_token"]
-    fake.fail_next("/calendar/v3", 403, "rateLimitExceeded")
-    fake.fail_next("/calendar/v3/freeBusy", 429, "rateLimitExceeded", count=2, retry_after=3)
+    fake.google_error_next(403, "rateLimitExceeded", path="/calendar/v3")
+    fake.rate_limit_next(2, 3, path="/calendar/v3/freeBusy")
     resp = await client.get(EVENTS, headers=bearer(token))
     assert resp.status == 403
     body = await resp.json()
@@ -524,10 +526,10 @@ async def test_calls_are_recorded(client, fake):
     assert len(fake.calls_to("/o/oauth2/v2/auth")) == 1
 
 
-async def test_start_fake_google_serves_on_loopback():
+async def test_the_fake_serves_on_loopback():
     fake = FakeGoogle(email="grace.hopper@example.com", time_zone="America/New_York")
     fake.add_event(summary="Seeded", start="2026-03-08T09:00:00", end="2026-03-08T10:00:00")
-    runner, base_url = await start_fake_google(fake)
+    base_url = await fake.start()
     try:
         async with aiohttp.ClientSession() as session, session.get(
             f"{base_url}/calendar/v3/calendars/primary/events"
@@ -537,7 +539,7 @@ async def test_start_fake_google_serves_on_loopback():
         assert event["start"]["dateTime"] == "2026-03-08T09:00:00-04:00"  # US DST began at 02:00 that day
         assert fake.calendars[0]["id"] == "grace.hopper@example.com"
     finally:
-        await runner.cleanup()
+        await fake.stop()
 
 
 async def test_direct_changes_to_the_store_reach_incremental_sync(client, fake):
@@ -551,3 +553,37 @@ async def test_direct_changes_to_the_store_reach_incremental_sync(client, fake):
     assert status == 200
     assert {e["id"]: e.get("summary", e["status"]) for e in body["items"]} == {
         edited["id"]: "Edited in place", removed["id"]: "cancelled"}
+
+
+async def test_base_switches_answer_in_googles_shape(client, fake):
+    token = (await connect(client))["access_token"]
+    fake.fail_next(503, path="/calendar/v3")
+    resp = await client.get(EVENTS, headers=bearer(token))
+    body = await resp.json()
+    assert_google_error(body, 503, "backendError")
+    assert body["error"]["status"] == "UNAVAILABLE"
+    resp = await client.post("/_fake/rate_limit_next", json={"retry_after": 4, "path": EVENTS})
+    assert resp.status == 200
+    resp = await client.get(EVENTS, headers=bearer(token))
+    assert resp.status == 429 and resp.headers["Retry-After"] == "4"
+    assert_google_error(await resp.json(), 429, "rateLimitExceeded")
+    fake.expire_tokens()
+    status, body = await get_json(client, EVENTS, token)
+    assert_google_error(body, 401, "authError")
+    status, body = await get_json(client, "/v1/userinfo", token)
+    assert (status, body["error"]) == (401, "invalid_request")  # OAuth-shaped at userinfo
+
+
+async def test_the_state_survives_a_restart(aiohttp_client, client, fake):
+    tokens = await connect(client)
+    event = fake.add_event(summary="Kept", start="2026-04-01T09:00:00", end="2026-04-01T10:00:00")
+    sync_token = (await get_json(client, EVENTS, tokens["access_token"]))[1]["nextSyncToken"]
+    reborn = FakeGoogle()
+    reborn.import_state(json.loads(json.dumps(fake.export_state())))  # as the sandbox keeps it on disk
+    again = await aiohttp_client(reborn.make_app())
+    status, body = await get_json(again, EVENTS, tokens["access_token"], syncToken=sync_token)
+    assert (status, body["items"]) == (200, [])
+    assert reborn.events["primary"][event["id"]]["summary"] == "Kept"
+    status, body = await refresh(again, tokens["refresh_token"])
+    assert status == 200 and reborn.refresh_count == 1
+    assert "refresh_token" not in await connect(again)  # the consent is remembered too
