@@ -188,6 +188,17 @@ def _default_users(team_id: str) -> dict:
     }
 
 
+class Hold:
+    """One held call (see :meth:`FakeSlack.hold_next`)."""
+
+    def __init__(self) -> None:
+        self.arrived = asyncio.Event()
+        self.released = asyncio.Event()
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class FakeSlack:
     """State and routes of the fake; see the module docstring for what it imitates."""
 
@@ -230,6 +241,7 @@ class FakeSlack:
         self._access: dict[str, _AccessToken] = {}
         self._refresh: dict[str, _RefreshToken] = {}
         self._faults: dict[str, deque[Callable[[], web.Response]]] = defaultdict(deque)
+        self._holds: dict[str, deque[Hold]] = defaultdict(deque)
         self._last_ts_micros = 0
 
         self._methods: dict[str, Callable[[web.Request, dict], dict]] = {
@@ -280,6 +292,14 @@ class FakeSlack:
             return web.Response(status=status, text=f"{status} {reason}")
 
         self._queue_fault(method_name, count, answer)
+
+    def hold_next(self, method_name: str) -> Hold:
+        """Hold the next call of ``method_name`` as it arrives, before it is answered, until
+        the test calls ``release()`` on what this returns; its ``arrived`` event is set the
+        moment the call is held. For tests of what happens while a call is in flight."""
+        hold = Hold()
+        self._holds[method_name].append(hold)
+        return hold
 
     def revoke_all(self) -> None:
         self.revoked_tokens.update(self._access)
@@ -371,6 +391,10 @@ class FakeSlack:
         name = request.match_info["method"]
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self._holds.get(name):
+            hold = self._holds[name].popleft()
+            hold.arrived.set()
+            await hold.released.wait()
         if self._faults.get(name):
             return self._faults[name].popleft()()
         handler = self._methods.get(name)
