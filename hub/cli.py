@@ -393,6 +393,8 @@ def keys_rotate(config_path: str | None, batch_size: int) -> None:
 
     report = asyncio.run(run())
     click.echo(f"re-encrypted {report.rotated} integration(s) under key {ring.primary!r}")
+    if report.answers_rotated or report.answers_dropped:
+        click.echo(f"re-encrypted {report.answers_rotated} stored idempotent answer(s); dropped {report.answers_dropped} unreadable one(s)")
     if report.unreadable:
         click.echo(click.style(f"{report.unreadable} integration(s) hold values no configured key can decrypt; they were left untouched", fg="yellow"))
         sys.exit(1)

@@ -143,6 +143,13 @@ class RateLimited(TransientProviderError):
         self.retry_after = retry_after
 
 
+class Throttled(RateLimited):
+    """The hub's own request budget for a provider (``RateLimit`` declarations) has no room
+    within ``upstream.max_queue_wait``: refused before anything is sent, never retried."""
+
+    code = "throttled"
+
+
 class ProviderTimeout(TransientProviderError):
     status, code = 504, "provider_timeout"
 

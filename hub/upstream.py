@@ -14,6 +14,7 @@ import hashlib
 import json
 import random
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +28,11 @@ from .errors import (
     MalformedResponse,
     ProviderTimeout,
     RateLimited,
+    Throttled,
     TransientProviderError,
     ValidationFailed,
 )
-from .ratelimit import RateLimit, SlidingWindow
+from .ratelimit import RateLimit, SlidingWindow, admit
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -107,6 +109,9 @@ class UpstreamSettings:
     max_retry_wait: float = 10.0
     max_response_bytes: int = 10 * 1024 * 1024
     max_concurrency: int = 64
+    # The longest a request waits for room in a provider's request budget before it is
+    # refused with 429 and Retry-After (None: wait as long as it takes).
+    max_queue_wait: float | None = 3.0
 
 
 ResponseCheck = Callable[[UpstreamResponse], Awaitable[None]]
@@ -118,6 +123,9 @@ class Upstream:
     def __init__(self, settings: UpstreamSettings | None = None) -> None:
         self.settings = settings or UpstreamSettings()
         self._session: aiohttp.ClientSession | None = None
+        # What "now" is, and how to wait, for the request budgets; tests move them.
+        self.clock: Callable[[], float] = time.monotonic
+        self.sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
 
     async def start(self) -> None:
         if self._session is None:
@@ -243,6 +251,8 @@ class ProviderHTTP:
                 if check and self._check is not None:
                     await self._check(response)
                 return response
+            except Throttled:
+                raise  # the hub's own budget: waiting already had its bound
             except (RateLimited, TransientProviderError) as exc:
                 if attempt + 1 >= attempts:
                     raise
@@ -264,11 +274,13 @@ class ProviderHTTP:
         url = self.url(path)
         settings = self._upstream.settings
         all_headers = {**self._headers, **(headers or {})}
-        for window in self._windows:
+        if self._windows:
             # A per-token budget belongs to the credential a request carries, whichever
             # hook or action sends it; a digest keeps the credential itself out of memory.
-            key = "" if window.limit.per == "app" else _digest(all_headers.get("Authorization", ""))
-            await window.acquire(key)
+            token_key = _digest(all_headers.get("Authorization", ""))
+            keyed = [(w, "" if w.limit.per == "app" else token_key) for w in self._windows]
+            up = self._upstream
+            await admit(keyed, max_wait=settings.max_queue_wait, clock=up.clock, sleep=up.sleep)
         async with self._limit:
             try:
                 async with self._upstream.session.request(

@@ -25,7 +25,7 @@ from hub_google_calendar.fake import FakeGoogle
 from helpers import connect_slack
 from support import JWT_SECRET, PG_URL, Rows, auth, build_hub, google_section, slack_section, trello_section
 
-TABLES = ("integration_logs", "oauth_states", "integrations")
+TABLES = ("integration_logs", "oauth_states", "integrations", "idempotency_keys")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -49,7 +49,7 @@ def _pg_url() -> Iterator[str | None]:
     async def reset() -> None:
         engine = create_engine(url)
         async with engine.begin() as conn:
-            await conn.execute(text("DROP TABLE IF EXISTS activity_hourly, integration_logs, oauth_states, integrations, alembic_version CASCADE"))
+            await conn.execute(text("DROP TABLE IF EXISTS idempotency_keys, activity_hourly, integration_logs, oauth_states, integrations, alembic_version CASCADE"))
         await upgrade(engine)
         await engine.dispose()
 

@@ -231,3 +231,16 @@ async def test_the_pages_load_nothing_from_elsewhere(http: Any, fake: FakeNotes)
         # A browser would fetch /favicon.ico for a page without an icon: a 404 in its console.
         assert '<link rel="icon" href="data:,">' in page and "<script" not in page
         assert not re.search(r'(href|src)="(?!data:)', page)
+
+
+async def test_hold_next_keeps_a_request_in_flight_until_released(http: Any, fake: FakeNotes) -> None:
+    import asyncio
+
+    token = (await (await exchange(http, fake, await get_code(fake))).json())["access_token"]
+    hold = fake.hold_next("/api/notes")
+    call = asyncio.ensure_future(bearer_get(http, fake, token))
+    await hold.arrived.wait()
+    assert not call.done() and fake.calls[-1].path == "/api/notes"  # recorded, not answered
+    hold.release()
+    assert (await call).status == 200
+    assert (await bearer_get(http, fake, token)).status == 200  # one request only was held

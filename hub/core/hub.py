@@ -17,12 +17,14 @@ from ..infra.crypto import KeyRing
 from ..infra.secrets import Secrets
 from ..registry import Registry
 from ..store.engine import create_engine, ping, sessionmaker, upgrade
+from ..store.idempotency import IdempotencyStore
 from ..store.integrations import IntegrationStore
 from ..store.rowread import IntegrationReader
 from ..store.states import StateStore
 from ..upstream import Upstream, UpstreamSettings
 from .actions import ActionRunner
 from .connect import Connector
+from .idempotency import Idempotency
 from .manage import Manager
 from .reports import Reports
 from .runtime import Providers
@@ -56,6 +58,7 @@ class Hub:
                 max_retry_wait=up.max_retry_wait,
                 max_response_bytes=up.max_response_bytes,
                 max_concurrency=up.max_concurrency,
+                max_queue_wait=up.max_queue_wait,
             )
         )
         self.providers = Providers(config, registry, self.upstream)
@@ -73,14 +76,21 @@ class Hub:
         self.manage = Manager(self.providers, registry, self.store, self.tokens, self.recorder)
         self.actions = ActionRunner(self.providers, registry, self.store, self.tokens, self.recorder)
         self.reports = Reports(self.providers, self.store, self.sessions, self.activity)
+        idem = config.idempotency
+        self.idempotency = Idempotency(
+            IdempotencyStore(self.sessions, self.keyring, ttl_seconds=idem.ttl_seconds, lease_seconds=idem.lease_seconds),
+            prune_interval=idem.prune_interval_seconds,
+        )
 
     async def start(self, *, migrate: bool = True) -> None:
         if migrate:
             await upgrade(self.engine)
         await self.upstream.start()
         await self.activity.start()
+        await self.idempotency.start()
 
     async def stop(self) -> None:
+        await self.idempotency.stop()
         await self.activity.stop(timeout=self.config.server.shutdown_timeout)
         await self.upstream.close()
         await self.reader.close()

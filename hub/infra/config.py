@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .redirects import Refused
 from .redirects import parse as parse_return_url
@@ -38,6 +38,51 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# What a browser page on another origin may send: the JWT, a JSON body, and the headers the
+# API reads. Simple headers (Accept, Content-Language, ...) need no listing.
+DEFAULT_CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"]
+_ORIGIN = re.compile(r"^https?://[^/?#\s*]+$")
+
+
+class CorsConfig(_Section):
+    """``server.cors``: which other origins' pages may call the API from a browser."""
+
+    # Exact origins ("https://app.example.com", scheme, host and port only), or ["*"].
+    allowed_origins: list[str] = Field(default_factory=list)
+    allowed_headers: list[str] = Field(default_factory=lambda: list(DEFAULT_CORS_HEADERS))
+    # Seconds a browser may cache a preflight's answer.
+    max_age: int = Field(600, ge=0, le=86400)
+    # Cookies and HTTP authentication; the API's JWT travels in a header and needs none.
+    allow_credentials: bool = False
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        if "*" in v and len(v) > 1:
+            raise ValueError('"*" allows every origin: list it alone, or list origins without it')
+        for i, origin in enumerate(v):
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(f"entry {i} ({origin!r}) must be an origin: http:// or https://, a host and an optional port, no path")
+        return [o if o == "*" else o.lower() for o in v]
+
+    @field_validator("allowed_headers")
+    @classmethod
+    def _headers(cls, v: list[str]) -> list[str]:
+        for i, name in enumerate(v):
+            if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name) or name == "*":
+                raise ValueError(f"entry {i} ({name!r}) must be a header name")
+        return v
+
+    @model_validator(mode="after")
+    def _no_credentials_with_wildcard(self) -> CorsConfig:
+        if self.allow_credentials and "*" in self.allowed_origins:
+            raise ValueError(
+                'allow_credentials: true cannot go with allowed_origins ["*"]: any site could then act '
+                "with the user's credentials (browsers refuse it too); list the origins instead"
+            )
+        return self
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -49,6 +94,7 @@ class ServerConfig(_Section):
     # Seconds a connection may take to deliver a complete request head, from when it opens
     # or its previous response ends (so also how long an idle keep-alive connection lasts).
     header_timeout: float = Field(20.0, gt=0, le=3600)
+    cors: CorsConfig = Field(default_factory=CorsConfig)
 
     @field_validator("allowed_redirects")
     @classmethod
@@ -120,6 +166,21 @@ class UpstreamConfig(_Section):
     max_retry_wait: float = Field(10.0, ge=0)
     max_response_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_concurrency: int = Field(64, ge=1)
+    # Seconds a request may wait for room in a provider's request budget before the hub
+    # answers 429 with Retry-After; 0 refuses at once when there is no room.
+    max_queue_wait: float = Field(3.0, ge=0, le=300)
+
+
+class IdempotencyConfig(_Section):
+    """Stored answers for requests sent with an ``Idempotency-Key`` (docs/api.md)."""
+
+    # How long an answer is kept and replayed.
+    ttl_seconds: int = Field(86_400, ge=60, le=7 * 86_400)
+    # A claim whose request has not finished after this long is taken to be abandoned
+    # (its process died), and the next request with the key runs instead.
+    lease_seconds: int = Field(300, ge=10, le=86_400)
+    # How often each process deletes the answers past their time.
+    prune_interval_seconds: int = Field(3600, ge=1, le=86_400)
 
 
 class RateLimitConfig(_Section):
@@ -153,6 +214,7 @@ class HubConfig(_Section):
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     activity: ActivityConfig = Field(default_factory=ActivityConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
+    idempotency: IdempotencyConfig = Field(default_factory=IdempotencyConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
 
     source: str | None = Field(None, exclude=True)

@@ -17,7 +17,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..infra.crypto import DecryptionFailed, KeyRing, token_context
-from .models import Integration, OAuthState
+from .idempotency import answer_context
+from .models import IdempotencyKey, Integration, OAuthState
 
 log = logging.getLogger("hub.keys")
 
@@ -27,6 +28,8 @@ class RotationReport:
     rotated: int = 0
     unreadable: int = 0
     states_dropped: int = 0
+    answers_rotated: int = 0
+    answers_dropped: int = 0
 
 
 def _not_primary(column: Any, primary: str) -> Any:
@@ -96,4 +99,31 @@ async def rotate(
             except DecryptionFailed:
                 await session.delete(st)
                 report.states_dropped += 1
+    await _rotate_answers(sessions, keyring, report, batch_size)
     return report
+
+
+async def _rotate_answers(sessions: async_sessionmaker[AsyncSession], keyring: KeyRing, report: RotationReport, batch_size: int) -> None:
+    """Stored idempotent answers live a day: re-encrypt them so a retry still gets its
+    answer once the old key is gone; one that fails to decrypt is removed (a retry then
+    runs the request again rather than being refused)."""
+    after = 0
+    while True:
+        async with sessions.begin() as session:
+            rows = (await session.scalars(
+                select(IdempotencyKey)
+                .where(_not_primary(IdempotencyKey.response_body, keyring.primary), IdempotencyKey.id > after)
+                .order_by(IdempotencyKey.id)
+                .limit(batch_size)
+            )).all()
+            for row in rows:
+                ctx = answer_context(row.user_id, row.key_hash)
+                try:
+                    row.response_body = keyring.encrypt(keyring.decrypt(row.response_body or "", ctx), ctx)
+                    report.answers_rotated += 1
+                except DecryptionFailed:
+                    await session.delete(row)
+                    report.answers_dropped += 1
+        if len(rows) < batch_size:
+            return
+        after = rows[-1].id

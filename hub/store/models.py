@@ -140,3 +140,28 @@ class OAuthState(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class IdempotencyKey(Base):
+    """A request sent with an ``Idempotency-Key``: claimed while it runs (``status`` is
+    null), then its answer, kept until ``expires_at`` and replayed to a retry.
+
+    One row per user and key (the key is stored as its SHA-256); the unique constraint is
+    what makes a claim atomic across processes. The answer's body is encrypted under the
+    key ring, bound to the row's user and key."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key_hash", name="uq_idempotency_keys_user_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    # The path and query as sent, and the SHA-256 of the body: what a retry must repeat.
+    target: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    status: Mapped[int | None] = mapped_column(Integer, default=None)
+    response_headers: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, default=None)

@@ -14,9 +14,21 @@ from ._control import add_control_routes
 from ._oauth import CURRENT, OAuthServer
 from ._parts import CONSENT_FIELDS, FakeCall, FakeToken, Grant, load_state, record, state_of
 
-__all__ = ["FakeCall", "FakeProvider", "FakeToken", "Grant"]
+__all__ = ["FakeCall", "FakeProvider", "FakeToken", "Grant", "Hold"]
 
 Answers = Literal["json", "form", "accept"]
+
+
+class Hold:
+    """One held request (see :meth:`FakeProvider.hold_next`)."""
+
+    def __init__(self) -> None:
+        self.arrived = asyncio.Event()  # set the moment the request is held
+        self.released = asyncio.Event()
+
+    def release(self) -> None:
+        """Let the held request be answered."""
+        self.released.set()
 
 
 class FakeProvider(OAuthServer):
@@ -67,6 +79,7 @@ class FakeProvider(OAuthServer):
         self.issued: list[str] = []  # every code and token handed out, for secret scans
         self.base_url = ""
         self._faults: deque[tuple[str | None, Callable[[], web.StreamResponse]]] = deque()
+        self._holds: deque[tuple[str, Hold]] = deque()
         self._runner: web.AppRunner | None = None
 
     # ------------------------------------------------------------------ serving
@@ -138,6 +151,14 @@ class FakeProvider(OAuthServer):
         request over its rate limit (by default 429 with ``Retry-After: retry_after``)."""
         self._queue(path, count, lambda: self.rate_limit_answer(retry_after))
 
+    def hold_next(self, path: str) -> Hold:
+        """Hold the next request whose path starts with ``path`` as it arrives, recorded but not
+        yet answered, until the test calls ``release()`` on what this returns (whose ``arrived``
+        event is set when the request is held): for tests of what happens while a call is in flight."""
+        hold = Hold()
+        self._holds.append((path, hold))
+        return hold
+
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now; refresh tokens stay good."""
         for token in self.tokens.values():
@@ -182,6 +203,12 @@ class FakeProvider(OAuthServer):
         call = await record(request)
         self.calls.append(call)
         CURRENT.set(call)
+        for i, (prefix, hold) in enumerate(self._holds):
+            if request.path.startswith(prefix):
+                del self._holds[i]
+                hold.arrived.set()
+                await hold.released.wait()
+                break
         answer = self._take_fault(request.path) or await handler(request)
         if self.delay:
             await asyncio.sleep(self.delay)

@@ -29,7 +29,7 @@ try:  # async fixtures in pytest-asyncio's strict mode as well as its auto mode
 except ImportError:  # pragma: no cover - then the runner must handle async fixtures itself
     _async_fixture = pytest.fixture
 
-_TABLES = "activity_hourly, integration_logs, oauth_states, integrations"
+_TABLES = "activity_hourly, integration_logs, oauth_states, integrations, idempotency_keys"
 
 
 @pytest.fixture(scope="session")

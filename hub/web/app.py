@@ -9,7 +9,9 @@ from aiohttp import web
 
 from ..core.hub import Hub
 from . import routes
-from .middleware import HUB_KEY, authentication, errors, request_context
+from .cors import cors_middleware
+from .idempotency import idempotency
+from .middleware import HUB_KEY, authentication, errors, rate_limit_headers, request_context
 from .routes import CORE_ROUTES
 
 __all__ = ["CORE_ROUTES", "HUB_KEY", "create_app"]
@@ -18,8 +20,9 @@ __all__ = ["CORE_ROUTES", "HUB_KEY", "create_app"]
 def create_app(hub: Hub, *, manage_lifecycle: bool = True, migrate: bool = True) -> web.Application:
     """The hub's web application. With ``manage_lifecycle`` (the default) the app starts
     the hub when the server starts and stops it when the server stops."""
+    cors = [cors_middleware(hub.config.server.cors)] if hub.config.server.cors.allowed_origins else []
     app = web.Application(
-        middlewares=[request_context, errors, authentication],
+        middlewares=[request_context, *cors, rate_limit_headers, errors, authentication, idempotency],
         client_max_size=hub.config.server.max_body_bytes,
         # Room for every query an action's schema admits, percent-encoded non-ASCII
         # included, so that a too-long value is a 400 naming the field rather than

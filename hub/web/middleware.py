@@ -2,14 +2,16 @@
 any failure into the error envelope.
 
 Order (outermost first): :func:`request_context` (request id, metrics, the access
-line), :func:`errors` (the error table), :func:`authentication` (the caller). A route
-that needs no JWT is marked with :func:`public`.
+line), CORS when configured (``cors.py``), :func:`rate_limit_headers`, :func:`errors` (the
+error table), :func:`authentication` (the caller), then idempotency (``idempotency.py``).
+A route that needs no JWT is marked with :func:`public`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 import uuid
@@ -23,6 +25,7 @@ from ..core.hub import Hub
 from ..errors import HubError, MethodNotAllowed, RateLimited, Unauthorized
 from ..infra import metrics
 from ..infra.auth import Caller
+from ..ratelimit import observe
 from ..redact import redact_text
 from .responses import error_response
 
@@ -66,6 +69,20 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     response.headers["X-Request-Id"] = rid
     metrics.REQUESTS.labels(request.method, route_label(request), str(response.status)).inc()
     access.info("%s %s %s %.1fms [request %s]", request.method, request.path, response.status, (time.perf_counter() - started) * 1000, rid)
+    return response
+
+
+@web.middleware
+async def rate_limit_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``RateLimit-Limit``, ``-Remaining`` and ``-Reset`` on an answer whose request went
+    through a provider's request budget (the tightest window it met), refused or not."""
+    with observe() as seen:
+        response = await handler(request)
+    budget = seen.budget
+    if budget is not None and not response.prepared:
+        response.headers["RateLimit-Limit"] = str(budget.limit)
+        response.headers["RateLimit-Remaining"] = str(budget.remaining)
+        response.headers["RateLimit-Reset"] = str(math.ceil(budget.reset))
     return response
 
 
