@@ -121,12 +121,19 @@ async def test_the_suite_asks_for_examples_or_a_reason(make_hub: Any) -> None:
         await contract_for(Unexampled(), skip_actions={"list_memos": "read-only in this test"}).test_action_example(make_hub, ("list_memos", None))
 
 
-def test_every_example_is_a_test_of_its_own(pytestconfig: pytest.Config) -> None:
-    """pytest collects the inherited tests with one case per declared example."""
-    contract = TestMemosContract()
-    from hub.testing._contract_parts import case_id, example_cases
+def test_every_example_is_a_test_of_its_own() -> None:
+    """The inherited action test is parametrized with one case per declared example."""
 
-    assert [case_id(c) for c in example_cases(contract.plugin)] == ["list_memos-0", "list_memos-1", "get_memo-0", "add_memo-0"]
+    class Metafunc:
+        fixturenames = ["contract_example"]
+        ids: list[str] = []
+
+        def parametrize(self, name: str, cases: list[Any], ids: list[str]) -> None:
+            self.ids = ids
+
+    metafunc = Metafunc()
+    TestMemosContract().pytest_generate_tests(metafunc)
+    assert metafunc.ids == ["list_memos-0", "list_memos-1", "get_memo-0", "add_memo-0"]
 
 
 def test_the_documented_example_passes_as_a_package_test_file(tmp_path: Path) -> None:
@@ -141,3 +148,13 @@ def test_the_documented_example_passes_as_a_package_test_file(tmp_path: Path) ->
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "10 passed" in run.stdout, run.stdout
+
+
+def test_a_misspelled_skip_or_a_missing_plugin_is_an_error_at_collection() -> None:
+    class Metafunc:
+        fixturenames = ["contract_example"]
+
+    with pytest.raises(ValueError, match="skip_actions names no declared action: list_memo"):
+        contract_for(Memos(), skip_actions={"list_memo": "typo"}).pytest_generate_tests(Metafunc())
+    with pytest.raises(TypeError, match="set plugin"):
+        contract_for(None).pytest_generate_tests(Metafunc())

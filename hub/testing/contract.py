@@ -105,7 +105,12 @@ class ProviderContract:
 
     def pytest_generate_tests(self, metafunc: Any) -> None:
         if "contract_example" in metafunc.fixturenames:
+            if self.plugin is None:
+                raise TypeError(f"{type(self).__name__}: set plugin = <the plugin module or object>")
             cases = example_cases(self.plugin)
+            unknown = sorted(set(self.skip_actions) - {name for name, _ in cases})
+            if unknown:
+                raise ValueError(f"{type(self).__name__}.skip_actions names no declared action: {', '.join(unknown)}")
             metafunc.parametrize("contract_example", cases, ids=[case_id(c) for c in cases])
 
     async def start(self, make_hub: Any) -> TestClient:
