@@ -30,7 +30,7 @@ from urllib.parse import unquote
 
 from . import hookspecs, oauth
 from .errors import HubError, ValidationFailed
-from .validation import unbounded_arrays
+from .validation import declaration_problem, unbounded_arrays
 from .types import HTTP_METHODS, Action, ProviderInfo
 from .upstream import segment_problem
 
@@ -303,6 +303,9 @@ def _check_actions(provider: str, source: str, actions: tuple[Action, ...]) -> N
                 f"action {action.name!r}: input_schema has arrays without maxItems at {', '.join(unbounded)}; "
                 "every array an action accepts needs a maxItems"
             )
+        declared = declaration_problem(action)
+        if declared is not None:
+            raise _Broken(f"action {action.name!r}: {declared}")
         seen_names[action.name] = action
         seen_routes.add(route)
 

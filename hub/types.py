@@ -206,6 +206,10 @@ class Action:
     ``path`` may carry parameters (``users/{user_id}``); they join the validated input.
     ``input_schema`` is a JSON Schema object: it validates the request (query string for
     GET and DELETE, JSON body otherwise) and feeds the OpenAPI document.
+    ``output_schema`` (optional) is a JSON Schema of what the handler returns (the answer's
+    ``data``); ``examples`` are inputs, path parameters included, each valid against
+    ``input_schema``. Both are checked when the plugin loads; the contract suite of
+    ``hub.testing`` calls the action with every example and checks the answer.
     """
 
     name: str
@@ -217,6 +221,13 @@ class Action:
     description: str = ""
     # Long work: its activity row is written PENDING before the handler runs, then completed.
     pending: bool = False
+    output_schema: Mapping[str, Any] | None = None
+    examples: tuple[Mapping[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        # A list is the natural way to write them; a tuple keeps the action immutable.
+        if isinstance(self.examples, list):
+            object.__setattr__(self, "examples", tuple(self.examples))
 
     @property
     def path_params(self) -> tuple[str, ...]:

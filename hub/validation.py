@@ -17,15 +17,17 @@ instead of every pair. The plugin loader refuses action schemas whose arrays hav
 from __future__ import annotations
 
 import itertools
-from datetime import date
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker, validators
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import SchemaError as InvalidSchema
 from jsonschema.exceptions import ValidationError as SchemaError
 
 from .errors import ValidationFailed
+from .formats import FORMATS
 from .types import Action
 
 QUERY_METHODS = frozenset({"GET", "DELETE"})
@@ -46,55 +48,6 @@ _STRING_WALKERS = ("pattern", "format")
 # Keywords that make a subschema about arrays: each needs a maxItems beside it.
 _ARRAY_KEYWORDS = frozenset({"items", "prefixItems", "contains", "uniqueItems", "minItems",
                              "unevaluatedItems", "minContains", "maxContains"})
-
-
-# Formats a provider would refuse are refused here, with the field named. jsonschema checks
-# "date-time" only when an optional package happens to be installed, so the formats input
-# most often gets wrong are checked by our own rules, the same on every installation.
-FORMATS = FormatChecker()
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TIME = re.compile(r"(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
-_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
-
-
-@FORMATS.checks("date")
-def _is_date(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    if not _DATE.fullmatch(value):
-        return False
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
-@FORMATS.checks("time")
-def _is_time(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    match = _TIME.fullmatch(value)
-    if not match:
-        return False
-    hours, minutes, seconds = (int(match.group(i)) for i in (1, 2, 3))
-    offset = match.group(5)
-    offset_ok = offset in ("Z", "z") or (int(offset[1:3]) < 24 and int(offset[4:6]) < 60)
-    return hours < 24 and minutes < 60 and seconds < 60 and offset_ok
-
-
-@FORMATS.checks("date-time")
-def _is_date_time(value: object) -> bool:
-    """RFC 3339: a full date, ``T`` (or ``t``, or a space), a full time with its offset."""
-    if not isinstance(value, str) or len(value) < 11:
-        return not isinstance(value, str)
-    day, sep, rest = value[:10], value[10], value[11:]
-    return sep in "Tt " and _is_date(day) and _is_time(rest)
-
-
-@FORMATS.checks("email")
-def _is_email(value: object) -> bool:
-    return not isinstance(value, str) or (len(value) <= 254 and bool(_EMAIL.fullmatch(value)))
 
 
 class InputValidator:
@@ -376,6 +329,60 @@ def _subschemas(node: Mapping[str, Any], where: str) -> Iterator[tuple[Any, str]
         group = node.get(key)
         if isinstance(group, list):
             yield from ((sub, f"{where}/{key}/{i}") for i, sub in enumerate(group))
+
+
+# --- what an action declares about itself -----------------------------------------------
+
+
+def declaration_problem(action: Action) -> str | None:
+    """What is wrong with the action's ``output_schema`` and ``examples``, or ``None``:
+    the output schema must be a valid JSON Schema, and every example an object that a
+    request could carry (path parameters as text; scalars or lists of them in a query
+    string) and that passes the action's own input validation."""
+    output = action.output_schema
+    if output is not None:
+        if not isinstance(output, Mapping):
+            return "output_schema must be a JSON Schema object (a mapping) or None"
+        try:
+            Draft202012Validator.check_schema(output)
+        except InvalidSchema as exc:
+            where = "/" + "/".join(str(p) for p in exc.absolute_path)
+            return f"output_schema is not a valid JSON Schema at {where}: {exc.message}"
+    if not isinstance(action.examples, tuple):
+        return "examples must be a tuple (or list) of input objects"
+    if not action.examples:
+        return None
+    try:
+        validator = InputValidator(action)
+    except InvalidSchema as exc:
+        return f"input_schema is not a valid JSON Schema: {exc.message}"
+    for i, example in enumerate(action.examples):
+        problem = _example_problem(action, validator, example)
+        if problem is not None:
+            return f"examples[{i}] {problem}"
+    return None
+
+
+def _example_problem(action: Action, validator: InputValidator, example: Any) -> str | None:
+    if not isinstance(example, Mapping):
+        return "is not an object of input fields"
+    for name in action.path_params:
+        if not isinstance(example.get(name), str) or not example[name]:
+            return f"needs the path parameter {name!r} as a non-empty string"
+    if action.method in QUERY_METHODS:
+        for key, value in example.items():
+            values = value if isinstance(value, list) else [value]
+            if not all(isinstance(v, (str, int, float, bool)) for v in values):
+                return f"field {key!r} cannot travel in a query string (scalars or lists of scalars only)"
+    try:
+        json.dumps(example, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return f"is not JSON: {exc}"
+    try:
+        validator.validate(example)
+    except ValidationFailed as exc:
+        return f"is not valid against input_schema: {exc.message.removeprefix('invalid input: ')}"
+    return None
 
 
 # --- reading and reporting -------------------------------------------------------------

@@ -98,7 +98,7 @@ async def test_after_a_disconnect_the_409_names_a_move_that_works(slack_connecte
 def test_formats_are_checked_by_the_hubs_own_rules() -> None:
     # Not by whatever optional package is installed: the same on every installation.
     for fmt in ("date-time", "date", "time", "email"):
-        assert FORMATS.checkers[fmt][0].__module__ == "hub.validation", fmt
+        assert FORMATS.checkers[fmt][0].__module__ == "hub.formats", fmt
     good = {"date-time": ["2026-03-30T09:00:00+02:00", "2026-03-30t09:00:00.5Z"], "date": ["2024-02-29"],
             "time": ["23:59:59Z"], "email": ["ada@example.com"]}
     bad = {"date-time": ["tomorrow", "2026-03-30T09:00:00", "2026-02-30T09:00:00Z", "2026-03-30T24:00:00Z", "2026-03-30"],

@@ -124,6 +124,11 @@ async def test_openapi_document_is_valid_and_complete(hub_app):
     assert paths["/api/integrations/slack/message"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"] == ["channel"]
     assert {p["name"] for p in paths["/api/integrations/slack/channels"]["get"]["parameters"]} == {"types", "exclude_archived", "limit", "cursor"}
     assert paths["/api/integrations/slack/users/{user_id}"]["get"]["parameters"][0]["in"] == "path"
+    # What the actions declare: the answer's data, and example bodies.
+    user = paths["/api/integrations/slack/users/{user_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert user["properties"]["data"]["required"] == ["id", "name"]
+    examples = paths["/api/integrations/slack/message"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    assert examples["example0"]["value"] == {"channel": "C0000000001", "text": "Deploy finished: version 2.4.1 is live."}
 
 
 async def test_get_user_action(hub_app, fake_slack):

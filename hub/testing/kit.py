@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
@@ -17,7 +17,7 @@ from hub.infra.config import config_from_dict
 from hub.infra.crypto import generate_key
 from hub.infra.secrets import Secrets
 from hub.registry import Registry
-from hub.web import create_app
+from hub.web import HUB_KEY, create_app
 
 from .fake import FakeProvider
 
@@ -83,16 +83,53 @@ async def start_hub(
 
 async def connect(client: TestClient, provider: str | None = None, user: str = "alice", *, decision: str = "allow") -> Any:
     """Connect ``user`` as a browser would: ask the hub for the authorization URL, load the
-    fake's consent page, press Allow (or Deny with ``decision="deny"``) and follow the
-    redirect to the hub's callback. Returns the callback's response, its body already read."""
+    fake's consent page, press Allow (or Deny with ``decision="deny"``) and come back to the
+    hub (:func:`finish_connect`). Returns the hub's last response, its body already read."""
+    provider = provider or client.provider  # type: ignore[attr-defined]
+    location = await press_consent(await begin_connect(client, provider, user), decision)
+    return await finish_connect(client, location, provider)
+
+
+async def begin_connect(client: TestClient, provider: str | None = None, user: str = "alice") -> str:
+    """``GET /api/integrations/<provider>/connect`` as ``user``; returns the authorization URL."""
     provider = provider or client.provider  # type: ignore[attr-defined]
     resp = await client.get(f"/api/integrations/{provider}/connect", headers=auth_headers(user))
     assert resp.status == 200, await resp.text()
-    location = await press_consent((await resp.json())["data"]["authUrl"], decision)
+    return str((await resp.json())["data"]["authUrl"])
+
+
+async def finish_connect(client: TestClient, location: str, provider: str | None = None) -> Any:
+    """Come back to the hub from the consent page's redirect ``location``, as the browser does.
+
+    An ``auth="oauth2"`` provider sends a code (or an error) to the callback: its JSON
+    answer is returned. An ``auth="token"`` provider (Trello) puts the token in the URL
+    fragment, which no server sees: the callback answers a page whose script posts the
+    token with the state to ``POST /api/integrations/<provider>/tokens``; this does what the
+    script does and returns that answer (201 when connected). Without a token in the
+    fragment (consent denied) the script posts nothing: the page's own answer is returned."""
+    provider = provider or client.provider  # type: ignore[attr-defined]
     parts = urlsplit(location)
     resp = await client.get(f"{parts.path}?{parts.query}", headers={"Accept": "application/json"})
     await resp.read()
+    if not _token_flow(client, provider):
+        return resp
+    token = dict(parse_qsl(parts.fragment)).get("token")
+    if resp.status != 200 or not token:
+        return resp
+    state = dict(parse_qsl(parts.query)).get("state", "")
+    resp = await client.post(f"/api/integrations/{provider}/tokens", json={"token": token, "state": state}, headers={"Accept": "application/json"})
+    await resp.read()
     return resp
+
+
+def hub_of(client: TestClient) -> Hub:
+    """The :class:`Hub` a test client serves."""
+    return client.app[HUB_KEY]  # type: ignore[index]
+
+
+def _token_flow(client: TestClient, provider: str) -> bool:
+    runtime = hub_of(client).providers.get(provider)
+    return runtime is not None and runtime.info.auth == "token"
 
 
 async def press_consent(auth_url: str, decision: str = "allow") -> str:

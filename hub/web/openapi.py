@@ -172,7 +172,7 @@ def document(hub: Hub) -> dict[str, Any]:
                 "description": action.description,
                 "operationId": f"{name}_{action.name}",
                 "tags": [rt.info.title],
-                "responses": _responses({}, 403, 404, 405, 409, 413, 415, 429, 502, 503, 504),
+                "responses": _responses(dict(action.output_schema or {}), 403, 404, 405, 409, 413, 415, 429, 502, 503, 504),
             }
             rest = {k: v for k, v in schema.get("properties", {}).items() if k not in action.path_params}
             if action.method in QUERY_METHODS:
@@ -183,7 +183,13 @@ def document(hub: Hub) -> dict[str, Any]:
                 ]
             else:
                 body = {**schema, "properties": rest, "required": [r for r in schema.get("required", []) if r not in action.path_params]}
-                op["requestBody"] = {"required": bool(body["required"]), "content": {"application/json": {"schema": body}}}
+                content: dict[str, Any] = {"schema": body}
+                if action.examples:
+                    content["examples"] = {
+                        f"example{i}": {"value": {k: v for k, v in ex.items() if k not in action.path_params}}
+                        for i, ex in enumerate(action.examples)
+                    }
+                op["requestBody"] = {"required": bool(body["required"]), "content": {"application/json": content}}
             op["parameters"] = params
             paths.setdefault(path, {})[action.method.lower()] = op
     return {

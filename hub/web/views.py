@@ -55,6 +55,8 @@ def catalogue(providers: Providers, registry: Registry) -> dict[str, Any]:
                         "path": f"/api/integrations/{name}/{a.path}",
                         "summary": a.summary,
                         "inputSchema": a.input_schema,
+                        "outputSchema": a.output_schema,
+                        "examples": list(a.examples),
                     }
                     for a in rt.plugin.actions
                 ],

@@ -91,13 +91,20 @@ def hub_provider() -> ProviderInfo:
 @hookimpl
 def hub_actions() -> list[Action]:
     return [
-        Action("list_calendars", "GET", "calendars", list_calendars, schemas.CALENDARS, summary="The user's calendars (calendarList)"),
-        Action("list_events", "GET", "events", list_events, schemas.EVENTS, summary="Events of a calendar, one page at a time"),
-        Action("create_event", "POST", "events", create_event, schemas.CREATE_EVENT, summary="Create an event"),
-        Action("update_event", "PATCH", "events/{event_id}", update_event, schemas.PATCH_EVENT, summary="Change some fields of an event"),
-        Action("delete_event", "DELETE", "events/{event_id}", delete_event, schemas.DELETE_EVENT, summary="Delete an event"),
-        Action("availability", "GET", "availability", availability, schemas.AVAILABILITY, summary="Free slots in working hours, from freeBusy"),
-        Action("sync", "POST", "sync", sync, schemas.SYNC, summary="Incremental sync with a stored syncToken", pending=True),
+        Action("list_calendars", "GET", "calendars", list_calendars, schemas.CALENDARS, summary="The user's calendars (calendarList)",
+               output_schema=schemas.CALENDAR_PAGE, examples=schemas.CALENDARS_EXAMPLES),
+        Action("list_events", "GET", "events", list_events, schemas.EVENTS, summary="Events of a calendar, one page at a time",
+               output_schema=schemas.EVENT_PAGE, examples=schemas.EVENTS_EXAMPLES),
+        Action("create_event", "POST", "events", create_event, schemas.CREATE_EVENT, summary="Create an event",
+               output_schema=schemas.EVENT, examples=schemas.CREATE_EVENT_EXAMPLES),
+        Action("update_event", "PATCH", "events/{event_id}", update_event, schemas.PATCH_EVENT, summary="Change some fields of an event",
+               output_schema=schemas.EVENT, examples=schemas.PATCH_EVENT_EXAMPLES),
+        Action("delete_event", "DELETE", "events/{event_id}", delete_event, schemas.DELETE_EVENT, summary="Delete an event",
+               output_schema=schemas.DELETED, examples=schemas.DELETE_EVENT_EXAMPLES),
+        Action("availability", "GET", "availability", availability, schemas.AVAILABILITY, summary="Free slots in working hours, from freeBusy",
+               output_schema=schemas.FREE_SLOTS, examples=schemas.AVAILABILITY_EXAMPLES),
+        Action("sync", "POST", "sync", sync, schemas.SYNC, summary="Incremental sync with a stored syncToken", pending=True,
+               output_schema=schemas.SYNCED, examples=schemas.SYNC_EXAMPLES),
     ]
 
 

@@ -111,3 +111,123 @@ SYNC = {
     "additionalProperties": False,
     "properties": {"calendarId": CALENDAR_ID, "full": {"type": "boolean", "description": "drop the sync token and start over"}},
 }
+
+# --- what the actions answer (the `data` of the hub's answer) ----------------------------
+
+NEXT_PAGE = {"type": ["string", "null"], "description": "pass as pageToken for the next page; null on the last"}
+MOMENT_OUT = {
+    "type": "object",
+    "anyOf": [{"required": ["dateTime"]}, {"required": ["date"]}],
+    "properties": {"dateTime": {"type": "string"}, "date": {"type": "string"}, "timeZone": {"type": "string"}},
+}
+EVENT = {
+    "type": "object",
+    "required": ["id", "status", "start", "end"],
+    "properties": {
+        "kind": {"const": "calendar#event"},
+        "id": {"type": "string"},
+        "status": {"enum": ["confirmed", "tentative", "cancelled"]},
+        "htmlLink": {"type": "string"},
+        "created": {"type": "string"},
+        "updated": {"type": "string"},
+        "summary": {"type": "string"},
+        "description": {"type": "string"},
+        "location": {"type": "string"},
+        "start": MOMENT_OUT,
+        "end": MOMENT_OUT,
+        "attendees": {
+            "type": "array",
+            "items": {"type": "object", "required": ["email"], "properties": {"email": {"type": "string"}, "responseStatus": {"type": "string"}, "optional": {"type": "boolean"}}},
+        },
+        "organizer": {"type": "object", "properties": {"email": {"type": "string"}}},
+        "recurrence": {"type": "array", "items": {"type": "string"}},
+        "recurringEventId": {"type": "string"},
+        "iCalUID": {"type": "string"},
+        "sequence": {"type": "integer"},
+    },
+}
+CALENDAR_PAGE = {
+    "type": "object",
+    "required": ["items", "nextPageToken"],
+    "properties": {
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "summary"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "summary": {"type": "string"},
+                    "timeZone": {"type": "string"},
+                    "accessRole": {"enum": ["freeBusyReader", "reader", "writer", "owner"]},
+                    "primary": {"type": "boolean"},
+                    "backgroundColor": {"type": "string"},
+                },
+            },
+        },
+        "nextPageToken": NEXT_PAGE,
+    },
+}
+EVENT_PAGE = {
+    "type": "object",
+    "required": ["items", "nextPageToken", "timeZone"],
+    "properties": {"items": {"type": "array", "items": EVENT}, "nextPageToken": NEXT_PAGE, "timeZone": {"type": ["string", "null"]}},
+}
+DELETED = {"type": "object", "required": ["deleted", "id"], "properties": {"deleted": {"const": True}, "id": {"type": "string"}}}
+SPAN = {"type": "object", "required": ["start", "end"], "properties": {"start": {"type": "string"}, "end": {"type": "string"}}}
+FREE_SLOTS = {
+    "type": "object",
+    "required": ["timeZone", "slots", "busy"],
+    "properties": {
+        "timeZone": {"type": "string"},
+        "slots": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["start", "end", "minutes"],
+                "properties": {"start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"}, "minutes": {"type": "integer", "minimum": 0}},
+            },
+        },
+        "busy": {"type": "array", "items": SPAN},
+    },
+}
+SYNCED = {
+    "type": "object",
+    "required": ["calendarId", "incremental", "fullResync", "changed", "deleted", "events", "deletedIds"],
+    "properties": {
+        "calendarId": {"type": "string"},
+        "incremental": {"type": "boolean", "description": "changes since the stored sync token, not everything"},
+        "fullResync": {"type": "boolean", "description": "Google had forgotten the sync token (410): everything again"},
+        "changed": {"type": "integer", "minimum": 0},
+        "deleted": {"type": "integer", "minimum": 0},
+        "events": {"type": "array", "items": EVENT},
+        "deletedIds": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+# --- example inputs ----------------------------------------------------------------------
+
+AN_EVENT = "4j5p0ts8qlbne2b6u1lbc9dm3k"  # an event id as Google makes them (base32hex)
+WEEK = {"timeMin": "2026-03-30T00:00:00+02:00", "timeMax": "2026-04-06T00:00:00+02:00"}
+BERLIN = "Europe/Berlin"
+
+CALENDARS_EXAMPLES = ({}, {"maxResults": 10})
+EVENTS_EXAMPLES = ({"calendarId": "primary", **WEEK, "singleEvents": True, "orderBy": "startTime"}, {"q": "planning", "maxResults": 50})
+CREATE_EVENT_EXAMPLES = (
+    {
+        "summary": "Sprint planning",
+        "location": "Room 4.12",
+        "start": {"dateTime": "2026-03-30T10:00:00+02:00", "timeZone": BERLIN},
+        "end": {"dateTime": "2026-03-30T11:00:00+02:00", "timeZone": BERLIN},
+        "attendees": [{"email": "grace@example.com"}],
+        "sendUpdates": "none",
+    },
+    {"summary": "Team offsite", "start": {"date": "2026-04-16"}, "end": {"date": "2026-04-18"}},  # all-day: the end is exclusive
+)
+PATCH_EVENT_EXAMPLES = ({"event_id": AN_EVENT, "summary": "Sprint planning (new room)", "location": "Room 2.03"},)
+DELETE_EVENT_EXAMPLES = ({"event_id": AN_EVENT, "sendUpdates": "none"},)
+AVAILABILITY_EXAMPLES = (
+    {**WEEK, "timeZone": BERLIN},
+    {**WEEK, "calendarIds": ["primary"], "workdayStart": "10:00", "workdayEnd": "16:00", "workingDays": [0, 1, 2, 3], "minimumMinutes": 45},
+)
+SYNC_EXAMPLES = ({}, {"calendarId": "primary", "full": True})

@@ -31,6 +31,7 @@ from hub import (
     hookimpl,
 )
 
+from . import schemas
 from .schemas import CHANNELS, MESSAGE, USER
 
 INFO = ProviderInfo(
@@ -77,9 +78,12 @@ def hub_provider() -> ProviderInfo:
 @hookimpl
 def hub_actions() -> list[Action]:
     return [
-        Action("post_message", "POST", "message", post_message, MESSAGE, summary="Post a message (chat.postMessage)"),
-        Action("list_channels", "GET", "channels", list_channels, CHANNELS, summary="List conversations (conversations.list)"),
-        Action("get_user", "GET", "users/{user_id}", get_user, USER, summary="Look up a user (users.info)"),
+        Action("post_message", "POST", "message", post_message, MESSAGE, summary="Post a message (chat.postMessage)",
+               output_schema=schemas.POSTED, examples=schemas.MESSAGE_EXAMPLES),
+        Action("list_channels", "GET", "channels", list_channels, CHANNELS, summary="List conversations (conversations.list)",
+               output_schema=schemas.CHANNEL_PAGE, examples=schemas.CHANNELS_EXAMPLES),
+        Action("get_user", "GET", "users/{user_id}", get_user, USER, summary="Look up a user (users.info)",
+               output_schema=schemas.USER_INFO, examples=schemas.USER_EXAMPLES),
     ]
 
 

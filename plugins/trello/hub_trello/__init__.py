@@ -39,6 +39,7 @@ from hub import (
     hookimpl,
 )
 
+from . import schemas
 from .schemas import BOARD, BOARDS, COMMENT, CREATE_CARD, UPDATE_CARD
 
 EXPIRATIONS = ("1hour", "1day", "30days", "never")
@@ -72,13 +73,20 @@ def hub_provider() -> ProviderInfo:
 @hookimpl
 def hub_actions() -> list[Action]:
     return [
-        Action("list_boards", "GET", "boards", list_boards, BOARDS, summary="The member's open boards"),
-        Action("get_board", "GET", "boards/{board_id}", get_board, BOARD, summary="A board with its open lists and visible cards"),
-        Action("list_lists", "GET", "boards/{board_id}/lists", list_lists, BOARD, summary="A board's open lists"),
-        Action("list_cards", "GET", "boards/{board_id}/cards", list_cards, BOARD, summary="A board's visible cards"),
-        Action("create_card", "POST", "cards", create_card, CREATE_CARD, summary="Create a card"),
-        Action("update_card", "PUT", "cards/{card_id}", update_card, UPDATE_CARD, summary="Update a card"),
-        Action("add_comment", "POST", "cards/{card_id}/comments", add_comment, COMMENT, summary="Comment on a card"),
+        Action("list_boards", "GET", "boards", list_boards, BOARDS, summary="The member's open boards",
+               output_schema=schemas.BOARD_LIST, examples=({},)),
+        Action("get_board", "GET", "boards/{board_id}", get_board, BOARD, summary="A board with its open lists and visible cards",
+               output_schema=schemas.BOARD_DETAIL, examples=schemas.BOARD_EXAMPLES),
+        Action("list_lists", "GET", "boards/{board_id}/lists", list_lists, BOARD, summary="A board's open lists",
+               output_schema=schemas.LISTS, examples=schemas.BOARD_EXAMPLES),
+        Action("list_cards", "GET", "boards/{board_id}/cards", list_cards, BOARD, summary="A board's visible cards",
+               output_schema=schemas.CARDS, examples=schemas.BOARD_EXAMPLES),
+        Action("create_card", "POST", "cards", create_card, CREATE_CARD, summary="Create a card",
+               output_schema=schemas.CARD, examples=schemas.CREATE_CARD_EXAMPLES),
+        Action("update_card", "PUT", "cards/{card_id}", update_card, UPDATE_CARD, summary="Update a card",
+               output_schema=schemas.CARD, examples=schemas.UPDATE_CARD_EXAMPLES),
+        Action("add_comment", "POST", "cards/{card_id}/comments", add_comment, COMMENT, summary="Comment on a card",
+               output_schema=schemas.COMMENT_ACTION, examples=schemas.COMMENT_EXAMPLES),
     ]
 
 

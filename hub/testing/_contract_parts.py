@@ -1,0 +1,123 @@
+"""Pieces of :class:`hub.testing.ProviderContract` that are not tests: the plugin's declared
+actions, an example turned into the HTTP request that carries it, answers checked against
+an output schema, and a test client that keeps every answer for secret scans."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+from aiohttp.test_utils import TestClient
+from jsonschema import Draft202012Validator, FormatChecker
+
+from hub.registry import Registry
+from hub.types import Action
+from hub.validation import QUERY_METHODS
+
+from .kit import auth_headers, provider_name
+
+
+def declared_actions(plugin: object) -> tuple[Action, ...]:
+    """The plugin's actions, loaded as the hub loads them (a broken plugin raises here)."""
+    registry = Registry(strict=True)
+    loaded = registry.add(provider_name(plugin), plugin)
+    assert loaded is not None
+    return loaded.actions
+
+
+def example_cases(plugin: object) -> list[tuple[str, int | None]]:
+    """``(action name, example index)`` for every example; ``None`` for an action without one."""
+    cases: list[tuple[str, int | None]] = []
+    for action in declared_actions(plugin):
+        cases.extend([(action.name, i) for i in range(len(action.examples))] or [(action.name, None)])
+    return cases
+
+
+def case_id(case: tuple[str, int | None]) -> str:
+    name, index = case
+    return f"{name}-{'no-example' if index is None else index}"
+
+
+async def call_action(client: TestClient, provider: str, action: Action, example: Mapping[str, Any], user: str) -> Any:
+    """Run ``action`` with ``example`` through the hub's HTTP API as ``user``: path
+    parameters fill the path, the rest travels in the query string (GET, DELETE) or as the
+    JSON body. Returns the response, its body already read."""
+    path = action.path
+    for name in action.path_params:
+        path = path.replace(f"{{{name}}}", quote(str(example[name]), safe=""))
+    rest = {k: v for k, v in example.items() if k not in action.path_params}
+    url = f"/api/integrations/{provider}/{path}"
+    kw: dict[str, Any] = {"headers": auth_headers(user)}
+    if action.method in QUERY_METHODS:
+        kw["params"] = [(k, _query_text(v)) for k, value in rest.items() for v in (value if isinstance(value, list) else [value])]
+    else:
+        kw["json"] = rest
+    resp = await client.request(action.method, url, **kw)
+    await resp.read()
+    return resp
+
+
+def _query_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def output_problems(schema: Mapping[str, Any], data: Any, limit: int = 10) -> list[str]:
+    """Where ``data`` breaks ``schema``: ``"/path: message"`` lines, at most ``limit``."""
+    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    found = []
+    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        where = "/" + "/".join(str(p) for p in err.absolute_path)
+        message = err.message if len(err.message) <= 200 else err.message[:200] + "..."
+        found.append(f"{where}: {message}")
+        if len(found) == limit:
+            break
+    return found
+
+
+def with_query(location: str, **values: str) -> str:
+    """``location`` with query parameters replaced (a forged callback)."""
+    parts = urlsplit(location)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.update(values)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def query_value(location: str, name: str) -> str:
+    return dict(parse_qsl(urlsplit(location).query)).get(name, "")
+
+
+class RecordingClient:
+    """A test client that keeps the status, headers and body of every answer it gets, for
+    secret scans; everything else is the wrapped client's."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.answers: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    async def request(self, method: str, path: str, **kw: Any) -> Any:
+        resp = await self.client.request(method, path, **kw)
+        body = await resp.read()
+        headers = "\n".join(f"{k}: {v}" for k, v in resp.headers.items())
+        self.answers.append(f"{resp.status}\n{headers}\n{body.decode('utf-8', 'replace')}")
+        return resp
+
+    async def get(self, path: str, **kw: Any) -> Any:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> Any:
+        return await self.request("POST", path, **kw)
+
+    async def put(self, path: str, **kw: Any) -> Any:
+        return await self.request("PUT", path, **kw)
+
+    async def patch(self, path: str, **kw: Any) -> Any:
+        return await self.request("PATCH", path, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Any:
+        return await self.request("DELETE", path, **kw)
