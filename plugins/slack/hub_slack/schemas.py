@@ -131,5 +131,6 @@ MESSAGE_EXAMPLES = (
         "unfurl_links": False,
     },
 )
-CHANNELS_EXAMPLES = ({}, {"types": ["public_channel", "private_channel"], "exclude_archived": True, "limit": 200})
+# Examples run with the default scopes, which read public channels only (private ones need groups:read).
+CHANNELS_EXAMPLES = ({}, {"types": ["public_channel"], "exclude_archived": True, "limit": 200})
 USER_EXAMPLES = ({"user_id": "U0000000001"},)

@@ -310,6 +310,7 @@ class FakeTrello(FakeProvider):
         self.member, self.boards, self.lists, self.cards, self.labels = (
             data["member"], data["boards"], data["lists"], data["cards"], data["labels"])
         self.comments, self._counter, self._rng = comments, counter, rng
+        self.account = self._identity()
 
     # ------------------------------------------------------------------ the consent page (base hooks)
 
@@ -743,6 +744,10 @@ class FakeTrello(FakeProvider):
     def _short_link(self) -> str:
         return "".join(self._rng.choice(string.ascii_letters + string.digits) for _ in range(8))
 
+    def _identity(self) -> dict[str, Any]:
+        """The base's ``account``: who the member is (tokens carry only the member's id)."""
+        return {k: self.member[k] for k in ("id", "username", "fullName", "email")}
+
     def _seed(self) -> None:
         member_id = self._new_id(seeded=True)
         self.member = {
@@ -750,6 +755,7 @@ class FakeTrello(FakeProvider):
             "url": "https://trello.com/ada", "avatarUrl": f"https://trello-members.s3.amazonaws.com/{member_id}/avatar",
             "email": "ada@example.com", "confirmed": True, "memberType": "normal",
         }
+        self.account = self._identity()
         roadmap = self._add_board("Product Roadmap", "What we build next")
         home = self._add_board("Household", "Chores and errands")
         archived = self._add_board("Old Website", "The 2019 redesign", closed=True)
