@@ -68,7 +68,7 @@ async def test_a_preflight_outside_the_configuration_is_refused(make_config, aio
     resp = await client.options(MESSAGE, headers=headers)
     body = await resp.json()
     assert resp.status == 403 and body["error"]["code"] == "cors_refused"
-    assert body["error"]["details"] == {"field": field} and body["error"]["message"].startswith(field)
+    assert body["error"]["details"]["field"] == field and body["error"]["message"].startswith(field)
     assert "Access-Control-Allow-Origin" not in resp.headers
 
 

@@ -155,7 +155,8 @@ def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
 def hub_sandbox() -> Sandbox:
     from .fake import FakeSlack
 
-    fake = FakeSlack(client_id="sandbox-slack-client", client_secret="sandbox-slack-secret")
+    # Token rotation on, as a Slack app may choose: the sandbox shows refreshing too.
+    fake = FakeSlack(client_id="sandbox-slack-client", client_secret="sandbox-slack-secret", rotation=True)
     return Sandbox(app=fake.make_app(), settings=fake.hub_settings)
 
 
