@@ -419,10 +419,12 @@ async def make_traffic(client: Any) -> None:
     slack_id = (await client.db.integration("alice", "slack")).id
     # Rows moved back in time need the hourly rollup recounted in the same transaction.
     async with client.hub.sessions.begin() as s:
-        now = utcnow()
+        # Noon of each day, so the spread does not depend on the time of day the test runs at
+        # (an hour before "now" is yesterday just after midnight, and day 7 leaves the chart).
+        noon = utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
         # Oldest first: spread over the six days before today, today keeps the newest.
         spread = ids[: len(ids) - 6]
         for n, row_id in enumerate(spread):
-            await s.execute(update(IntegrationLog).where(IntegrationLog.id == row_id).values(created_at=now - timedelta(days=6 - (n * 6) // len(spread), hours=1)))
+            await s.execute(update(IntegrationLog).where(IntegrationLog.id == row_id).values(created_at=noon - timedelta(days=6 - (n * 6) // len(spread))))
         # The charts and stats read the rollup, not the rows.
         await rebuild_rollups(s, slack_id)
