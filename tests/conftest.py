@@ -3,21 +3,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from hub.infra.config import HubConfig, config_from_dict
 from hub.infra.crypto import generate_key
-from hub.store.engine import create_engine, upgrade
-from hub.testing.pytest_plugin import admin_sql
 from hub.web import create_app
 from hub_slack.fake import FakeSlack
 from hub_trello.fake import FakeTrello
@@ -25,50 +18,21 @@ from hub_google_calendar.fake import FakeGoogle
 from helpers import connect_slack
 from support import JWT_SECRET, PG_URL, Rows, auth, build_hub, google_section, slack_section, trello_section
 
-TABLES = ("integration_logs", "oauth_states", "integrations", "idempotency_keys")
-
-
 def pytest_report_header(config: pytest.Config) -> str:
     return f"hub database: {'PostgreSQL ' + PG_URL.split('@')[-1] if PG_URL else 'SQLite (per-test file)'}"
 
 
 @pytest.fixture(scope="session")
-def _pg_url() -> Iterator[str | None]:
-    """On PostgreSQL: a scratch database of this run's own, created through the configured
-    one and dropped at the end, so concurrent runs never truncate each other's tables.
-    Falls back to the configured database itself when it may not create databases."""
-    if not PG_URL:
-        yield None
-        return
-    base = make_url(PG_URL)
-    private = base.set(database=f"{base.database}_run{os.getpid()}")
-
-    created = asyncio.run(admin_sql(PG_URL, f'CREATE DATABASE "{private.database}"'))
-    url = private.render_as_string(hide_password=False) if created else PG_URL
-
-    async def reset() -> None:
-        engine = create_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP TABLE IF EXISTS idempotency_keys, activity_hourly, integration_logs, oauth_states, integrations, alembic_version CASCADE"))
-        await upgrade(engine)
-        await engine.dispose()
-
-    asyncio.run(reset())
-    yield url
-    if created:
-        asyncio.run(admin_sql(PG_URL, f'DROP DATABASE IF EXISTS "{private.database}" WITH (FORCE)'))
+def _pg_url(hub_postgres_url: str | None) -> str | None:
+    """The run's scratch PostgreSQL database (hub.testing's ``hub_postgres_url``), or None."""
+    return hub_postgres_url
 
 
 @pytest.fixture
-async def db_url(tmp_path: Path, _pg_url: str | None) -> AsyncIterator[str]:
-    if not _pg_url:
-        yield f"sqlite+aiosqlite:///{tmp_path}/hub.db"
-        return
-    engine = create_engine(_pg_url)
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-    await engine.dispose()
-    yield _pg_url
+def db_url(hub_database_url: str) -> str:
+    """A database emptied for this test: hub.testing's ``hub_database_url``, the same one a
+    plugin package's tests get."""
+    return hub_database_url
 
 
 @pytest.fixture

@@ -29,12 +29,21 @@ try:  # async fixtures in pytest-asyncio's strict mode as well as its auto mode
 except ImportError:  # pragma: no cover - then the runner must handle async fixtures itself
     _async_fixture = pytest.fixture
 
-_TABLES = "activity_hourly, integration_logs, oauth_states, integrations, idempotency_keys"
+
+
+def _tables() -> str:
+    """Every table of the hub's schema, read from its models so that none is forgotten."""
+    from hub.store.models import Base
+
+    return ", ".join(table.name for table in Base.metadata.sorted_tables)
 
 
 @pytest.fixture(scope="session")
 def hub_postgres_url() -> Iterator[str | None]:
-    """A PostgreSQL database of this run's own when ``HUB_TEST_DATABASE_URL`` is set, else None."""
+    """A PostgreSQL database of this run's own when ``HUB_TEST_DATABASE_URL`` is set, else None:
+    created through the configured one (so concurrent runs never empty each other's tables),
+    brought to the current schema once, and dropped at the end. Falls back to the configured
+    database itself when the role may not create databases."""
     configured = os.environ.get("HUB_TEST_DATABASE_URL")
     if not configured:
         yield None
@@ -42,11 +51,23 @@ def hub_postgres_url() -> Iterator[str | None]:
     from sqlalchemy.engine import make_url
 
     base = make_url(configured)
-    private = base.set(database=f"{base.database}_kit{os.getpid()}")
+    private = base.set(database=f"{base.database}_run{os.getpid()}")
     created = asyncio.run(admin_sql(configured, f'CREATE DATABASE "{private.database}"'))
-    yield private.render_as_string(hide_password=False) if created else configured
+    url = private.render_as_string(hide_password=False) if created else configured
+    asyncio.run(_upgrade(url))
+    yield url
     if created:
         asyncio.run(admin_sql(configured, f'DROP DATABASE IF EXISTS "{private.database}" WITH (FORCE)'))
+
+
+async def _upgrade(url: str) -> None:
+    from hub.store.engine import create_engine, upgrade
+
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 async def admin_sql(url: str, sql: str) -> bool:
@@ -74,13 +95,12 @@ async def hub_database_url(tmp_path: Path, hub_postgres_url: str | None) -> str:
         return f"sqlite+aiosqlite:///{tmp_path}/hub.db"
     from sqlalchemy import text
 
-    from hub.store.engine import create_engine, upgrade
+    from hub.store.engine import create_engine
 
     engine = create_engine(hub_postgres_url)
     try:
-        await upgrade(engine)
         async with engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE"))
+            await conn.execute(text(f"TRUNCATE {_tables()} RESTART IDENTITY CASCADE"))
     finally:
         await engine.dispose()
     return hub_postgres_url
