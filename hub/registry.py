@@ -41,7 +41,9 @@ DEFAULTS_NAME = "hub.oauth"
 RESERVED = frozenset(
     {"connect", "callback", "tokens", "refresh", "status", "logs", "stats", "disconnect", "webhook"}
 )
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# What a provider's name (its entry point's name, its URL segment, its config key) may be.
+PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+PROVIDER_NAME_RULE = "a provider name is lowercase letters, digits and '_', starting with a letter, at most 64 characters"
 _SEGMENT = re.compile(r"^(\{[a-z_][a-z0-9_]*\}|[A-Za-z0-9_.-]+)$")
 
 
@@ -120,8 +122,8 @@ class Registry:
         """Register ``plugin`` as provider ``name``. Returns ``None`` (and records why) when
         the plugin is broken; raises :class:`StartupError` for clashes."""
         source = source or getattr(plugin, "__name__", type(plugin).__name__)
-        if not _NAME.match(name):
-            self._fail(name, source, "a provider name is lowercase letters, digits and '_', starting with a letter")
+        if not PROVIDER_NAME.fullmatch(name):
+            self._fail(name, source, PROVIDER_NAME_RULE)
             return None
         if name in self.providers:
             raise StartupError(f"provider {name!r} is offered by both {self.providers[name].source} and {source}")

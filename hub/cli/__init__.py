@@ -3,6 +3,7 @@
 * :mod:`.server` - ``serve`` and ``sandbox``;
 * :mod:`.checks` - ``check`` and ``plugins``;
 * :mod:`.data` - ``db``, ``keys``, ``logs`` and ``token``;
+* :mod:`.scaffold` - ``new-provider``;
 * :mod:`.common` - what they share (the --config option, failures, loading config and plugins).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from . import checks, data, server
+from . import checks, data, scaffold, server
 from .common import build
 
 __all__ = ["build", "main"]
@@ -24,6 +25,6 @@ def main() -> None:
 
 for _command in (
     server.serve, server.sandbox, checks.check, checks.plugins,
-    data.db, data.keys, data.logs_group, data.token,
+    data.db, data.keys, data.logs_group, data.token, scaffold.new_provider,
 ):
     main.add_command(_command)
