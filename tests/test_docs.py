@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import pluggy
 import pytest
 
 import hub
+import hub.testing
 from hub import hookspecs
 from hub.registry import ENTRY_POINT_GROUP, RESERVED
 
@@ -145,3 +147,26 @@ def test_every_field_of_the_main_types_is_in_its_table(title: str, cls: type) ->
     rows |= {name for cell in re.findall(r"^\| (`\w+`(?:, `\w+`)+) \|", body, re.MULTILINE) for name in re.findall(r"`(\w+)`", cell)}
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in rows]
     assert not missing, f"{cls.__name__} fields missing from the table under {title!r}: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(hub.testing.__all__))
+def test_every_name_of_the_kit_is_documented(name: str) -> None:
+    assert re.search(rf"`(hub\.testing\.)?{re.escape(name)}\b", doc_text()), f"docs/plugins.md does not describe hub.testing.{name}"
+
+
+class _ViewProbe:
+    @hub.hookimpl
+    def hub_provider(self) -> hub.ProviderInfo:
+        return hub.ProviderInfo(name="probe", title="Probe", endpoints=hub.Endpoints(api="https://probe.invalid"))
+
+
+async def test_every_field_of_the_integration_view_is_in_its_table(make_hub: Any) -> None:
+    client = await make_hub(_ViewProbe(), hub.testing.FakeProvider())
+    assert (await hub.testing.connect(client, "probe", "alice")).status == 200
+    resp = await client.get("/api/integrations/probe", headers=hub.testing.auth_headers("alice"))
+    view = (await resp.json())["data"]
+    body = section(doc_text(), "## The integration view")
+    rows = {name for cell in re.findall(r"^\| ([^|]+) \|", body, re.MULTILINE) for name in re.findall(r"`(\w+)`", cell)}
+    assert view and not set(view) - rows, f"integration view fields missing from its table: {sorted(set(view) - rows)}"
+    account = re.search(r"^\| `account` \| (.*) \|$", body, re.MULTILINE)
+    assert account and all(f"`{key}`" in account[1] for key in view["account"]), view["account"]
