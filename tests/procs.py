@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,10 +35,24 @@ def hub_executable() -> Path:
     return candidate if candidate.exists() else Path(sys.executable).with_name("hub")
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands to bind(0) is also
+# what it hands to outgoing connections, so between our probe and the child's bind another
+# process's client socket could take it. Ports here are only ever taken on purpose.
+_PORTS = range(20000, 32000)
+_rng = random.Random()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free right now, from a range outgoing connections never use."""
+    for _ in range(200):
+        port = _rng.choice(_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found between 20000 and 32000")
 
 
 def port_is_open(port: int) -> bool:

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from hub.infra.auth import JWTVerifier, issue_token
 from hub.infra.secrets import JWT_FILE, KEYS_FILE, resolve_secrets
 from hub.infra.config import ConfigError, HubConfig, config_from_dict
 from hub.infra.crypto import KeyRing, generate_key
+from procs import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -182,12 +182,6 @@ def test_an_empty_secret_file_is_not_an_empty_secret(tmp_path: Path, name: str) 
 
 
 # --- the real process ---------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _hub_executable() -> Path:

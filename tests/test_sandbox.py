@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from hub.core.hub import Hub
 from hub.types import Sandbox
 from hub.web import create_app
 from support import JWT_SECRET, auth, make_registry
+from procs import free_port
 
 HUB = Path(sys.executable).with_name("hub")
 
@@ -96,12 +96,6 @@ async def test_a_plugin_without_a_fake_is_left_as_configured(db_url, encryption_
         assert isinstance(await registry.call("slack", "hub_sandbox"), Sandbox)
     finally:
         await fakes.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import socket
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -20,14 +19,9 @@ from hub.store.models import Integration, IntegrationLog, utcnow
 from hub_slack.fake import FakeSlack
 from procs import until
 from support import JWT_SECRET, auth
+from procs import free_port
 
 HUB = str(Path(sys.executable).with_name("hub"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def start_workers(tmp_path, db_url, keys, fake_base, port):
