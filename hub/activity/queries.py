@@ -20,15 +20,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, any_, case, delete, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import ValidationFailed
 from ..store.models import ActivityHour, IntegrationLog, utcnow
 
-log = logging.getLogger("hub.activity")
 from .rollup import EXACT_PERCENTILES_UP_TO, HOUR, LOGS, ROLLUP, SLOT, SUCCESS, TALLIED, apply_changes, bucket_value, duration_bucket, hour_of, tally
 
+log = logging.getLogger("hub.activity")
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,25 @@ def log_to_json(row: IntegrationLog) -> dict[str, Any]:
     }
 
 
-async def list_logs(session: AsyncSession, integration_id: int, query: LogQuery) -> dict[str, Any]:
-    conditions = [IntegrationLog.integration_id == integration_id]
+def _integration_rows(session: AsyncSession, integration_id: int) -> ColumnElement[bool]:
+    """The condition "rows of this integration", shaped so the planner walks its index.
+
+    On PostgreSQL a plain ``integration_id = :id`` with ``ORDER BY id DESC LIMIT n`` lets the
+    planner prefer the primary key backwards, betting that the integration's rows are spread
+    evenly; when other integrations' rows lie after them (a bulk import, a restore, one busy
+    neighbour) it then filters past every one of those. Written as ``= ANY(ARRAY[:id])`` the
+    column is no longer a constant to the planner, so ``ORDER BY integration_id, id`` can be
+    served only by an index that starts with the integration: the scan stays inside its rows
+    whatever the layout. tests/test_activity_plans.py checks the plan on PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return IntegrationLog.integration_id == any_(postgresql.array([integration_id], type_=BigInteger))
+    return IntegrationLog.integration_id == integration_id
+
+
+def logs_statement(session: AsyncSession, integration_id: int, query: LogQuery) -> Select[tuple[IntegrationLog]]:
+    """The SELECT behind one logs page (newest first, one row more than the page to tell
+    whether another follows)."""
+    conditions = [_integration_rows(session, integration_id)]
     if query.status:
         conditions.append(IntegrationLog.status == query.status)
     if query.action:
@@ -80,8 +98,12 @@ async def list_logs(session: AsyncSession, integration_id: int, query: LogQuery)
         conditions.append(IntegrationLog.created_at >= query.since)
     if query.cursor:
         conditions.append(IntegrationLog.id < decode_cursor(query.cursor))
-    stmt = select(IntegrationLog).where(and_(*conditions)).order_by(IntegrationLog.id.desc()).limit(query.limit + 1)
-    rows = list((await session.scalars(stmt)).all())
+    order = (IntegrationLog.integration_id.desc(), IntegrationLog.id.desc())
+    return select(IntegrationLog).where(and_(*conditions)).order_by(*order).limit(query.limit + 1)
+
+
+async def list_logs(session: AsyncSession, integration_id: int, query: LogQuery) -> dict[str, Any]:
+    rows = list((await session.scalars(logs_statement(session, integration_id, query))).all())
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     return {

@@ -87,6 +87,10 @@ class IntegrationLog(Base):
     __table_args__ = (
         Index("ix_integration_logs_integration_id_id", "integration_id", "id"),
         Index("ix_integration_logs_integration_created", "integration_id", "created_at"),
+        # One per logs filter, so a filtered page reads only matching rows (migration 0004).
+        Index("ix_integration_logs_integration_status_id", "integration_id", "status", "id"),
+        Index("ix_integration_logs_integration_action_id", "integration_id", "action", "id"),
+        Index("ix_integration_logs_integration_action_status_id", "integration_id", "action", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
