@@ -99,6 +99,7 @@ def write_config(
         "auth": {"jwt_secret": JWT_SECRET},
         "security": {"encryption_keys": encryption_keys},
         "activity": {"flush_interval_ms": 50},
+        "refresh": {"interval_seconds": 0},
         "upstream": {"max_retry_wait": 2, "total_timeout": 20},
         "providers": dict(providers),
     }

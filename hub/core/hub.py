@@ -26,6 +26,7 @@ from .actions import ActionRunner
 from .connect import Connector
 from .idempotency import Idempotency
 from .manage import Manager
+from .refresher import RefreshAhead
 from .reports import Reports
 from .runtime import Providers
 from .tokens import TokenSessions
@@ -72,6 +73,11 @@ class Hub:
             self.sessions, self.keyring, ttl_seconds=config.security.state_ttl_seconds, max_per_user=config.security.max_pending_states
         )
         self.tokens = TokenSessions(self.store, self.recorder, registry, refresh_margin_seconds=config.security.refresh_margin_seconds)
+        ahead = config.refresh
+        self.refresh_ahead = RefreshAhead(
+            self.providers, self.store, self.tokens, ahead_seconds=ahead.ahead_seconds, interval_seconds=ahead.interval_seconds,
+            batch_size=ahead.batch_size, concurrency=ahead.concurrency,
+        )
         self.connect = Connector(config, self.providers, registry, self.store, self.states, self.recorder)
         self.manage = Manager(self.providers, registry, self.store, self.tokens, self.recorder)
         self.actions = ActionRunner(self.providers, registry, self.store, self.tokens, self.recorder)
@@ -88,8 +94,10 @@ class Hub:
         await self.upstream.start()
         await self.activity.start()
         await self.idempotency.start()
+        await self.refresh_ahead.start()
 
     async def stop(self) -> None:
+        await self.refresh_ahead.stop()
         await self.idempotency.stop()
         await self.activity.stop(timeout=self.config.server.shutdown_timeout)
         await self.upstream.close()

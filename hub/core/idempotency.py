@@ -12,12 +12,12 @@ until then an expired row is simply taken over by the next request with its key.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
 from ..errors import HubError
 from ..store.idempotency import Claim, Found, IdempotencyStore, Request
+from .periodic import Periodic
 
 log = logging.getLogger("hub.idempotency")
 
@@ -49,10 +49,7 @@ class Idempotency:
     def __init__(self, store: IdempotencyStore, *, prune_interval: float) -> None:
         self.store = store
         self.prune_interval = prune_interval
-        self._task: asyncio.Task[None] | None = None
-        # Passes of the prune loop so far (tests wait on it rather than on the clock).
-        self.prune_passes = 0
-        self._progress = asyncio.Condition()
+        self._pruner = Periodic("pruning expired idempotent answers", self._prune, prune_interval)
 
     async def begin(self, req: Request) -> Claim | Replay:
         """Claim the key for ``req`` (the caller then runs it and calls :meth:`end`), or
@@ -78,35 +75,24 @@ class Idempotency:
     # --- pruning ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._prune_loop(), name="hub-idempotency-prune")
+        await self._pruner.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._pruner.stop()
+
+    @property
+    def prune_passes(self) -> int:
+        """Passes of the prune loop so far (tests wait on it rather than on the clock)."""
+        return self._pruner.passes
 
     async def wait_for_prune(self, passes: int) -> None:
         """Until the prune loop has made ``passes`` passes in all."""
-        async with self._progress:
-            await self._progress.wait_for(lambda: self.prune_passes >= passes)
+        await self._pruner.wait_for_passes(passes)
 
-    async def _prune_loop(self) -> None:
-        while True:
-            try:
-                removed = await self.store.prune()
-                if removed:
-                    log.info("pruned %d expired idempotent answer(s)", removed)
-            except Exception as exc:  # the database is away: the next pass tries again
-                log.warning("pruning expired idempotent answers failed (%s); trying again in %.0fs", type(exc).__name__, self.prune_interval)
-            self.prune_passes += 1
-            async with self._progress:
-                self._progress.notify_all()
-            await asyncio.sleep(self.prune_interval)
+    async def _prune(self) -> None:
+        removed = await self.store.prune()
+        if removed:
+            log.info("pruned %d expired idempotent answer(s)", removed)
 
 
 def _judge(req: Request, found: Found) -> Replay:

@@ -145,6 +145,28 @@ class TokenSessions:
             task.add_done_callback(lambda _t, key=row.id: self._inflight.pop(key, None))
         return await asyncio.shield(task)
 
+    async def refresh_early(self, runtime: ProviderRuntime, row: Integration) -> bool:
+        """Refresh a token that is still usable, ahead of need (the background refresh).
+
+        Only when this process can claim the row's lease at once: it never waits for a
+        refresh that is already running here or elsewhere, and it gives up when the row
+        changed since it was read (the lease's compare-and-swap). Callers that need the
+        token meanwhile share this refresh as they share any other. A refusal or a failure
+        moves the integration exactly as the same answer would on a call. True when this
+        process refreshed the token."""
+        if row.id in self._inflight or row.status != Status.ACTIVE or not row.refresh_token:
+            return False
+        token = await self.read(row)
+        if not token.refresh_token:
+            return False
+        if not await self.store.claim_lease(row, lease_until(utcnow(), LEASE_SECONDS)):
+            return False
+        task = asyncio.create_task(self._refresh_holding_lease(runtime, row, token, "ahead of expiry"))
+        self._inflight[row.id] = task
+        task.add_done_callback(lambda _t, key=row.id: self._inflight.pop(key, None))
+        await asyncio.shield(task)
+        return True
+
     async def _refresh(self, runtime: ProviderRuntime, integration_id: int, reason: str, stale: str | None) -> Snapshot:
         deadline = time.monotonic() + LEASE_SECONDS * 2
         while True:

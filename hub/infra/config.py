@@ -151,6 +151,18 @@ class SecurityConfig(_Section):
     refresh_margin_seconds: int = Field(60, ge=0)
 
 
+class RefreshConfig(_Section):
+    """Refreshing tokens ahead of need, in the background (hub/core/refresher.py)."""
+
+    # A token with a refresh token is renewed when it has this long left to live (at most
+    # half its life, never less than security.refresh_margin_seconds).
+    ahead_seconds: int = Field(300, ge=0)
+    # How often each process looks for such tokens; 0 turns the background refresh off.
+    interval_seconds: float = Field(30.0, ge=0)
+    batch_size: int = Field(100, ge=1, le=10_000)
+    concurrency: int = Field(4, ge=1, le=64)
+
+
 class ActivityConfig(_Section):
     retention_days: int = Field(90, ge=1)
     flush_interval_ms: int = Field(200, ge=10)
@@ -212,6 +224,7 @@ class HubConfig(_Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    refresh: RefreshConfig = Field(default_factory=RefreshConfig)
     activity: ActivityConfig = Field(default_factory=ActivityConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     idempotency: IdempotencyConfig = Field(default_factory=IdempotencyConfig)

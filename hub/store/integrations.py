@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..errors import StoredTokenUnreadable
@@ -77,6 +77,23 @@ class IntegrationStore:
         row.version += 1
         row.refresh_lease_until = until
         return True
+
+    async def expiring(self, before: datetime, now: datetime, *, limit: int) -> list[Integration]:
+        """ACTIVE rows holding a refresh token whose access token expires before ``before``
+        and whose refresh lease is free at ``now``, soonest first (at most ``limit``)."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Integration)
+                .where(
+                    Integration.status == "ACTIVE",
+                    Integration.refresh_token.is_not(None),
+                    Integration.token_expiry < before,
+                    or_(Integration.refresh_lease_until.is_(None), Integration.refresh_lease_until <= now),
+                )
+                .order_by(Integration.token_expiry)
+                .limit(limit)
+            )
+            return list(rows.all())
 
     async def of_user(self, user_id: str, *, exclude_status: str) -> list[Integration]:
         async with self.sessions() as session:

@@ -146,6 +146,11 @@ class FakeProvider(OAuthServer):
         JSON, or plain text when ``body`` is a string."""
         self._queue(path, count, lambda: self.fault_answer(status, body))
 
+    def clear_faults(self) -> None:
+        """Forget every fault queued by :meth:`fail_next` or :meth:`rate_limit_next` and not
+        yet answered."""
+        self._faults.clear()
+
     def rate_limit_next(self, count: int = 1, retry_after: int = 1, *, path: str | None = None) -> None:
         """Answer the next ``count`` requests (to ``path``, if given) as the provider refuses a
         request over its rate limit (by default 429 with ``Retry-After: retry_after``)."""

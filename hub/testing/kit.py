@@ -65,6 +65,8 @@ async def start_hub(
         "auth": {"jwt_secret": JWT_SECRET},
         "security": {"encryption_keys": keys},
         "activity": {"flush_interval_ms": 20},
+        # No background refresh unless a test asks for it: its own refreshes stay countable.
+        "refresh": {"interval_seconds": 0},
         "upstream": {"max_retry_wait": 2, "total_timeout": 5},
         "providers": {name: {**fake.hub_settings(), **(settings or {})}},
     }
