@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from aiohttp import web
 from hub_google_calendar.fake import FakeGoogle
 
 from conftest import serve_hub
@@ -71,9 +72,10 @@ def calendar_calls(fake: FakeGoogle) -> list[Any]:
 async def test_get_and_post_with_refresh_on_an_expired_token(proxied, fake_google):
     await proxied.db.expire_token(provider="google_calendar", ago=timedelta(seconds=1))
     fake_google.expire_tokens()
-    before = fake_google.refresh_count
+    before, sent_before = fake_google.refresh_count, len(calendar_calls(fake_google))
     resp, body = await send(proxied, "GET", "users/me/calendarList?maxResults=10")
     assert resp.status == 200, body
+    assert len(calendar_calls(fake_google)) - sent_before == 1  # refreshed first: the dead token never went out
     listing = json.loads(body)
     assert listing["kind"] == "calendar#calendarList"  # Google's own body, not the hub's envelope
     assert resp.headers["Content-Type"].startswith("application/json")
@@ -327,3 +329,22 @@ def test_the_proxy_is_off_by_default():
     config = config_from_dict({"providers": {"google_calendar": {}}}, env={})
     section = config.providers["google_calendar"].proxy
     assert section.enabled is False and section.path_prefixes == [] and "DELETE" in section.methods
+
+
+async def test_the_request_budget_applies_and_its_headers_are_the_hubs(make_config, fake_google, aiohttp_client):
+    section = {**google_proxy_section(fake_google), "rate_limits": [{"requests": 3, "seconds": 3600}]}
+    client = await serve_hub(make_config(providers={"google_calendar": section}, upstream={"max_queue_wait": 0}), aiohttp_client)
+    await connect_google(client)
+    provider_says = {"RateLimit-Limit": "999", "X-RateLimit-Remaining": "5"}
+    fake_google.fail_next(200, lambda: web.json_response({"items": []}, headers=provider_says), path="/calendar/v3")
+    answers, headers = [], []
+    for _ in range(5):  # the connect's own calls spent part of the budget already
+        resp, body = await send(client, "GET", "users/me/calendarList")
+        answers.append((resp.status, resp.headers.get("RateLimit-Limit"), body))
+        headers.append(resp.headers)
+        if resp.status != 200:
+            break
+    assert answers[0][:2] == (200, "3")  # the hub's budget, not the provider's 999
+    assert headers[0]["X-RateLimit-Remaining"] == "5"  # the provider's own, under its own name
+    status, limit, body = answers[-1]
+    assert status == 429 and limit == "3" and json.loads(body)["error"]["code"] == "throttled"
