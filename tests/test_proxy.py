@@ -18,7 +18,8 @@ from hub.core import proxyrules
 from hub.errors import BadRequest
 from hub.infra.config import ConfigError, config_from_dict
 from hub.web.proxy import openapi_paths
-from support import auth, google_section
+from helpers import connect_slack
+from support import auth, google_section, slack_section
 from test_google import connect_google
 
 P = "/api/integrations/google_calendar/proxy"
@@ -348,3 +349,25 @@ async def test_the_request_budget_applies_and_its_headers_are_the_hubs(make_conf
     assert headers[0]["X-RateLimit-Remaining"] == "5"  # the provider's own, under its own name
     status, limit, body = answers[-1]
     assert status == 429 and limit == "3" and json.loads(body)["error"]["code"] == "throttled"
+
+
+async def test_a_plugin_recognised_credential_refusal_counts_as_a_401(make_config, fake_slack, aiohttp_client):
+    """Slack answers 200 with ``invalid_auth``/``token_revoked``; its plugin's response check
+    says what that means, so the proxy treats it as refused credentials."""
+    section = {**slack_section(fake_slack), "proxy": {"enabled": True, "path_prefixes": ["conversations.list", "auth.test"]}}
+    client = await serve_hub(make_config(providers={"slack": section}), aiohttp_client)
+    await connect_slack(client, auth("alice"))
+    resp = await client.get("/api/integrations/slack/proxy/conversations.list?limit=1", headers=auth())
+    listing = await resp.json()
+    assert resp.status == 200 and listing["ok"] is True and "channels" in listing  # Slack's body, verbatim
+    fake_slack.revoke_all()
+    resp = await client.get("/api/integrations/slack/proxy/auth.test", headers=auth())
+    body = await resp.json()
+    assert resp.status == 409 and body["error"]["code"] == "reconnect_required", body
+    assert (await client.db.integration(provider="slack")).status == "ERROR"
+
+
+async def test_non_ascii_in_the_path_goes_out_percent_encoded(proxied, fake_google):
+    status, body = await raw_request(proxied, "GET", f"{P}/calendars/caf%C3%A9/events")
+    assert status == 404, body  # Google's own "not found" for that calendar id
+    assert calendar_calls(fake_google)[-1].path == "/calendar/v3/calendars/café/events"

@@ -27,7 +27,7 @@ BASE = "/api/integrations/{provider}/proxy"
 
 def setup(app: web.Application) -> None:
     """Register the proxy's route; before the provider actions' catch-all resource."""
-    app.router.add_route("*", BASE + "{path:(?:/(?s:.*))?}", proxy)  # (?s): a decoded newline too
+    app.router.add_route("*", BASE + "{rest:(?:/(?s:.*))?}", proxy)  # (?s): a decoded newline too
 
 
 async def proxy(request: web.Request) -> web.Response:
