@@ -39,7 +39,7 @@ trace_log = logging.getLogger("hub.plugins.trace")
 ENTRY_POINT_GROUP = "hub.providers"
 DEFAULTS_NAME = "hub.oauth"
 RESERVED = frozenset(
-    {"connect", "callback", "tokens", "refresh", "status", "logs", "stats", "disconnect", "webhook"}
+    {"connect", "callback", "tokens", "refresh", "status", "logs", "stats", "disconnect", "webhook", "proxy"}
 )
 # What a provider's name (its entry point's name, its URL segment, its config key) may be.
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

@@ -128,7 +128,7 @@ async def start_fakes(config: HubConfig, registry: Registry, host: str = "127.0.
             continue
         keep: dict[str, Any] = {}
         if section is not None:
-            keep = {k: v for k, v in section.model_dump(exclude_unset=True).items() if k in ("scopes", "max_concurrency", "rate_limits")}
+            keep = {k: v for k, v in section.model_dump(exclude_unset=True).items() if k in ("scopes", "max_concurrency", "rate_limits", "proxy")}
         try:
             config.providers[name] = await _start_one(fakes, registry, plugin, host, state_dir, keep)
         except Exception as exc:  # third-party code: one broken fake must not stop the others

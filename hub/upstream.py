@@ -21,11 +21,13 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from .errors import (
     BadRequest,
     HubError,
     MalformedResponse,
+    ProviderAuthError,
     ProviderTimeout,
     RateLimited,
     Throttled,
@@ -242,15 +244,63 @@ class ProviderHTTP:
             path = self.path(path, **path_params)
         _check_shape(path)
         method = method.upper()
+
+        async def once() -> UpstreamResponse:
+            response = await self._send(method, self.url(path), params, json, data, headers)
+            if check and self._check is not None:
+                await self._check(response)
+            return response
+
+        return await self._retrying(method, retry, once)
+
+    async def forward(
+        self, method: str, path: str, *, query: str = "", body: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> UpstreamResponse:
+        """Send ``method`` to ``path`` under the API base as it is given (already percent-
+        encoded, checked by the caller to stay under the base), with this client's headers
+        (the integration's credentials) over ``headers``, and return the provider's answer
+        whatever its status: the proxy hands it back verbatim.
+
+        Retries, the request budget, the size cap and timeouts are those of
+        :meth:`request`: a 429 or 5xx to an idempotent method is sent again, and the last
+        answer is returned. The provider's response check runs only to recognise refused
+        credentials (:class:`ProviderAuthError`, which it raises); a 401 is one too. HEAD
+        sends no body.
+        """
+        _check_shape(path)
+        method = method.upper()
+        url = URL(f"{self.base_url}/{path.lstrip('/')}" + (f"?{query}" if query else ""), encoded=True)
+        payload = None if method == "HEAD" else (body or None)
+        ours = {k.lower() for k in self._headers}
+        theirs = {k: v for k, v in (headers or {}).items() if k.lower() not in ours}  # the credentials win
+
+        async def once() -> UpstreamResponse:
+            response = await self._send(method, url, None, None, payload, theirs)
+            if response.status == 401:
+                raise ProviderAuthError(f"{self.provider} refused the credentials (HTTP 401)", provider_code="unauthorized")
+            if self._check is not None:
+                try:
+                    await self._check(response)
+                except ProviderAuthError:
+                    raise
+                except HubError:
+                    pass  # the provider's own answer, handed back as it is
+            if response.status == 429 or response.status >= 500:
+                raise _Again(response)
+            return response
+
+        try:
+            return await self._retrying(method, None, once)
+        except _Again as last:
+            return last.response
+
+    async def _retrying(self, method: str, retry: bool | None, once: Callable[[], Awaitable[UpstreamResponse]]) -> UpstreamResponse:
         settings = self._upstream.settings
         may_retry = (method in IDEMPOTENT) if retry is None else retry
         attempts = settings.max_retries + 1 if may_retry else 1
         for attempt in range(attempts):
             try:
-                response = await self._send(method, path, params, json, data, headers)
-                if check and self._check is not None:
-                    await self._check(response)
-                return response
+                return await once()
             except Throttled:
                 raise  # the hub's own budget: waiting already had its bound
             except (RateLimited, TransientProviderError) as exc:
@@ -265,13 +315,12 @@ class ProviderHTTP:
     async def _send(
         self,
         method: str,
-        path: str,
+        url: str | URL,
         params: Mapping[str, Any] | None,
         json_body: Any,
-        data: Mapping[str, Any] | None,
+        data: Mapping[str, Any] | bytes | None,
         headers: Mapping[str, str] | None,
     ) -> UpstreamResponse:
-        url = self.url(path)
         settings = self._upstream.settings
         all_headers = {**self._headers, **(headers or {})}
         if self._windows:
@@ -292,11 +341,11 @@ class ProviderHTTP:
                     headers=all_headers,
                     allow_redirects=False,
                 ) as resp:
-                    body = await _read_capped(resp, settings.max_response_bytes, self.provider)
+                    body = b"" if method == "HEAD" else await _read_capped(resp, settings.max_response_bytes, self.provider)
                     return UpstreamResponse(
                         provider=self.provider,
                         method=method,
-                        url=url.partition("?")[0],
+                        url=str(url).partition("?")[0],
                         status=resp.status,
                         # aiohttp's read-only view: header names stay case-insensitive.
                         headers=resp.headers,
@@ -313,6 +362,16 @@ class ProviderHTTP:
                 raise TransientProviderError(
                     f"could not reach {self.provider}: {type(exc).__name__}"
                 ) from None
+
+
+class _Again(TransientProviderError):
+    """A provider's 429 or 5xx answer to a forwarded call: sent again while retries last,
+    else handed back as it is."""
+
+    def __init__(self, response: UpstreamResponse) -> None:
+        super().__init__(f"{response.provider} answered HTTP {response.status}")
+        self.response = response
+        self.retry_after = response.retry_after()
 
 
 def _check_shape(path: str) -> None:

@@ -13,7 +13,7 @@ from ..errors import HubError, MethodNotAllowed, NotFound, ProviderError, Transi
 from ..infra.auth import Caller
 from ..registry import Registry
 from ..store.integrations import IntegrationStore, account_of
-from ..store.models import utcnow
+from ..store.models import Integration, utcnow
 from ..types import Action, CallContext
 from .lifecycle import Status, refused
 from .manage import require
@@ -21,6 +21,20 @@ from .runtime import ProviderRuntime, Providers
 from .tokens import Snapshot, TokenSessions
 
 log = logging.getLogger("hub")
+
+
+async def usable_integration(
+    providers: Providers, store: IntegrationStore, tokens: TokenSessions, caller: Caller, rt: ProviderRuntime, what: str
+) -> tuple[Integration, Snapshot]:
+    """The caller's integration with ``rt`` and a token to ``what`` with now (refreshed if
+    it was near expiry); the refusal when the provider is not configured or the
+    integration's state does not allow calls."""
+    if not rt.configured:
+        providers.configured(rt.name)
+    row = await require(store, caller.user_id, rt, allow_deleted=False)
+    if row.status not in (Status.ACTIVE, Status.EXPIRED):
+        raise refused(rt.name, Status(row.status), what, holds_credentials=row.access_token is not None)
+    return row, await tokens.usable(rt, row)
 
 
 class ActionRunner:
@@ -47,12 +61,7 @@ class ActionRunner:
 
     async def run(self, caller: Caller, rt: ProviderRuntime, action: Action, raw_input: dict[str, Any]) -> Any:
         data = rt.validators[action.name].validate(raw_input)
-        if not rt.configured:
-            self.providers.configured(rt.name)
-        row = await require(self.store, caller.user_id, rt, allow_deleted=False)
-        if row.status not in (Status.ACTIVE, Status.EXPIRED):
-            raise refused(rt.name, Status(row.status), f"run {action.name}", holds_credentials=row.access_token is not None)
-        snap = await self.tokens.usable(rt, row)
+        row, snap = await usable_integration(self.providers, self.store, self.tokens, caller, rt, f"run {action.name}")
         started = time.perf_counter()
         holder: dict[str, CallContext] = {}
 

@@ -26,6 +26,7 @@ from .actions import ActionRunner
 from .connect import Connector
 from .idempotency import Idempotency
 from .manage import Manager
+from .proxy import ProxyRunner
 from .refresher import RefreshAhead
 from .reports import Reports
 from .runtime import Providers
@@ -81,6 +82,7 @@ class Hub:
         self.connect = Connector(config, self.providers, registry, self.store, self.states, self.recorder)
         self.manage = Manager(self.providers, registry, self.store, self.tokens, self.recorder)
         self.actions = ActionRunner(self.providers, registry, self.store, self.tokens, self.recorder)
+        self.proxy = ProxyRunner(self.providers, registry, self.store, self.tokens, self.recorder)
         self.reports = Reports(self.providers, self.store, self.sessions, self.activity)
         idem = config.idempotency
         self.idempotency = Idempotency(

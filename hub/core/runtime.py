@@ -142,7 +142,7 @@ def check_providers(config: HubConfig, registry: Registry) -> tuple[list[str], d
         declared = {f.name: f for f in info.config_fields}
         for key in section.settings:
             if key not in declared:
-                known = ", ".join(sorted({"enabled", "scopes", "urls", "max_concurrency", "rate_limits", *declared}))
+                known = ", ".join(sorted({"enabled", "scopes", "urls", "max_concurrency", "rate_limits", "proxy", *declared}))
                 errors.append(f"{path}.{key}: unknown key for {name} (known: {known})")
         for key in section.urls:
             if key not in Endpoints.__dataclass_fields__:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .proxyconfig import ProxyConfig
 from .redirects import Refused
 from .redirects import parse as parse_return_url
 
@@ -213,6 +214,8 @@ class ProviderConfig(BaseModel):
     max_concurrency: int | None = Field(None, ge=1)
     # Replaces the plugin's declared request budget (a provider may grant you more).
     rate_limits: list[RateLimitConfig] | None = None
+    # Raw calls to the provider's API through the hub (hub/infra/proxyconfig.py).
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
 
     @property
     def settings(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..core.hub import Hub
-from . import routes
+from . import proxy, routes
 from .cors import cors_middleware
 from .idempotency import idempotency
 from .middleware import HUB_KEY, authentication, errors, rate_limit_headers, request_context
@@ -43,6 +43,7 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True, migrate: bool = True)
             await hub.stop()
 
         app.cleanup_ctx.append(hub_context)
+    proxy.setup(app)  # first: the provider actions' resource would take its paths
     routes.setup(app)
     return app
 

@@ -13,7 +13,7 @@ a client only swaps the scheme+host part of each base URL:
   credentials by form fields or HTTP Basic) and ``POST /revoke``.
 * ``openidconnect.googleapis.com``: ``GET /v1/userinfo``.
 * ``www.googleapis.com``: ``/calendar/v3`` -- calendarList, calendars, events list/get/insert/
-  patch/delete and freeBusy.
+  patch/delete and freeBusy; ``HEAD`` wherever ``GET`` is answered, as Google's front ends do.
 
 What it is faithful about (these are the things clients get wrong):
 

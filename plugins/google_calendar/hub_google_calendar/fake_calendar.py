@@ -91,6 +91,8 @@ class CalendarApi:
             ("POST", "/freeBusy", self._freebusy),
         ):
             app.router.add_route(method, self.api_path + path, handler)
+            if method == "GET":  # Google's front ends answer HEAD wherever they answer GET
+                app.router.add_route("HEAD", self.api_path + path, handler)
 
     # ------------------------------------------------------------------ plumbing
 
