@@ -299,7 +299,8 @@ async def test_every_integration_route_is_documented_with_exactly_its_methods(li
             assert op["operationId"] == f"{provider['name']}_{action['name']}"
             inputs = {p["name"] for p in op["parameters"]}
             if "requestBody" in op:
-                inputs |= set(op["requestBody"]["content"]["application/json"]["schema"]["properties"])
+                body = op["requestBody"]["content"]["application/json"]["schema"]
+                inputs |= set(doc["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]["properties"])
             assert inputs == set(action["inputSchema"].get("properties", {})), (action["path"], inputs)
 
 

@@ -7,7 +7,7 @@ MESSAGE = {
     "type": "object",
     "additionalProperties": False,
     "required": ["channel"],
-    "anyOf": [{"required": ["text"]}, {"required": ["blocks"]}],
+    "anyOf": [{"title": "WithText", "required": ["text"]}, {"title": "WithBlocks", "required": ["blocks"]}],
     "properties": {
         "channel": CHANNEL_ID,
         "text": {"type": "string", "minLength": 1, "maxLength": 40000},
