@@ -138,3 +138,36 @@ async def test_a_401_carries_a_bearer_challenge(hub_app: Any) -> None:
     expired = auth("alice", ttl_seconds=-60)
     resp = await hub_app.get("/api/integrations", headers=expired)
     assert 'error="invalid_token"' in resp.headers["WWW-Authenticate"] and "expired" in resp.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+async def test_a_jwt_from_the_future_is_not_valid_yet(hub_app: Any, claim: str) -> None:
+    import time
+
+    import jwt
+
+    from support import JWT_SECRET
+
+    now = int(time.time())
+    token = jwt.encode({"sub": "alice", "exp": now + 3600, claim: now + 600}, JWT_SECRET, algorithm="HS256")
+    resp = await hub_app.get("/api/integrations", headers={"Authorization": f"Bearer {token}"})
+    error = await error_of(resp, 401)
+    assert error["code"] == "unauthorized" and "not valid yet" in error["message"], error
+    assert "not valid yet" in resp.headers["WWW-Authenticate"]
+
+
+async def test_an_error_answer_keeps_to_the_one_details_shape(slack_connected: Any, monkeypatch: pytest.MonkeyPatch, fake_slack: Any) -> None:
+    import hub_slack
+
+    from hub import ProviderError
+
+    def odd(body: Any, response: Any) -> ProviderError:
+        return ProviderError("Slack said no", provider_code="nope", status=409, details={"channelState": "archived", "field": "channel"})
+
+    monkeypatch.setattr(hub_slack, "slack_error", odd)
+    fake_slack.slack_error_next("chat.postMessage", "nope")
+    resp = await slack_connected.post(f"{SLACK}/message", json={"channel": "general", "text": "hi"}, headers=auth("alice"))
+    error = await error_of(resp, 409)
+    doc = await (await slack_connected.get("/api/openapi.json")).json()
+    assert set(error["details"]) <= set(doc["components"]["schemas"]["ErrorDetails"]["properties"])
+    assert error["details"]["info"] == {"channelState": "archived"} and error["details"]["providerError"] == "nope"
