@@ -265,6 +265,11 @@ def fill(template: str, provider: str) -> str:
     return out
 
 
+def named(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, or the component it refers to."""
+    return doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]] if "$ref" in schema else schema
+
+
 async def test_every_integration_route_is_documented_with_exactly_its_methods(live: Live):
     """Under /api/integrations: the core routes and every action of every provider.
 
@@ -299,8 +304,9 @@ async def test_every_integration_route_is_documented_with_exactly_its_methods(li
             assert op["operationId"] == f"{provider['name']}_{action['name']}"
             inputs = {p["name"] for p in op["parameters"]}
             if "requestBody" in op:
-                body = op["requestBody"]["content"]["application/json"]["schema"]
-                inputs |= set(doc["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]["properties"])
+                body = named(doc, op["requestBody"]["content"]["application/json"]["schema"])
+                for form in [body, *(named(doc, b) for b in body.get("anyOf", body.get("oneOf", [])))]:
+                    inputs |= set(form.get("properties", {}))
             assert inputs == set(action["inputSchema"].get("properties", {})), (action["path"], inputs)
 
 

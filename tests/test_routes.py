@@ -124,8 +124,11 @@ async def test_openapi_document_is_valid_and_complete(hub_app):
     schemas = doc["components"]["schemas"]
     body = paths["/api/integrations/slack/message"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/SlackPostMessageInput"}
-    assert schemas["SlackPostMessageInput"]["required"] == ["channel"]
-    assert [b["title"] for b in schemas["SlackPostMessageInput"]["anyOf"]] == ["WithText", "WithBlocks"]
+    # the two forms of a message, named, each a whole object
+    assert schemas["SlackPostMessageInput"]["anyOf"] == [{"$ref": "#/components/schemas/SlackPostMessageWithText"},
+                                                          {"$ref": "#/components/schemas/SlackPostMessageWithBlocks"}]
+    assert schemas["SlackPostMessageWithText"]["required"] == ["channel", "text"]
+    assert schemas["SlackPostMessageWithBlocks"]["additionalProperties"] is False
     assert {p["name"] for p in paths["/api/integrations/slack/channels"]["get"]["parameters"]} == {"types", "exclude_archived", "limit", "cursor"}
     assert paths["/api/integrations/slack/users/{user_id}"]["get"]["parameters"][0]["in"] == "path"
     # What the actions declare: the answer's data, and example bodies.

@@ -19,7 +19,7 @@ ACTION_ERRORS = (403, 404, 405, 409, 413, 415, 422, 429, 502, 503, 504)
 
 def class_name(provider: str, action: str) -> str:
     """``google_calendar`` + ``create_event`` -> ``GoogleCalendarCreateEvent``."""
-    return "".join(part.capitalize() for part in f"{provider}_{action}".split("_") if part)
+    return _camel(f"{provider}_{action}")
 
 
 def responses(answer: dict[str, Any], *errors: int, created: bool = False) -> dict[str, Any]:
@@ -27,6 +27,42 @@ def responses(answer: dict[str, Any], *errors: int, created: bool = False) -> di
     for status in sorted({400, 401, *errors}):
         out[str(status)] = {"$ref": f"#/components/responses/E{status}"}
     return out
+
+
+def named_alternatives(node: Any, name: str, into: dict[str, Any]) -> Any:
+    """The same schema, with each object whose ``anyOf``/``oneOf`` only adds ``required``
+    (``{"anyOf": [{"title": "WithText", "required": ["text"]}, ...]}``) spelled out as whole,
+    named objects in ``into`` (``SlackPostMessageWithText``) and referred to, so generators
+    make one class per alternative instead of ``Any``. It accepts exactly what the original
+    accepts."""
+    if isinstance(node, list):
+        return [named_alternatives(v, name, into) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: ({p: named_alternatives(s, _camel(p), into) for p, s in v.items()} if k == "properties" and isinstance(v, dict)
+               else named_alternatives(v, name, into)) for k, v in node.items()}
+    for key in ("anyOf", "oneOf"):
+        branches = out.get(key)
+        if not (isinstance(branches, list) and "properties" in out
+                and all(isinstance(b, dict) and set(b) <= {"title", "required", "description"} for b in branches)):
+            continue
+        base = {k: v for k, v in out.items() if k not in (key, "title", "description")}
+        base.setdefault("type", "object")
+        prefix = out.get("title") or name
+        refs = []
+        for i, branch in enumerate(branches):
+            title = f"{prefix}{branch.get('title', f'Option{i}')}"
+            whole = {**base, **branch, "title": title, "required": [*base.get("required", []), *branch.get("required", [])]}
+            while into.get(title, whole) != whole:  # another schema took the name: qualify it
+                title = whole["title"] = f"{name}{title}"
+            into[title] = whole
+            refs.append(ref(title))
+        return {k: v for k, v in out.items() if k in ("title", "description")} | {key: refs}
+    return out
+
+
+def _camel(text: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in text.replace("-", "_").split("_") if part)
 
 
 def action_paths(hub: Hub) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -44,8 +80,7 @@ def action_paths(hub: Hub) -> tuple[dict[str, Any], dict[str, Any]]:
 def _operation(provider: str, title: str, action: Action, schemas: dict[str, Any]) -> dict[str, Any]:
     cls = class_name(provider, action.name)
     schema = dict(action.input_schema)
-    output = {"title": f"{cls}Output", **dict(action.output_schema or {"type": "object"})}
-    schemas[f"{cls}Output"] = output
+    schemas[f"{cls}Output"] = {"title": f"{cls}Output", **named_alternatives(dict(action.output_schema or {"type": "object"}), f"{cls}Output", schemas)}
     schemas[f"{cls}Answer"] = envelope(ref(f"{cls}Output"), f"{cls}Answer")
     properties = schema.get("properties", {})
     params = [
@@ -78,7 +113,7 @@ def _operation(provider: str, title: str, action: Action, schemas: dict[str, Any
         if "minProperties" in body:
             in_path = sum(1 for p in action.path_params if p in properties)
             body["minProperties"] = max(0, body["minProperties"] - in_path)
-        schemas[f"{cls}Input"] = body
+        schemas[f"{cls}Input"] = {"title": f"{cls}Input", **named_alternatives({k: v for k, v in body.items() if k != "title"}, cls, schemas)}
         content: dict[str, Any] = {"schema": ref(f"{cls}Input")}
         if action.examples:
             content["examples"] = {

@@ -65,7 +65,7 @@ POSTED = {
                 "user": {"type": "string"},
                 "bot_id": {"type": "string"},
                 "thread_ts": TS,
-                "blocks": {"type": "array"},
+                "blocks": {"type": "array", "items": {"type": "object"}},
             },
         },
     },
