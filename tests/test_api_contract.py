@@ -171,3 +171,32 @@ async def test_an_error_answer_keeps_to_the_one_details_shape(slack_connected: A
     doc = await (await slack_connected.get("/api/openapi.json")).json()
     assert set(error["details"]) <= set(doc["components"]["schemas"]["ErrorDetails"]["properties"])
     assert error["details"]["info"] == {"channelState": "archived"} and error["details"]["providerError"] == "nope"
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[", "https://[fe80::1/x"])
+async def test_a_broken_ipv6_return_url_is_a_400_not_a_500(hub_app: Any, url: str) -> None:
+    from urllib.parse import quote
+
+    error = await error_of(await hub_app.get(f"{SLACK}/connect?return_url={quote(url, safe='')}", headers=auth("alice")), 400)
+    assert (error["code"], error["details"]["field"]) == ("validation_error", "return_url")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ({"date": "2026-03-30"}, {"dateTime": "2026-03-30T13:00:00Z"}, "end"),
+        ({"dateTime": "2026-03-30T12:00:00Z", "timeZone": "Mars/Olympus"}, {"dateTime": "2026-03-30T13:00:00Z"}, "start.timeZone"),
+        ({"dateTime": "2026-03-30T12:00:00Z"}, {"dateTime": "2026-03-30T13:00:00Z", "timeZone": "+02:00"}, "end.timeZone"),
+    ],
+)
+async def test_event_times_google_would_refuse_are_refused_here(google_app: Any, fake_google: Any, start: Any, end: Any, field: str) -> None:
+    from test_google import connect_google
+
+    await connect_google(google_app)
+    before = len(fake_google.calls)
+    event = {"summary": "Lunch", "start": start, "end": end}
+    error = await error_of(await google_app.post(f"{G}/events", json=event, headers=auth("alice")), 400)
+    assert (error["code"], error["details"]["field"]) == ("validation_error", field)
+    assert len(fake_google.calls) == before  # nothing reached Google
+    ok = {"summary": "Lunch", "start": {"dateTime": "2026-03-30T12:00:00+02:00", "timeZone": "Europe/Berlin"}, "end": {"dateTime": "2026-03-30T13:00:00Z"}}
+    assert (await google_app.post(f"{G}/events", json=ok, headers=auth("alice"))).status == 200

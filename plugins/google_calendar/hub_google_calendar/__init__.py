@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import time, timedelta
+from functools import cache
 from typing import Any
+from zoneinfo import available_timezones
 
 import hub
 from hub import (
@@ -146,12 +148,33 @@ async def list_events(ctx: CallContext) -> dict[str, Any]:
     return {"items": body.get("items", []), "nextPageToken": body.get("nextPageToken"), "timeZone": body.get("timeZone")}
 
 
+@cache
+def _iana_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_event_times(data: Mapping[str, Any]) -> None:
+    """Refuse here what Google would refuse for its format: a time zone that is not an IANA
+    name, and a start and end of different kinds (one all-day, one timed)."""
+    for key in ("start", "end"):
+        zone = (data.get(key) or {}).get("timeZone")
+        if zone is not None and zone not in _iana_zones():
+            raise hub.ValidationFailed(f"{key}.timeZone: {zone!r} is not an IANA time zone (such as Europe/Berlin)",
+                                       details={"field": f"{key}.timeZone"})
+    start, end = data.get("start"), data.get("end")
+    if start and end and ("date" in start) != ("date" in end):
+        raise hub.ValidationFailed("end: start and end must both be dates (all-day) or both be dateTimes",
+                                   details={"field": "end"})
+
+
 async def create_event(ctx: CallContext) -> Any:
+    check_event_times(ctx.input)
     event = {k: v for k, v in ctx.input.items() if k not in ("calendarId", "sendUpdates")}
     return (await ctx.http.post(f"{_calendar(ctx)}/events", params=_send_updates(ctx), json=event)).json()
 
 
 async def update_event(ctx: CallContext) -> Any:
+    check_event_times(ctx.input)
     changes = {k: v for k, v in ctx.input.items() if k not in ("calendarId", "sendUpdates", "event_id")}
     path = _event(ctx)
     return (await ctx.http.request("PATCH", path, params=_send_updates(ctx), json=changes)).json()
