@@ -167,7 +167,7 @@ def jobs_for(doc: dict[str, Any], group: str) -> list[tuple[Any, str | None]]:
 
 
 def fuzz(jobs: list[tuple[Any, str | None]], base_url: str, headers: dict[str, str],
-         examples_per_mode: dict[GenerationMode, int] = EXAMPLES) -> tuple[list[Finding], int]:
+         examples_per_mode: dict[GenerationMode, int] = EXAMPLES, checks: list[Any] = CHECKS) -> tuple[list[Finding], int]:
     """Run every job in both generation modes; every distinct kind of failure once."""
     findings: dict[tuple[Any, ...], Finding] = {}
     sent = 0
@@ -185,7 +185,7 @@ def fuzz(jobs: list[tuple[Any, str | None]], base_url: str, headers: dict[str, s
                 response = case.call(base_url=base_url, headers=headers, session=session, timeout=30)
                 sent += 1
                 try:
-                    case.validate_response(response, checks=CHECKS, headers=headers)
+                    case.validate_response(response, checks=checks, headers=headers)
                 except (FailureGroup, Failure) as exc:
                     failures = exc.exceptions if isinstance(exc, FailureGroup) else [exc]
                     ctype = (response.headers.get("content-type") or [""])[0].split(";")[0]

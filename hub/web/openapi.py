@@ -12,6 +12,9 @@ from .openapi_components import TOKEN, core_schemas, error_responses, ref
 if TYPE_CHECKING:
     from ..core.hub import Hub
 
+# An absolute http(s) URL: a host name or [IPv6] literal, an optional port, then printable
+# ASCII without backslashes (the hub refuses user information, spaces, control characters).
+RETURN_URL = "^https?://([A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*|\\[[0-9A-Fa-f:.]+\\])(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?([/?#][\\x21-\\x5b\\x5d-\\x7e]*)?$"
 _PROVIDER = {"name": "provider", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
 
 
@@ -79,7 +82,7 @@ def core_paths() -> dict[str, Any]:
         "/api/integrations/{provider}/connect": {
             "get": _op(
                 "integrations_connect", "Start connecting: the URL to send the browser to", "ConnectStartAnswer", 404, 503,
-                params=[_PROVIDER, _q("return_url", {"type": "string", "minLength": 1, "pattern": "^https?://[^\\s]+$"},
+                params=[_PROVIDER, _q("return_url", {"type": "string", "minLength": 1, "pattern": RETURN_URL},
                                       "where the browser goes afterwards; must be allow-listed")],
             )
         },

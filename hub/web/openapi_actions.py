@@ -120,6 +120,6 @@ def _operation(provider: str, title: str, action: Action, schemas: dict[str, Any
                 f"example{i}": {"value": {k: v for k, v in ex.items() if k not in action.path_params}}
                 for i, ex in enumerate(action.examples)
             }
-        op["requestBody"] = {"required": bool(body["required"]), "content": {"application/json": content}}
+        op["requestBody"] = {"required": bool(body["required"] or body.get("minProperties")), "content": {"application/json": content}}
     op["parameters"] = params
     return op

@@ -33,7 +33,7 @@ from hub import (
 )
 
 from . import schemas
-from .availability import WorkingHours, free_slots, parse_instant, to_json
+from .availability import MAX_RANGE, WorkingHours, free_slots, parse_instant, to_json
 
 SCOPE = "https://www.googleapis.com/auth/"
 
@@ -153,14 +153,16 @@ def _iana_zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+def check_time_zone(zone: Any, field: str) -> None:
+    if zone is not None and zone not in _iana_zones():
+        raise hub.ValidationFailed(f"{field}: {zone!r} is not an IANA time zone (such as Europe/Berlin)", details={"field": field})
+
+
 def check_event_times(data: Mapping[str, Any]) -> None:
     """Refuse here what Google would refuse for its format: a time zone that is not an IANA
     name, and a start and end of different kinds (one all-day, one timed)."""
     for key in ("start", "end"):
-        zone = (data.get(key) or {}).get("timeZone")
-        if zone is not None and zone not in _iana_zones():
-            raise hub.ValidationFailed(f"{key}.timeZone: {zone!r} is not an IANA time zone (such as Europe/Berlin)",
-                                       details={"field": f"{key}.timeZone"})
+        check_time_zone((data.get(key) or {}).get("timeZone"), f"{key}.timeZone")
     start, end = data.get("start"), data.get("end")
     if start and end and ("date" in start) != ("date" in end):
         raise hub.ValidationFailed("end: start and end must both be dates (all-day) or both be dateTimes",
@@ -187,15 +189,24 @@ async def delete_event(ctx: CallContext) -> dict[str, Any]:
 
 async def availability(ctx: CallContext) -> dict[str, Any]:
     data = ctx.input
+    check_time_zone(data.get("timeZone"), "timeZone")
+    field = "timeMin"
     try:
-        start, end = parse_instant(data["timeMin"]), parse_instant(data["timeMax"])
+        start = parse_instant(data["timeMin"])
+        field = "timeMax"
+        end = parse_instant(data["timeMax"])
+        field = "workdayEnd"
         hours = WorkingHours(
             start=time.fromisoformat(data.get("workdayStart", "09:00")),
             end=time.fromisoformat(data.get("workdayEnd", "17:00")),
             days=frozenset(data.get("workingDays", (0, 1, 2, 3, 4))),
         )
     except ValueError as exc:
-        raise hub.BadRequest(f"invalid input: {exc}") from None
+        field = "workingDays" if "working days" in str(exc) else field
+        raise hub.ValidationFailed(f"{field}: {exc}", details={"field": field}) from None
+    # Refused here, before asking Google: an empty range, or one longer than free_slots reads.
+    if end <= start or end - start > MAX_RANGE:
+        raise hub.ValidationFailed(f"timeMax: must be after timeMin, by at most {MAX_RANGE.days} days", details={"field": "timeMax"})
     calendars = data.get("calendarIds") or ["primary"]
     zone = data.get("timeZone") or await _primary_time_zone(ctx)
     body = {"timeMin": data["timeMin"], "timeMax": data["timeMax"], "items": [{"id": c} for c in calendars]}
