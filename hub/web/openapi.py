@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..activity import LOG_STATUSES
+from . import deprecation
 from .openapi_actions import action_paths, responses
 from .openapi_components import TOKEN, core_schemas, error_responses, ref
 
@@ -158,6 +159,9 @@ def core_paths() -> dict[str, Any]:
 
 def document(hub: Hub) -> dict[str, Any]:
     paths = core_paths()
+    for (method, path), dep in deprecation.ROUTES.items():
+        if path in paths and method.lower() in paths[path]:
+            deprecation.mark(paths[path][method.lower()], dep)
     actions, action_schemas = action_paths(hub)
     paths.update(actions)
     return {

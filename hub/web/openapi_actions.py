@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..validation import QUERY_METHODS
+from .deprecation import mark
 from .openapi_components import envelope, ref
 
 if TYPE_CHECKING:
@@ -122,4 +123,5 @@ def _operation(provider: str, title: str, action: Action, schemas: dict[str, Any
             }
         op["requestBody"] = {"required": bool(body["required"] or body.get("minProperties")), "content": {"application/json": content}}
     op["parameters"] = params
+    mark(op, action.deprecated)
     return op

@@ -21,6 +21,7 @@ from ..errors import BadRequest, HubError, ServiceUnavailable, ValidationFailed
 from ..infra import metrics
 from ..registry import RESERVED
 from . import openapi, views
+from .deprecation import DEPRECATED
 from .errorcodes import wire_code
 from .inputs import int_param, json_object, no_unknown, parse_since, single
 from .middleware import HUB_KEY, authenticate, caller, public
@@ -326,6 +327,8 @@ async def action(request: web.Request) -> web.Response:
     # Matched as sent (still percent-encoded): an encoded "/" must stay inside its segment.
     raw = request.rel_url.raw_path.split("/", 4)
     rt, act, params = hub.actions.resolve(provider, request.method, raw[4].strip("/") if len(raw) > 4 else path)
+    if act.deprecated is not None:
+        request[DEPRECATED] = act.deprecated
     validator = rt.validators[act.name]
     if act.method in QUERY_METHODS:
         data = validator.from_query({k: request.query.getall(k) for k in request.query.keys()})
