@@ -60,3 +60,17 @@ async def test_valid_requests_are_accepted_and_invalid_ones_refused(live: Live, 
     assert sent >= 8 * len(jobs)
     wrong = [f for f in findings if not (f.mode == "positive" and about_the_world(f))]
     assert not wrong, f"{len(wrong)} kind(s) of disagreement between the document and the hub:\n\n" + "\n\n".join(map(str, wrong))
+
+
+async def test_every_action_is_documented_with_example_inputs_and_answers(live: Live) -> None:  # noqa: F811
+    actions = [(path, op) for path, ops in live.doc["paths"].items() for op in ops.values()
+               if path.startswith("/api/integrations/") and "{provider}" not in path]
+    assert len(actions) >= 17
+    for path, op in actions:
+        answer = op["responses"]["200"]["content"]["application/json"]
+        assert answer["examples"], (path, op["operationId"])
+        assert all(ex["value"]["success"] is True for ex in answer["examples"].values())
+        if "requestBody" in op:
+            assert op["requestBody"]["content"]["application/json"]["examples"], op["operationId"]
+        else:
+            assert any("example" in p for p in op["parameters"]) or not op["parameters"], op["operationId"]

@@ -95,6 +95,11 @@ def _operation(provider: str, title: str, action: Action, schemas: dict[str, Any
         "tags": [title],
         "responses": responses(ref(f"{cls}Answer"), *ACTION_ERRORS),
     }
+    answers = (action.output_schema or {}).get("examples") or []
+    if answers:
+        op["responses"]["200"]["content"]["application/json"]["examples"] = {
+            f"answer{i}": {"value": {"success": True, "data": data, "message": f"{action.name} succeeded"}} for i, data in enumerate(answers)
+        }
     rest = {k: v for k, v in properties.items() if k not in action.path_params}
     if action.method in QUERY_METHODS:
         required = set(schema.get("required", []))

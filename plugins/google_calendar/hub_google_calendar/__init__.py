@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import time, timedelta
 from functools import cache
+from dataclasses import replace
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -33,6 +34,7 @@ from hub import (
 )
 
 from . import schemas
+from .answers import ANSWERS
 from .availability import MAX_RANGE, WorkingHours, free_slots, parse_instant, to_json
 
 SCOPE = "https://www.googleapis.com/auth/"
@@ -92,7 +94,7 @@ def hub_provider() -> ProviderInfo:
 
 @hookimpl
 def hub_actions() -> list[Action]:
-    return [
+    actions = [
         Action("list_calendars", "GET", "calendars", list_calendars, schemas.CALENDARS, summary="The user's calendars (calendarList)",
                output_schema=schemas.CALENDAR_PAGE, examples=schemas.CALENDARS_EXAMPLES),
         Action("list_events", "GET", "events", list_events, schemas.EVENTS, summary="Events of a calendar, one page at a time",
@@ -108,6 +110,7 @@ def hub_actions() -> list[Action]:
         Action("sync", "POST", "sync", sync, schemas.SYNC, summary="Incremental sync with a stored syncToken", pending=True,
                output_schema=schemas.SYNCED, examples=schemas.SYNC_EXAMPLES),
     ]
+    return [replace(a, output_schema={**(a.output_schema or {}), "examples": [ANSWERS[a.name]]}) for a in actions]
 
 
 @hookimpl
