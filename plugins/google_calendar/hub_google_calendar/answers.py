@@ -1,5 +1,6 @@
-"""Example answers of the Google Calendar actions (the ``data``), recorded from the fake; lists cut to one item.
-The OpenAPI document shows them; each must pass its action's output_schema."""
+"""Example answers of the Google Calendar actions (the ``data``), recorded from the fake,
+with the account's names and ids replaced and lists cut to one item. The OpenAPI document
+shows them; each must pass its action's output_schema."""
 
 from typing import Any
 
@@ -11,8 +12,8 @@ EVENT: dict[str, Any] = {
     "htmlLink": "https://www.google.com/calendar/event?eid=MGdkZGo4czgzY3AyNDhjNGhqdXVqYzJ1cmUgYWRhQGV4YW1wbGUuY29t",
     "created": "2026-12-04T11:09:10.487Z",
     "updated": "2026-12-04T11:09:10.487Z",
-    "creator": {"email": "ada@example.com", "self": True},
-    "organizer": {"email": "ada@example.com", "self": True},
+    "creator": {"email": "alan@example.com", "self": True},
+    "organizer": {"email": "alan@example.com", "self": True},
     "iCalUID": "0gddj8s83cp248c4hjuujc2ure@google.com",
     "sequence": 0,
     "reminders": {"useDefault": True},
@@ -30,8 +31,8 @@ ANSWERS: dict[str, Any] = {
             {
                 "kind": "calendar#calendarListEntry",
                 "etag": "\"1700000000000015\"",
-                "id": "ada@example.com",
-                "summary": "ada@example.com",
+                "id": "alan@example.com",
+                "summary": "alan@example.com",
                 "timeZone": "Europe/Berlin",
                 "colorId": "14",
                 "backgroundColor": "#9fe1e7",

@@ -1,5 +1,6 @@
-"""Example answers of the Slack actions (the ``data``), recorded from the fake Slack; lists cut to one item.
-The OpenAPI document shows them; each must pass its action's output_schema."""
+"""Example answers of the Slack actions (the ``data``), recorded from the fake Slack,
+with the account's names and ids replaced and lists cut to one item. The OpenAPI document
+shows them; each must pass its action's output_schema."""
 
 from typing import Any
 
@@ -10,10 +11,10 @@ ANSWERS: dict[str, Any] = {
         "message": {
             "type": "message",
             "text": "Deploy finished: version 2.4.1 is live.",
-            "user": "U0FAKEBOT01",
+            "user": "U0EXAMPLE01",
             "ts": "1796382550.425479",
-            "team": "T0000000001",
-            "bot_id": "B0FAKEBOT01",
+            "team": "T0EXAMPLE01",
+            "bot_id": "B0EXAMPLE01",
         },
     },
     "list_channels": {
@@ -40,16 +41,16 @@ ANSWERS: dict[str, Any] = {
     },
     "get_user": {
         "id": "U0000000001",
-        "team_id": "T0000000001",
-        "name": "ada",
-        "real_name": "Ada Lovelace",
+        "team_id": "T0EXAMPLE01",
+        "name": "alan",
+        "real_name": "Alan Turing",
         "deleted": False,
         "is_bot": False,
         "tz": "Europe/London",
         "profile": {
-            "email": "ada@example.com",
-            "display_name": "ada",
-            "real_name": "Ada Lovelace",
+            "email": "alan@example.com",
+            "display_name": "alan",
+            "real_name": "Alan Turing",
             "image_72": "https://avatars.slack-edge.com/fake/U0000000001_72.png",
         },
     },

@@ -1,5 +1,6 @@
-"""Example answers of the Trello actions (the ``data``), recorded from the fake Trello; lists cut to one item.
-The OpenAPI document shows them; each must pass its action's output_schema."""
+"""Example answers of the Trello actions (the ``data``), recorded from the fake Trello,
+with the account's names and ids replaced and lists cut to one item. The OpenAPI document
+shows them; each must pass its action's output_schema."""
 
 from typing import Any
 
@@ -64,7 +65,7 @@ ANSWERS: dict[str, Any] = {
         "desc": "What we build next",
         "closed": False,
         "idOrganization": None,
-        "idMemberCreator": "5f5e1000a58fc5b912000001",
+        "idMemberCreator": "5f5e1000a58fc5b9120000aa",
         "pinned": False,
         "starred": False,
         "url": "https://trello.com/b/6KeZBhO5/product-roadmap",
@@ -114,7 +115,7 @@ ANSWERS: dict[str, Any] = {
     "update_card": {**CARD, "name": "Write the onboarding guide (second draft)", "dateLastActivity": "2026-12-04T11:09:10.454Z"},
     "add_comment": {
         "id": "6b129f565aa5a546f1000022",
-        "idMemberCreator": "5f5e1000a58fc5b912000001",
+        "idMemberCreator": "5f5e1000a58fc5b9120000aa",
         "type": "commentCard",
         "date": "2026-12-04T11:09:10.456Z",
         "data": {
@@ -129,11 +130,11 @@ ANSWERS: dict[str, Any] = {
             "list": {"id": "5f5e100039aa3efbe500000e", "name": "To Do"},
         },
         "memberCreator": {
-            "id": "5f5e1000a58fc5b912000001",
-            "username": "ada",
-            "fullName": "Ada Lovelace",
+            "id": "5f5e1000a58fc5b9120000aa",
+            "username": "alan",
+            "fullName": "Alan Turing",
             "initials": "AL",
-            "avatarUrl": "https://trello-members.s3.amazonaws.com/5f5e1000a58fc5b912000001/avatar",
+            "avatarUrl": "https://trello-members.s3.amazonaws.com/5f5e1000a58fc5b9120000aa/avatar",
         },
     },
 }
