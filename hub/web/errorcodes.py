@@ -73,10 +73,6 @@ CODES: dict[str, Code] = {
 }
 
 
-def listed(code: str) -> bool:
-    return code in CODES
-
-
 def wire_code(exc: Any) -> tuple[str, Any]:
     """The code to answer ``exc`` (a HubError) with, and its details: its own code when listed,
     else the nearest listed code along its classes (a plugin's ``full_sync_required`` on a
