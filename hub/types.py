@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from .ratelimit import RateLimit
@@ -200,6 +200,18 @@ ActionHandler = Callable[["CallContext"], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
+class Deprecation:
+    """An operation on its way out (docs/api.md, "Stability policy"): answered with a
+    ``Deprecation`` header (RFC 9745) from ``since``, a ``Sunset`` header (RFC 8594) when
+    ``sunset`` is set, and a ``Link`` to ``successor`` (a path or URL) when given; the OpenAPI
+    operation says ``deprecated: true``."""
+
+    since: date
+    sunset: date | None = None
+    successor: str = ""
+
+
+@dataclass(frozen=True)
 class Action:
     """One operation a provider offers at ``{method} /api/integrations/<provider>/<path>``.
 
@@ -223,6 +235,8 @@ class Action:
     pending: bool = False
     output_schema: Mapping[str, Any] | None = None
     examples: tuple[Mapping[str, Any], ...] = ()
+    # Set when the action is on its way out: the answers say so, and so does the document.
+    deprecated: Deprecation | None = None
 
     def __post_init__(self) -> None:
         # A list is the natural way to write them; a tuple keeps the action immutable.

@@ -348,6 +348,12 @@ def declaration_problem(action: Action) -> str | None:
         except InvalidSchema as exc:
             where = "/" + "/".join(str(p) for p in exc.absolute_path)
             return f"output_schema is not a valid JSON Schema at {where}: {exc.message}"
+        answers = output.get("examples", [])
+        for i, answer in enumerate(answers if isinstance(answers, list) else []):
+            wrong = next(iter(Draft202012Validator(output, format_checker=FORMATS).iter_errors(answer)), None)
+            if wrong is not None:
+                where = "/" + "/".join(str(p) for p in wrong.absolute_path)
+                return f"output_schema examples[{i}] does not pass output_schema at {where}: {wrong.message}"
     if not isinstance(action.examples, tuple):
         return "examples must be a tuple (or list) of input objects"
     if not action.examples:

@@ -22,6 +22,28 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"hub database: {'PostgreSQL ' + PG_URL.split('@')[-1] if PG_URL else 'SQLite (per-test file)'}"
 
 
+@pytest.fixture(autouse=True)
+def only_listed_error_codes(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Whatever a test does, every error the hub answers in it (in this process) carries a
+    code of hub/web/errorcodes.py: the table is the whole list (tests/test_error_codes.py)."""
+    import hub.web.responses
+    import hub.web.routes
+    from hub.web.errorcodes import CODES
+
+    unlisted: list[str] = []
+    real = hub.web.responses.error_body
+
+    def checked(code: str, message: str, details: Any = None) -> dict[str, Any]:
+        if code not in CODES:
+            unlisted.append(code)
+        return real(code, message, details)
+
+    monkeypatch.setattr(hub.web.responses, "error_body", checked)
+    monkeypatch.setattr(hub.web.routes, "error_body", checked)
+    yield
+    assert not unlisted, f"answered with error codes hub/web/errorcodes.py does not list: {sorted(set(unlisted))}"
+
+
 @pytest.fixture(scope="session")
 def _pg_url(hub_postgres_url: str | None) -> str | None:
     """The run's scratch PostgreSQL database (hub.testing's ``hub_postgres_url``), or None."""

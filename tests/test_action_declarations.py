@@ -67,9 +67,11 @@ def test_valid_declarations_load_and_examples_become_a_tuple() -> None:
         ({"examples": [{"item_id": "i1", "filter": {"a": 1}}]}, "examples[0] field 'filter' cannot travel in a query string"),
         ({"examples": ["item_id=i1"]}, "examples[0] is not an object of input fields"),
         ({"examples": [{"item_id": "i1", "tags": [float("nan")]}]}, "examples[0] is not JSON"),
+        ({"output_schema": {"type": "object", "required": ["id"], "examples": [{"name": "x"}]}},
+         "output_schema examples[0] does not pass output_schema at /: 'id' is a required property"),
     ],
     ids=["bad-type", "bad-keyword", "not-a-mapping", "breaks-pattern", "unknown-field", "too-many", "no-path-param",
-         "object-in-query", "not-an-object", "not-json"],
+         "object-in-query", "not-an-object", "not-json", "answer-example-breaks-output"],
 )
 def test_a_bad_declaration_is_a_load_failure_naming_plugin_action_and_problem(declared: dict[str, Any], problem: str) -> None:
     registry = make_registry()
@@ -98,6 +100,7 @@ def test_every_built_in_action_declares_examples_and_an_output_schema(provider: 
     for action in registry.providers[provider].actions:
         assert action.examples, f"{provider}.{action.name} has no examples"
         assert action.output_schema is not None, f"{provider}.{action.name} has no output_schema"
+        assert action.output_schema.get("examples"), f"{provider}.{action.name} has no example answer"
 
 
 async def test_the_catalogue_lists_what_each_action_declares(hub_app: Any) -> None:

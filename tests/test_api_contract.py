@@ -138,3 +138,65 @@ async def test_a_401_carries_a_bearer_challenge(hub_app: Any) -> None:
     expired = auth("alice", ttl_seconds=-60)
     resp = await hub_app.get("/api/integrations", headers=expired)
     assert 'error="invalid_token"' in resp.headers["WWW-Authenticate"] and "expired" in resp.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+async def test_a_jwt_from_the_future_is_not_valid_yet(hub_app: Any, claim: str) -> None:
+    import time
+
+    import jwt
+
+    from support import JWT_SECRET
+
+    now = int(time.time())
+    token = jwt.encode({"sub": "alice", "exp": now + 3600, claim: now + 600}, JWT_SECRET, algorithm="HS256")
+    resp = await hub_app.get("/api/integrations", headers={"Authorization": f"Bearer {token}"})
+    error = await error_of(resp, 401)
+    assert error["code"] == "unauthorized" and "not valid yet" in error["message"], error
+    assert "not valid yet" in resp.headers["WWW-Authenticate"]
+
+
+async def test_an_error_answer_keeps_to_the_one_details_shape(slack_connected: Any, monkeypatch: pytest.MonkeyPatch, fake_slack: Any) -> None:
+    import hub_slack
+
+    from hub import ProviderError
+
+    def odd(body: Any, response: Any) -> ProviderError:
+        return ProviderError("Slack said no", provider_code="nope", status=409, details={"channelState": "archived", "field": "channel"})
+
+    monkeypatch.setattr(hub_slack, "slack_error", odd)
+    fake_slack.slack_error_next("chat.postMessage", "nope")
+    resp = await slack_connected.post(f"{SLACK}/message", json={"channel": "general", "text": "hi"}, headers=auth("alice"))
+    error = await error_of(resp, 409)
+    doc = await (await slack_connected.get("/api/openapi.json")).json()
+    assert set(error["details"]) <= set(doc["components"]["schemas"]["ErrorDetails"]["properties"])
+    assert error["details"]["info"] == {"channelState": "archived"} and error["details"]["providerError"] == "nope"
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[", "https://[fe80::1/x"])
+async def test_a_broken_ipv6_return_url_is_a_400_not_a_500(hub_app: Any, url: str) -> None:
+    from urllib.parse import quote
+
+    error = await error_of(await hub_app.get(f"{SLACK}/connect?return_url={quote(url, safe='')}", headers=auth("alice")), 400)
+    assert (error["code"], error["details"]["field"]) == ("validation_error", "return_url")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ({"date": "2026-03-30"}, {"dateTime": "2026-03-30T13:00:00Z"}, "end"),
+        ({"dateTime": "2026-03-30T12:00:00Z", "timeZone": "Mars/Olympus"}, {"dateTime": "2026-03-30T13:00:00Z"}, "start.timeZone"),
+        ({"dateTime": "2026-03-30T12:00:00Z"}, {"dateTime": "2026-03-30T13:00:00Z", "timeZone": "+02:00"}, "end.timeZone"),
+    ],
+)
+async def test_event_times_google_would_refuse_are_refused_here(google_app: Any, fake_google: Any, start: Any, end: Any, field: str) -> None:
+    from test_google import connect_google
+
+    await connect_google(google_app)
+    before = len(fake_google.calls)
+    event = {"summary": "Lunch", "start": start, "end": end}
+    error = await error_of(await google_app.post(f"{G}/events", json=event, headers=auth("alice")), 400)
+    assert (error["code"], error["details"]["field"]) == ("validation_error", field)
+    assert len(fake_google.calls) == before  # nothing reached Google
+    ok = {"summary": "Lunch", "start": {"dateTime": "2026-03-30T12:00:00+02:00", "timeZone": "Europe/Berlin"}, "end": {"dateTime": "2026-03-30T13:00:00Z"}}
+    assert (await google_app.post(f"{G}/events", json=ok, headers=auth("alice"))).status == 200

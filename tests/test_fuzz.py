@@ -167,7 +167,7 @@ def jobs_for(doc: dict[str, Any], group: str) -> list[tuple[Any, str | None]]:
 
 
 def fuzz(jobs: list[tuple[Any, str | None]], base_url: str, headers: dict[str, str],
-         examples_per_mode: dict[GenerationMode, int] = EXAMPLES) -> tuple[list[Finding], int]:
+         examples_per_mode: dict[GenerationMode, int] = EXAMPLES, checks: list[Any] = CHECKS) -> tuple[list[Finding], int]:
     """Run every job in both generation modes; every distinct kind of failure once."""
     findings: dict[tuple[Any, ...], Finding] = {}
     sent = 0
@@ -185,7 +185,7 @@ def fuzz(jobs: list[tuple[Any, str | None]], base_url: str, headers: dict[str, s
                 response = case.call(base_url=base_url, headers=headers, session=session, timeout=30)
                 sent += 1
                 try:
-                    case.validate_response(response, checks=CHECKS, headers=headers)
+                    case.validate_response(response, checks=checks, headers=headers)
                 except (FailureGroup, Failure) as exc:
                     failures = exc.exceptions if isinstance(exc, FailureGroup) else [exc]
                     ctype = (response.headers.get("content-type") or [""])[0].split(";")[0]
@@ -265,6 +265,11 @@ def fill(template: str, provider: str) -> str:
     return out
 
 
+def named(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, or the component it refers to."""
+    return doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]] if "$ref" in schema else schema
+
+
 async def test_every_integration_route_is_documented_with_exactly_its_methods(live: Live):
     """Under /api/integrations: the core routes and every action of every provider.
 
@@ -299,7 +304,9 @@ async def test_every_integration_route_is_documented_with_exactly_its_methods(li
             assert op["operationId"] == f"{provider['name']}_{action['name']}"
             inputs = {p["name"] for p in op["parameters"]}
             if "requestBody" in op:
-                inputs |= set(op["requestBody"]["content"]["application/json"]["schema"]["properties"])
+                body = named(doc, op["requestBody"]["content"]["application/json"]["schema"])
+                for form in [body, *(named(doc, b) for b in body.get("anyOf", body.get("oneOf", [])))]:
+                    inputs |= set(form.get("properties", {}))
             assert inputs == set(action["inputSchema"].get("properties", {})), (action["path"], inputs)
 
 

@@ -305,6 +305,17 @@ async def test_openapi_paths_per_enabled_provider(proxied):
     assert "requestBody" in item["post"] and "requestBody" not in item["get"]
 
 
+async def test_the_served_document_has_each_enabled_proxy_and_its_refusal_codes(proxied):
+    doc = await (await proxied.get("/api/openapi.json")).json()
+    item = doc["paths"]["/api/integrations/google_calendar/proxy/{path}"]
+    assert item["get"]["operationId"] == "google_calendar_proxy_get"
+    assert not any("/slack/proxy/" in path for path in doc["paths"])  # enabled for Google only
+    codes = doc["components"]["schemas"]["ErrorCode"]["enum"]
+    assert {"proxy_bad_path", "proxy_path_not_allowed", "proxy_not_enabled"} <= set(codes)
+    answer = item["get"]["responses"]["404"]["content"]["application/json"]["schema"]["$ref"]
+    assert answer.rsplit("/", 1)[1] in doc["components"]["schemas"]
+
+
 @pytest.mark.parametrize(
     ("proxy", "where"),
     [

@@ -121,12 +121,25 @@ async def test_openapi_document_is_valid_and_complete(hub_app):
     for route in ("connect", "callback", "tokens", "refresh", "status", "disconnect", "logs", "stats"):
         assert f"/api/integrations/{{provider}}/{route}" in paths
     assert "post" in paths["/api/integrations/slack/message"]
-    assert paths["/api/integrations/slack/message"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"] == ["channel"]
+    schemas = doc["components"]["schemas"]
+    body = paths["/api/integrations/slack/message"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/SlackPostMessageInput"}
+    # the two forms of a message, named, each a whole object
+    assert schemas["SlackPostMessageInput"]["anyOf"] == [{"$ref": "#/components/schemas/SlackPostMessageWithText"},
+                                                          {"$ref": "#/components/schemas/SlackPostMessageWithBlocks"}]
+    assert schemas["SlackPostMessageWithText"]["required"] == ["channel", "text"]
+    assert schemas["SlackPostMessageWithBlocks"]["additionalProperties"] is False
     assert {p["name"] for p in paths["/api/integrations/slack/channels"]["get"]["parameters"]} == {"types", "exclude_archived", "limit", "cursor"}
     assert paths["/api/integrations/slack/users/{user_id}"]["get"]["parameters"][0]["in"] == "path"
     # What the actions declare: the answer's data, and example bodies.
     user = paths["/api/integrations/slack/users/{user_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
-    assert user["properties"]["data"]["required"] == ["id", "name"]
+    assert user == {"$ref": "#/components/schemas/SlackGetUserAnswer"}
+    assert schemas["SlackGetUserAnswer"]["properties"]["data"] == {"$ref": "#/components/schemas/SlackGetUserOutput"}
+    assert schemas["SlackGetUserOutput"]["required"] == ["id", "name"]
+    # Core routes read well in generated clients, and every operation has an id.
+    assert paths["/api/integrations/{provider}/status"]["patch"]["operationId"] == "integrations_status_patch"
+    ids = [op["operationId"] for ops in paths.values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
     examples = paths["/api/integrations/slack/message"]["post"]["requestBody"]["content"]["application/json"]["examples"]
     assert examples["example0"]["value"] == {"channel": "C0000000001", "text": "Deploy finished: version 2.4.1 is live."}
 

@@ -109,6 +109,8 @@ class JWTVerifier:
                     "(an operator who wants such tokens sets auth.audience)"
                 ) from None
             raise Unauthorized("the JWT's audience is not the configured one") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthorized("the JWT is not valid yet: its 'nbf' or 'iat' is in the future") from None
         except jwt.InvalidSignatureError:
             raise Unauthorized("the JWT's signature does not verify") from None
         except jwt.exceptions.InvalidSubjectError:

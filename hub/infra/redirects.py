@@ -64,7 +64,10 @@ def parse(url: str) -> Place:
         raise Refused("must not contain spaces or control characters", code="validation_error")
     if "\\" in url:
         raise Refused("must not contain a backslash (browsers read it as a slash)")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1": an IPv6 literal without its closing bracket
+        raise Refused("has an invalid host or port", code="validation_error") from None
     if parts.scheme not in DEFAULT_PORTS or not parts.netloc:
         raise Refused("must be an absolute http(s) URL", code="validation_error")
     if "@" in parts.netloc:

@@ -10,6 +10,7 @@ from aiohttp import web
 from ..core.hub import Hub
 from . import proxy, routes
 from .cors import cors_middleware
+from .deprecation import deprecation_headers
 from .idempotency import idempotency
 from .middleware import HUB_KEY, authentication, errors, rate_limit_headers, request_context
 from .routes import CORE_ROUTES
@@ -22,7 +23,7 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True, migrate: bool = True)
     the hub when the server starts and stops it when the server stops."""
     cors = [cors_middleware(hub.config.server.cors)] if hub.config.server.cors.allowed_origins else []
     app = web.Application(
-        middlewares=[request_context, *cors, rate_limit_headers, errors, authentication, idempotency],
+        middlewares=[request_context, *cors, rate_limit_headers, deprecation_headers, errors, authentication, idempotency],
         client_max_size=hub.config.server.max_body_bytes,
         # Room for every query an action's schema admits, percent-encoded non-ASCII
         # included, so that a too-long value is a 400 naming the field rather than

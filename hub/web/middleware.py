@@ -27,6 +27,7 @@ from ..infra import metrics
 from ..infra.auth import Caller
 from ..ratelimit import observe
 from ..redact import redact_text
+from .errorcodes import wire_code
 from .responses import error_response
 
 log = logging.getLogger("hub.web")
@@ -118,7 +119,7 @@ Responder = Callable[[web.Request, Any], web.StreamResponse]
 
 def _hub_error(request: web.Request, exc: HubError) -> web.Response:
     message = redact_text(exc.message, request.app[HUB_KEY].secret_values())
-    details = exc.details
+    code, details = wire_code(exc)
     provider_code = getattr(exc, "provider_code", None)
     if provider_code:
         details = {**(details if isinstance(details, dict) else ({"info": details} if details is not None else {})), "providerError": provider_code}
@@ -131,7 +132,7 @@ def _hub_error(request: web.Request, exc: HubError) -> web.Response:
         headers["WWW-Authenticate"] = www_authenticate(request, message)
     if exc.status >= 500:
         log.warning("%s %s -> %s %s: %s [request %s]", request.method, request.path, exc.status, exc.code, message, request[REQUEST_ID])
-    return error_response(exc.status, exc.code, message, details, headers)
+    return error_response(exc.status, code, message, details, headers)
 
 
 def www_authenticate(request: web.Request, message: str) -> str:
@@ -163,7 +164,7 @@ def _http_exception(request: web.Request, exc: web.HTTPException) -> web.StreamR
         message = f"the request body is larger than the {request.app[HUB_KEY].config.server.max_body_bytes // 1024} KiB limit"
     else:
         message = exc.reason or "request failed"
-    return error_response(status, _HTTP_CODES.get(status, "http_error"), message, headers=headers)
+    return error_response(status, _HTTP_CODES.get(status, "bad_request" if status < 500 else "internal_error"), message, headers=headers)
 
 
 def _database_down(request: web.Request, exc: BaseException) -> web.Response:

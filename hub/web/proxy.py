@@ -59,7 +59,7 @@ def _raw_path(request: web.Request) -> str:
 
 # --- OpenAPI ---------------------------------------------------------------------------
 
-_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}
 _ERRORS = {
     400: "a path that would leave the API base (proxy_bad_path), or other bad input",
     401: "missing or invalid JWT",

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .openapi_components import DETAIL_KEYS
+
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
@@ -29,7 +31,7 @@ def error_details(message: str, details: Any) -> dict[str, Any] | None:
     are all optional - ``field`` (the first input field at fault), ``problems`` (every
     ``{"field", "problem"}`` found), ``status`` and ``allowedTransitions`` (the integration's
     state), ``providerError`` (the provider's own code), ``missing`` (settings a provider
-    lacks) and ``info`` (anything else a plugin attached)."""
+    lacks), ``retryAfterSeconds`` and ``info`` (anything else a plugin attached)."""
     if details is None:
         return None
     if isinstance(details, list):
@@ -39,7 +41,11 @@ def error_details(message: str, details: Any) -> dict[str, Any] | None:
         return {"info": details}
     if not isinstance(details, dict):
         return {"info": details}
-    shaped = dict(details)
+    shaped = {k: v for k, v in details.items() if k in DETAIL_KEYS}
+    extra = {k: v for k, v in details.items() if k not in DETAIL_KEYS}
+    if extra:  # anything else a plugin attached goes under info, so the shape stays one
+        info = shaped.get("info")
+        shaped["info"] = {**info, **extra} if isinstance(info, dict) else ({**extra, "value": info} if "info" in shaped else extra)
     field = shaped.get("field")
     if isinstance(field, str) and "problems" not in shaped:
         prefixes = (f"{field}: ", f"{field.strip('()')}: ")

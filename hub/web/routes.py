@@ -21,6 +21,8 @@ from ..errors import BadRequest, HubError, ServiceUnavailable, ValidationFailed
 from ..infra import metrics
 from ..registry import RESERVED
 from . import openapi, views
+from .deprecation import DEPRECATED
+from .errorcodes import wire_code
 from .inputs import int_param, json_object, no_unknown, parse_since, single
 from .middleware import HUB_KEY, authenticate, caller, public
 from .pages import fragment_page, result_page
@@ -181,7 +183,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     if outcome.return_url:
         params = {"provider": provider, "status": "connected" if outcome.ok else "error"}
         if outcome.error is not None:
-            params["error"] = outcome.error.code
+            params["error"] = wire_code(outcome.error)[0]
         sep = "&" if "?" in outcome.return_url else "?"
         raise web.HTTPFound(f"{outcome.return_url}{sep}{urlencode(params)}")
     status = 200 if outcome.ok else (outcome.error.status if outcome.error else 400)
@@ -189,7 +191,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
         if outcome.ok and outcome.integration is not None:
             return ok(views.integration(outcome.integration, hub.providers), outcome.message)
         assert outcome.error is not None
-        return web.json_response(error_body(outcome.error.code, outcome.message, outcome.error.details), status=status)
+        code, details = wire_code(outcome.error)
+        return web.json_response(error_body(code, outcome.message, details), status=status)
     return _page(status, ok=outcome.ok, title=outcome.title, message=outcome.message)
 
 
@@ -324,6 +327,8 @@ async def action(request: web.Request) -> web.Response:
     # Matched as sent (still percent-encoded): an encoded "/" must stay inside its segment.
     raw = request.rel_url.raw_path.split("/", 4)
     rt, act, params = hub.actions.resolve(provider, request.method, raw[4].strip("/") if len(raw) > 4 else path)
+    if act.deprecated is not None:
+        request[DEPRECATED] = act.deprecated
     validator = rt.validators[act.name]
     if act.method in QUERY_METHODS:
         data = validator.from_query({k: request.query.getall(k) for k in request.query.keys()})

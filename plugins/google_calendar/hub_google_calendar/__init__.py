@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import time, timedelta
+from functools import cache
+from dataclasses import replace
 from typing import Any
+from zoneinfo import available_timezones
 
 import hub
 from hub import (
@@ -31,7 +34,8 @@ from hub import (
 )
 
 from . import schemas
-from .availability import WorkingHours, free_slots, parse_instant, to_json
+from .answers import ANSWERS
+from .availability import MAX_RANGE, WorkingHours, free_slots, parse_instant, to_json
 
 SCOPE = "https://www.googleapis.com/auth/"
 
@@ -90,7 +94,7 @@ def hub_provider() -> ProviderInfo:
 
 @hookimpl
 def hub_actions() -> list[Action]:
-    return [
+    actions = [
         Action("list_calendars", "GET", "calendars", list_calendars, schemas.CALENDARS, summary="The user's calendars (calendarList)",
                output_schema=schemas.CALENDAR_PAGE, examples=schemas.CALENDARS_EXAMPLES),
         Action("list_events", "GET", "events", list_events, schemas.EVENTS, summary="Events of a calendar, one page at a time",
@@ -106,6 +110,7 @@ def hub_actions() -> list[Action]:
         Action("sync", "POST", "sync", sync, schemas.SYNC, summary="Incremental sync with a stored syncToken", pending=True,
                output_schema=schemas.SYNCED, examples=schemas.SYNC_EXAMPLES),
     ]
+    return [replace(a, output_schema={**(a.output_schema or {}), "examples": [ANSWERS[a.name]]}) for a in actions]
 
 
 @hookimpl
@@ -146,12 +151,35 @@ async def list_events(ctx: CallContext) -> dict[str, Any]:
     return {"items": body.get("items", []), "nextPageToken": body.get("nextPageToken"), "timeZone": body.get("timeZone")}
 
 
+@cache
+def _iana_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_time_zone(zone: Any, field: str) -> None:
+    if zone is not None and zone not in _iana_zones():
+        raise hub.ValidationFailed(f"{field}: {zone!r} is not an IANA time zone (such as Europe/Berlin)", details={"field": field})
+
+
+def check_event_times(data: Mapping[str, Any]) -> None:
+    """Refuse here what Google would refuse for its format: a time zone that is not an IANA
+    name, and a start and end of different kinds (one all-day, one timed)."""
+    for key in ("start", "end"):
+        check_time_zone((data.get(key) or {}).get("timeZone"), f"{key}.timeZone")
+    start, end = data.get("start"), data.get("end")
+    if start and end and ("date" in start) != ("date" in end):
+        raise hub.ValidationFailed("end: start and end must both be dates (all-day) or both be dateTimes",
+                                   details={"field": "end"})
+
+
 async def create_event(ctx: CallContext) -> Any:
+    check_event_times(ctx.input)
     event = {k: v for k, v in ctx.input.items() if k not in ("calendarId", "sendUpdates")}
     return (await ctx.http.post(f"{_calendar(ctx)}/events", params=_send_updates(ctx), json=event)).json()
 
 
 async def update_event(ctx: CallContext) -> Any:
+    check_event_times(ctx.input)
     changes = {k: v for k, v in ctx.input.items() if k not in ("calendarId", "sendUpdates", "event_id")}
     path = _event(ctx)
     return (await ctx.http.request("PATCH", path, params=_send_updates(ctx), json=changes)).json()
@@ -164,15 +192,24 @@ async def delete_event(ctx: CallContext) -> dict[str, Any]:
 
 async def availability(ctx: CallContext) -> dict[str, Any]:
     data = ctx.input
+    check_time_zone(data.get("timeZone"), "timeZone")
+    field = "timeMin"
     try:
-        start, end = parse_instant(data["timeMin"]), parse_instant(data["timeMax"])
+        start = parse_instant(data["timeMin"])
+        field = "timeMax"
+        end = parse_instant(data["timeMax"])
+        field = "workdayEnd"
         hours = WorkingHours(
             start=time.fromisoformat(data.get("workdayStart", "09:00")),
             end=time.fromisoformat(data.get("workdayEnd", "17:00")),
             days=frozenset(data.get("workingDays", (0, 1, 2, 3, 4))),
         )
     except ValueError as exc:
-        raise hub.BadRequest(f"invalid input: {exc}") from None
+        field = "workingDays" if "working days" in str(exc) else field
+        raise hub.ValidationFailed(f"{field}: {exc}", details={"field": field}) from None
+    # Refused here, before asking Google: an empty range, or one longer than free_slots reads.
+    if end <= start or end - start > MAX_RANGE:
+        raise hub.ValidationFailed(f"timeMax: must be after timeMin, by at most {MAX_RANGE.days} days", details={"field": "timeMax"})
     calendars = data.get("calendarIds") or ["primary"]
     zone = data.get("timeZone") or await _primary_time_zone(ctx)
     body = {"timeMin": data["timeMin"], "timeMax": data["timeMax"], "items": [{"id": c} for c in calendars]}

@@ -15,7 +15,8 @@ TIME_ZONE = {"type": "string", "minLength": 1, "maxLength": 64, "description": "
 WHEN = {
     "type": "object",
     "additionalProperties": False,
-    "oneOf": [{"required": ["dateTime"]}, {"required": ["date"]}],
+    "title": "EventTime",
+    "oneOf": [{"title": "WithDateTime", "required": ["dateTime"]}, {"title": "WithDate", "required": ["date"]}],
     "properties": {
         "dateTime": INSTANT,
         "date": {"type": "string", "format": "date", "maxLength": 10, "description": "all-day (the end date is exclusive)"},
@@ -117,7 +118,8 @@ SYNC = {
 NEXT_PAGE = {"type": ["string", "null"], "description": "pass as pageToken for the next page; null on the last"}
 MOMENT_OUT = {
     "type": "object",
-    "anyOf": [{"required": ["dateTime"]}, {"required": ["date"]}],
+    "title": "EventTimeAnswer",
+    "anyOf": [{"title": "WithDateTime", "required": ["dateTime"]}, {"title": "WithDate", "required": ["date"]}],
     "properties": {"dateTime": {"type": "string"}, "date": {"type": "string"}, "timeZone": {"type": "string"}},
 }
 EVENT = {

@@ -10,6 +10,7 @@ hub's standard machinery.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import hub
@@ -32,6 +33,7 @@ from hub import (
 )
 
 from . import schemas
+from .answers import ANSWERS
 from .schemas import CHANNELS, MESSAGE, USER
 
 INFO = ProviderInfo(
@@ -77,7 +79,7 @@ def hub_provider() -> ProviderInfo:
 
 @hookimpl
 def hub_actions() -> list[Action]:
-    return [
+    actions = [
         Action("post_message", "POST", "message", post_message, MESSAGE, summary="Post a message (chat.postMessage)",
                output_schema=schemas.POSTED, examples=schemas.MESSAGE_EXAMPLES),
         Action("list_channels", "GET", "channels", list_channels, CHANNELS, summary="List conversations (conversations.list)",
@@ -85,6 +87,7 @@ def hub_actions() -> list[Action]:
         Action("get_user", "GET", "users/{user_id}", get_user, USER, summary="Look up a user (users.info)",
                output_schema=schemas.USER_INFO, examples=schemas.USER_EXAMPLES),
     ]
+    return [replace(a, output_schema={**(a.output_schema or {}), "examples": [ANSWERS[a.name]]}) for a in actions]
 
 
 @hookimpl

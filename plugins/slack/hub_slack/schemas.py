@@ -7,7 +7,7 @@ MESSAGE = {
     "type": "object",
     "additionalProperties": False,
     "required": ["channel"],
-    "anyOf": [{"required": ["text"]}, {"required": ["blocks"]}],
+    "anyOf": [{"title": "WithText", "required": ["text"]}, {"title": "WithBlocks", "required": ["blocks"]}],
     "properties": {
         "channel": CHANNEL_ID,
         "text": {"type": "string", "minLength": 1, "maxLength": 40000},
@@ -65,7 +65,7 @@ POSTED = {
                 "user": {"type": "string"},
                 "bot_id": {"type": "string"},
                 "thread_ts": TS,
-                "blocks": {"type": "array"},
+                "blocks": {"type": "array", "items": {"type": "object"}},
             },
         },
     },

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -40,6 +41,7 @@ from hub import (
 )
 
 from . import schemas
+from .answers import ANSWERS
 from .schemas import BOARD, BOARDS, COMMENT, CREATE_CARD, UPDATE_CARD
 
 EXPIRATIONS = ("1hour", "1day", "30days", "never")
@@ -72,7 +74,7 @@ def hub_provider() -> ProviderInfo:
 
 @hookimpl
 def hub_actions() -> list[Action]:
-    return [
+    actions = [
         Action("list_boards", "GET", "boards", list_boards, BOARDS, summary="The member's open boards",
                output_schema=schemas.BOARD_LIST, examples=({},)),
         Action("get_board", "GET", "boards/{board_id}", get_board, BOARD, summary="A board with its open lists and visible cards",
@@ -88,6 +90,7 @@ def hub_actions() -> list[Action]:
         Action("add_comment", "POST", "cards/{card_id}/comments", add_comment, COMMENT, summary="Comment on a card",
                output_schema=schemas.COMMENT_ACTION, examples=schemas.COMMENT_EXAMPLES),
     ]
+    return [replace(a, output_schema={**(a.output_schema or {}), "examples": [ANSWERS[a.name]]}) for a in actions]
 
 
 @hookimpl
