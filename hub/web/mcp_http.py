@@ -144,8 +144,83 @@ async def resource_metadata(request: web.Request) -> web.Response:
     return web.json_response(doc, headers={"Cache-Control": "public, max-age=3600"})
 
 
-def metadata_url(hub: Hub) -> str:
-    return hub.config.public_url.rstrip("/") + METADATA_PATH
+_MESSAGE = {"$ref": "#/components/schemas/JsonRpcMessage"}
+_SESSION = {"name": "Mcp-Session-Id", "in": "header", "required": False, "schema": {"type": "string"},
+            "description": "the session the server handed out in its answer to initialize (handshake-era protocol versions)"}
+_VERSION = {"name": "MCP-Protocol-Version", "in": "header", "required": False, "schema": {"type": "string"},
+            "description": "the protocol version in use (2025-11-25, 2026-07-28, ...)"}
+_NOT_HERE = {"description": "the method is not used at the protocol version the request names (2026-07-28 has no session "
+                            "stream and no session to end)"}
+_PROTOCOL_ERROR = {"description": "refused by the MCP transport: a malformed or unacceptable request (400, 406, 415), "
+                                  "an unknown or another user's session (404), too many sessions (503); a JSON-RPC error object",
+                   "content": {"application/json": {"schema": _MESSAGE}}}
+
+
+def openapi_schemas() -> dict[str, Any]:
+    return {
+        "JsonRpcMessage": {
+            "title": "JsonRpcMessage",
+            "type": "object",
+            "description": "a JSON-RPC 2.0 request, notification or response, as the Model Context Protocol defines them",
+            "required": ["jsonrpc"],
+            "properties": {
+                "jsonrpc": {"type": "string", "enum": ["2.0"]},
+                "id": {"type": ["string", "integer", "null"]},
+                "method": {"type": "string"},
+                "params": {"type": "object", "additionalProperties": True},
+                "result": {"type": "object", "additionalProperties": True},
+                "error": {"type": "object", "additionalProperties": True},
+            },
+        },
+        "ProtectedResourceMetadata": {
+            "title": "ProtectedResourceMetadata",
+            "type": "object",
+            "description": "RFC 9728 protected resource metadata",
+            "required": ["resource", "bearer_methods_supported"],
+            "properties": {
+                "resource": {"type": "string"},
+                "authorization_servers": {"type": "array", "items": {"type": "string"}},
+                "bearer_methods_supported": {"type": "array", "items": {"type": "string"}},
+                "resource_name": {"type": "string"},
+                "resource_documentation": {"type": "string"},
+            },
+        },
+    }
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The Streamable HTTP endpoint (its messages are MCP's, documented in docs/mcp.md) and
+    the resource metadata documents."""
+    unauthorized = {"$ref": "#/components/responses/E401"}
+
+    def op(method: str, summary: str, ok: dict[str, Any], *, body: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "operationId": f"mcp_{method}", "summary": summary, "tags": ["MCP"], "parameters": [_SESSION, _VERSION],
+            "responses": {**ok, "401": unauthorized, "405": _NOT_HERE, "default": _PROTOCOL_ERROR},
+        }
+        if body:
+            out["requestBody"] = {"required": True, "content": {"application/json": {"schema": _MESSAGE}}}
+        return out
+
+    events = {"text/event-stream": {"schema": {"type": "string"}}}
+    metadata = {
+        "operationId": "protected_resource_metadata_get", "summary": "RFC 9728 protected resource metadata of the hub",
+        "security": [],
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProtectedResourceMetadata"}}}}},
+    }
+    return {
+        PATH: {
+            "post": op("post", "Send an MCP message: the answer is JSON, or an event stream that ends with it", {
+                "200": {"description": "the answer to a request", "content": {"application/json": {"schema": _MESSAGE}, **events}},
+                "202": {"description": "a notification or response, accepted"},
+            }, body=True),
+            "get": op("get", "Open the session's event stream (server-initiated messages)", {"200": {"description": "the stream", "content": events}}),
+            "delete": op("delete", "End the session", {"200": {"description": "ended", "content": {"application/json": {"schema": {}}}}}),
+        },
+        METADATA_PATH: {"get": metadata},
+        METADATA_PATH + PATH: {"get": {**metadata, "operationId": "mcp_protected_resource_metadata_get",
+                                        "summary": "RFC 9728 protected resource metadata of /mcp"}},
+    }
 
 
 def asgi_scope(request: web.Request) -> dict[str, Any]:
