@@ -23,7 +23,7 @@ from support import JWT_SECRET, auth, slack_section, trello_section
 from test_trello import connect_by_posting
 
 # A safety net for a wedged run only: every wait below is on an event, never on the clock.
-DEADLINE = float(os.environ.get("DEADLINE", "30"))
+DEADLINE = 30.0
 SLACK_TOOLS = {"slack_post_message", "slack_list_channels", "slack_get_user"}
 MESSAGE = {"channel": "C0000000001", "text": "Deploy finished"}
 
@@ -192,6 +192,22 @@ async def test_the_connect_tool_returns_a_link_for_a_provider(app):
     assert link["connected"] is False and link["url"].startswith("http") and link["expiresAt"]
     assert len(await app.db.states("bob")) == 1
     assert bad.is_error and bad.structured_content["error"]["code"] == "unknown_provider"
+
+
+async def test_an_unexpected_failure_says_nothing_of_its_cause(app, monkeypatch):
+    from mcp.shared.exceptions import MCPError
+
+    async def broken(*_a: Any, **_kw: Any) -> Any:
+        raise RuntimeError("postgresql://hub:s3cret-word@db/hub is down")
+
+    async with mcp_client(app) as client:
+        monkeypatch.setattr(app.hub.tools, "call", broken)
+        result = await client.call_tool("slack_post_message", MESSAGE)
+        monkeypatch.setattr(app.hub.tools, "available", broken)
+        with pytest.raises(MCPError) as listing:
+            await client.list_tools()
+    assert result.is_error and result.structured_content["error"]["code"] == "internal_error"
+    assert "s3cret" not in str(result.content) and "s3cret" not in str(listing.value)
 
 
 async def test_a_session_belongs_to_the_user_who_opened_it(app):

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 import mcp_types as types
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import ListenHandler, ServerEvent, ToolsListChanged
@@ -69,7 +71,13 @@ def build_server(hub: Hub, caller_of: CallerOf) -> HubServer:
     async def list_tools(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         caller = caller_of(ctx)
         sessions.follow(ctx, caller.user_id)
-        return types.ListToolsResult(tools=[as_tool(spec) for spec in await hub.tools.available(caller)])
+        try:
+            specs = await hub.tools.available(caller)
+        except Exception as exc:
+            # A protocol error whose message says nothing of the cause (which stays in the log).
+            log.error("could not list MCP tools (%s)", type(exc).__name__)
+            raise MCPError(types.INTERNAL_ERROR, "the hub could not list the tools right now; try again shortly") from None
+        return types.ListToolsResult(tools=[as_tool(spec) for spec in specs])
 
     async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         caller = caller_of(ctx)
@@ -192,8 +200,6 @@ class SessionNotifier:
 
 
 def _handshake_era(ctx: ServerRequestContext[Any, Any]) -> bool:
-    from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-
     return ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
 
 
