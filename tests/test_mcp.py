@@ -208,6 +208,7 @@ async def test_an_unexpected_failure_says_nothing_of_its_cause(app, monkeypatch)
             await client.list_tools()
     assert result.is_error and result.structured_content["error"]["code"] == "internal_error"
     assert "s3cret" not in str(result.content) and "s3cret" not in str(listing.value)
+    assert "could not list the tools" in str(listing.value)  # the hub's own words, not the SDK's default
 
 
 async def test_a_session_belongs_to_the_user_who_opened_it(app):
