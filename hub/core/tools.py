@@ -40,7 +40,7 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """One tool as a client sees it; ``output_schema`` is always a JSON Schema object."""
+    """One tool as a client sees it; ``output_schema``, when there is one, describes an object."""
 
     name: str
     title: str
