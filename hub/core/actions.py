@@ -59,7 +59,10 @@ class ActionRunner:
             raise NotFound(f"{rt.info.title} has no action at {path!r} (actions: {names})", code="unknown_action")
         return rt, action, params
 
-    async def run(self, caller: Caller, rt: ProviderRuntime, action: Action, raw_input: dict[str, Any]) -> Any:
+    async def run(self, caller: Caller, rt: ProviderRuntime, action: Action, raw_input: dict[str, Any], *, via: str | None = None) -> Any:
+        """Validate, check the state, call the handler, record the call. ``via`` names the
+        way the call came in when it is not the HTTP API (``"mcp"``): the activity row's
+        request data carries it as ``_via``."""
         data = rt.validators[action.name].validate(raw_input)
         row, snap = await usable_integration(self.providers, self.store, self.tokens, caller, rt, f"run {action.name}")
         started = time.perf_counter()
@@ -81,11 +84,12 @@ class ActionRunner:
             return await action.handler(ctx)
 
         secrets_ = tuple(t for t in (snap.token.access_token, snap.token.refresh_token) if t)
-        pending_id = await self.recorder.start_pending(row, action.name, data, secrets_) if action.pending else None
+        recorded = data if via is None else {**data, "_via": via}
+        pending_id = await self.recorder.start_pending(row, action.name, recorded, secrets_) if action.pending else None
         try:
             result = await self.tokens.with_auth_retry(rt, snap, attempt)
         except HubError as exc:
-            await self.recorder.record(row, action.name, started, request=data, error=exc, secrets_=secrets_, pending_id=pending_id)
+            await self.recorder.record(row, action.name, started, request=recorded, error=exc, secrets_=secrets_, pending_id=pending_id)
             raise
         except (Exception, asyncio.CancelledError) as exc:
             task = asyncio.current_task()
@@ -95,7 +99,7 @@ class ActionRunner:
                 if pending_id is not None:
                     gone = TransientProviderError(f"{action.name} was cancelled before it finished", code="cancelled")
                     await asyncio.shield(
-                        self.recorder.record(row, action.name, started, request=data, error=gone, secrets_=secrets_, pending_id=pending_id)
+                        self.recorder.record(row, action.name, started, request=recorded, error=gone, secrets_=secrets_, pending_id=pending_id)
                     )
                 raise
             # A bug in the plugin: the call failed, the hub did not. Name the plugin, keep
@@ -105,12 +109,12 @@ class ActionRunner:
                 f"the {rt.info.title} plugin failed while running {action.name} ({type(exc).__name__}); the operator's log has more",
                 code="plugin_error",
             )
-            await self.recorder.record(row, action.name, started, request=data, error=failure, secrets_=secrets_, pending_id=pending_id)
+            await self.recorder.record(row, action.name, started, request=recorded, error=failure, secrets_=secrets_, pending_id=pending_id)
             raise failure from None
         ctx = holder["ctx"]
         if ctx.state_updates or ctx.mark_synced:
             await self._save_call_state(row.id, ctx)
-        await self.recorder.record(row, action.name, started, request=data, response=result, secrets_=secrets_, pending_id=pending_id)
+        await self.recorder.record(row, action.name, started, request=recorded, response=result, secrets_=secrets_, pending_id=pending_id)
         return result
 
     async def _save_call_state(self, integration_id: int, ctx: CallContext) -> None:

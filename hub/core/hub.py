@@ -31,6 +31,7 @@ from .refresher import RefreshAhead
 from .reports import Reports
 from .runtime import Providers
 from .tokens import TokenSessions
+from .tools import Tools
 
 
 class Hub:
@@ -89,6 +90,7 @@ class Hub:
             IdempotencyStore(self.sessions, self.keyring, ttl_seconds=idem.ttl_seconds, lease_seconds=idem.lease_seconds),
             prune_interval=idem.prune_interval_seconds,
         )
+        self.tools = Tools(self.providers, self.store, self.actions, self.connect, self.idempotency)
 
     async def start(self, *, migrate: bool = True) -> None:
         if migrate:

@@ -23,6 +23,7 @@ from ..redact import redact
 from ..types import TokenSet
 from .models import Integration
 from .rowread import IntegrationReader
+from .watchers import StatusWatchers
 
 INTERNAL_META = ("token", "state")
 
@@ -32,6 +33,7 @@ class IntegrationStore:
         self.sessions = sessions
         self.reader = reader
         self.keyring = keyring
+        self.watchers = StatusWatchers()
 
     async def find(self, user_id: str, provider: str) -> Integration | None:
         """The row of a user's integration with a provider, read as cheaply as the backend allows."""
@@ -52,16 +54,25 @@ class IntegrationStore:
     @asynccontextmanager
     async def locked(self, integration_id: int) -> AsyncIterator[tuple[AsyncSession, Integration | None]]:
         """A transaction holding the row's lock; commits when the block ends without error."""
-        async with self.sessions.begin() as session:
-            yield session, await session.get(Integration, integration_id, with_for_update=True)
+        async with self.sessions() as session:
+            async with session.begin():
+                row = await session.get(Integration, integration_id, with_for_update=True)
+                before = _statuses(session)
+                yield session, row
+                changed = _status_changes(session, before)
+        self.watchers.changed(changed)
 
     @asynccontextmanager
     async def locked_owner(self, user_id: str, provider: str) -> AsyncIterator[tuple[AsyncSession, Integration | None]]:
-        async with self.sessions.begin() as session:
-            row = await session.scalar(
-                select(Integration).where(Integration.user_id == user_id, Integration.provider == provider).with_for_update()
-            )
-            yield session, row
+        async with self.sessions() as session:
+            async with session.begin():
+                row = await session.scalar(
+                    select(Integration).where(Integration.user_id == user_id, Integration.provider == provider).with_for_update()
+                )
+                before = _statuses(session)
+                yield session, row
+                changed = _status_changes(session, before)
+        self.watchers.changed(changed)
 
     async def claim_lease(self, row: Integration, until: datetime) -> bool:
         """Compare-and-swap on ``version``: true when this process now holds the row's
@@ -116,6 +127,17 @@ class IntegrationStore:
 
     def encrypt_into(self, row: Integration, token: TokenSet) -> None:
         encrypt_into(self.keyring, row, token)
+
+
+def _statuses(session: AsyncSession) -> dict[int, str | None]:
+    """The status of each integration the session holds, by object identity."""
+    return {id(o): o.status for o in session.identity_map.values() if isinstance(o, Integration)}
+
+
+def _status_changes(session: AsyncSession, before: dict[int, str | None]) -> list[str]:
+    """The owners of the rows whose status the block changed (a row it added counts)."""
+    held = [o for o in (*session.identity_map.values(), *session.new) if isinstance(o, Integration)]
+    return [o.user_id for o in held if id(o) not in before or before[id(o)] != o.status]
 
 
 def lease_until(now: datetime, seconds: float) -> datetime:

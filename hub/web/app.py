@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..core.hub import Hub
-from . import proxy, routes
+from . import mcp_http, proxy, routes
 from .cors import cors_middleware
 from .deprecation import deprecation_headers
 from .idempotency import idempotency
@@ -44,6 +44,7 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True, migrate: bool = True)
             await hub.stop()
 
         app.cleanup_ctx.append(hub_context)
+    mcp_http.setup(app, hub)
     proxy.setup(app)  # first: the provider actions' resource would take its paths
     routes.setup(app)
     return app

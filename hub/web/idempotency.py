@@ -65,7 +65,8 @@ def _bad(problem: str) -> BadRequest:
 
 @web.middleware
 async def idempotency(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method not in WRITES or HEADER not in request.headers or request.match_info.http_exception is not None:
+    # /mcp: a tool call's key travels in its JSON-RPC request (``_meta``), one per call.
+    if request.method not in WRITES or HEADER not in request.headers or request.match_info.http_exception is not None or request.path == "/mcp":
         return await handler(request)
     key = parse_key(request.headers.getall(HEADER))
     who = request.get(CALLER)

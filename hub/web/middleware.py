@@ -139,6 +139,10 @@ def www_authenticate(request: web.Request, message: str) -> str:
     """RFC 6750 §3: the scheme and realm always; ``invalid_token`` only when credentials were
     sent (a request without any gets no error code), its description without quotes."""
     challenge = 'Bearer realm="integration-hub"'
+    if request.path == "/mcp":
+        # The MCP authorization spec (RFC 9728 §5.1): where the resource's metadata is.
+        base = request.app[HUB_KEY].config.public_url.rstrip("/")
+        challenge += f', resource_metadata="{base}/.well-known/oauth-protected-resource"'
     if request.headers.get("Authorization"):
         description = "".join(c for c in message if c not in '"\\' and 0x20 <= ord(c) < 0x7F)[:200]
         challenge += f', error="invalid_token", error_description="{description}"'
