@@ -1,0 +1,7 @@
+"""The provider contract of hub.testing against every catalogue entry's generated fake."""
+
+from hub.testing.yamlcontract import contract_for
+from hub.yamlprov import CATALOGUE, catalogue_names
+
+for _name in catalogue_names():
+    globals()[f"TestCatalogue_{_name}"] = contract_for(CATALOGUE / f"{_name}.yaml")
