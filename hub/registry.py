@@ -138,14 +138,16 @@ class Registry:
         recorded with the file and the YAML path of each problem, like a broken plugin."""
         for entry in entries:
             path = yamlprov.resolve(entry, base)
+            # Named as the operator wrote it: a catalogue entry by its name, a file by its path.
+            source = f"catalogue:{entry}" if path.parent == yamlprov.CATALOGUE else entry
             try:
                 plugin = yamlprov.load_file(path)
             except yamlprov.DefinitionError as exc:
-                self._fail(path.stem, str(path), "; ".join(exc.problems))
+                self._fail(path.stem, source, "; ".join(exc.problems))
                 continue
             if only is not None and plugin.definition.name not in only:
                 continue
-            self.add(plugin.definition.name, plugin, source=str(path))
+            self.add(plugin.definition.name, plugin, source=source)
 
     def add(self, name: str, plugin: object, *, source: str | None = None) -> ProviderPlugin | None:
         """Register ``plugin`` as provider ``name``. Returns ``None`` (and records why) when
