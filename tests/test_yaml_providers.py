@@ -221,6 +221,22 @@ async def test_a_page_cursor_must_be_a_number(tmp_path: Path, make_hub: Any) -> 
     assert resp.status == 400 and "cursor" in (await resp.json())["error"]["message"]
 
 
+async def test_body_inputs_go_under_the_body_key_and_paging_of_a_post_in_the_body(tmp_path: Path, make_hub: Any) -> None:
+    action = {
+        "name": "search", "method": "POST", "path": "search", "body_key": "data",
+        "input": {"type": "object", "required": ["q"], "properties": {"q": {"type": "string"}, "lang": {"type": "string"}}},
+        "inputs": {"lang": "query"}, "examples": [{"q": "x"}], "paging": {"style": "cursor", "param": "start", "next_field": "next"},
+        "output": {"pick": "hits", "schema": ITEMS, "example": {"hits": [{"id": "a"}], "next": None}},
+    }
+    plugin = load_file(write(tmp_path, "tasks", definition(actions=[action])))
+    client = await make_hub(plugin, GeneratedFake(plugin.definition))
+    assert (await connect(client)).status == 201
+    resp = await client.post("/api/integrations/tasks/search", json={"q": "x", "lang": "en", "cursor": "c-2"}, headers=auth_headers("alice"))
+    assert resp.status == 200, await resp.text()
+    sent = client.fake.calls[-1]
+    assert sent.json == {"data": {"q": "x", "start": "c-2"}} and sent.query == {"lang": "en"}
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 

@@ -149,7 +149,8 @@ class GeneratedFake(FakeProvider):
         async def answer(request: web.Request) -> web.Response:
             self.require_token(request)
             call = CURRENT.get()
-            sent = {**call.query, **(call.json if isinstance(call.json, dict) else {})}
+            body = call.json.get(action.body_key) if action.body_key and isinstance(call.json, dict) else call.json
+            sent = {**call.query, **(body if isinstance(body, dict) else {})}
             missing = [n for n in (action.input.get("required") or ()) if placement(action, n) != "path" and n not in sent]
             if missing:
                 return self.json({"error": "missing_field", "message": f"{missing[0]} is required"}, 422)

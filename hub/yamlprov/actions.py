@@ -61,28 +61,31 @@ def _handler(d: Definition, a: ActionDef) -> Any:
         parts: dict[str, dict[str, Any]] = {"path": {}, "query": {}, "body": {}}
         for name, value in values.items():
             parts[placement(a, name)][name] = value
-        size = _page_request(a.paging, cursor, parts)
+        size = _page_request(a.paging, cursor, parts, a.method)
         if key_param:
             parts["query"][key_param] = ctx.access_token
+        body: Any = parts["body"] if parts["body"] or a.method not in QUERY_METHODS else None
+        if body is not None and a.body_key:
+            body = {a.body_key: body}
         response = await ctx.http.request(
-            a.method, (a.upstream or a.path).strip("/"), path_params=parts["path"], params=parts["query"] or None,
-            json=parts["body"] if parts["body"] or a.method not in QUERY_METHODS else None,
+            a.method, (a.upstream or a.path).strip("/"), path_params=parts["path"], params=parts["query"] or None, json=body,
         )
-        body = response.json()
-        picked = pick(body, a.output.pick)
+        answer = response.json()
+        picked = pick(answer, a.output.pick)
         if a.paging is None:
             return picked
-        return {"items": picked, "nextCursor": next_cursor(a.paging, response, body, picked, cursor, size)}
+        return {"items": picked, "nextCursor": next_cursor(a.paging, response, answer, picked, cursor, size)}
 
     handler.__name__ = a.name
     return handler
 
 
-def _page_request(paging: Paging | None, cursor: str | None, parts: dict[str, dict[str, Any]]) -> int | None:
-    """Put the paging parameters in the request; returns the page size asked for, if known."""
+def _page_request(paging: Paging | None, cursor: str | None, parts: dict[str, dict[str, Any]], method: str) -> int | None:
+    """Put the paging parameters in the request (the query of a GET or DELETE, else the
+    body); returns the page size asked for, if known."""
     if paging is None:
         return None
-    where = parts["body"] if paging.param in parts["body"] else parts["query"]
+    where = parts["query"] if method in QUERY_METHODS else parts["body"]
     size = None
     if paging.size_param:
         found = next((p[paging.size_param] for p in parts.values() if paging.size_param in p), None)

@@ -185,6 +185,8 @@ class ActionDef(_Model):
     # Where each input goes; path parameters always go to the path, the rest by default to
     # the query string (GET, DELETE) or the JSON body.
     inputs: dict[str, Literal["path", "query", "body"]] = Field(default_factory=dict)
+    # The JSON body's inputs go under this key (Asana's {"data": {...}}), not at its top.
+    body_key: str | None = None
     examples: list[dict[str, Any]] = Field(default_factory=list)
     output: Output
     paging: Paging | None = None
