@@ -255,6 +255,15 @@ async def test_declared_errors_become_the_hubs_typed_errors(make_hub: Any, index
         assert resp.headers["Retry-After"] == "60"
 
 
+async def test_a_rate_limit_that_names_no_wait_gets_the_declared_one(make_hub: Any) -> None:
+    plugin = load_file(CATALOGUE / "airtable.yaml")
+    client = await make_hub(plugin, GeneratedFake(plugin.definition))
+    assert (await connect(client)).status == 200
+    client.fake.error_next(3, count=3)
+    resp = await client.get("/api/integrations/airtable/bases", headers=auth_headers("alice"))
+    assert resp.status == 429 and resp.headers["Retry-After"] == "30", await resp.text()
+
+
 async def test_an_error_in_a_200_body_is_a_failure(tmp_path: Path, make_hub: Any) -> None:
     rule = {"status": 200, "match": '"ok": ?false', "kind": "not_found", "code": "error", "example": {"ok": False, "error": "task_not_found"}}
     plugin = load_file(write(tmp_path, "tasks", definition(errors=[rule])))

@@ -154,6 +154,9 @@ def _raise(provider: Provider, response: UpstreamResponse, rule: ErrorRule) -> N
         except MalformedResponse:
             found = None
         code = str(found)[:100] if found not in (None, "") and not isinstance(found, (Mapping, list)) else None
+    if rule.kind == "rate_limited" and rule.retry_after and response.retry_after() is None:
+        text = rule.message or f"{provider.info.title} is rate limiting requests"
+        raise provider_error("rate_limited", text, provider_code=code, retry_after=rule.retry_after)
     if response.status >= 400:
         raise_for_status(response, provider_code=code, message=rule.message, kinds={response.status: rule.kind}, info=provider.info)
     text = rule.message or f"{provider.info.title} reported a failure{f' ({code})' if code else ''}"

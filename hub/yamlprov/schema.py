@@ -210,6 +210,8 @@ class ErrorRule(_Model):
     kind: ErrorKindName
     code: str | None = None
     message: str | None = None
+    # Seconds to wait when a rate-limited answer names no wait itself.
+    retry_after: float | None = Field(None, gt=0, le=86400)
     # A sample body (and headers) of this failure: the generated fake answers it on demand.
     example: dict[str, Any] | None = None
     headers: dict[str, str] = Field(default_factory=dict)

@@ -28,7 +28,9 @@ def put(value: dict[str, Any], path: str, new: Any) -> None:
     """Set ``path`` in ``value`` (a mapping), making the mappings on the way."""
     *parents, last = path.split(".")
     for part in parents:
-        value = value.setdefault(part, {})
+        if not isinstance(value.get(part), dict):
+            value[part] = {}
+        value = value[part]
     value[last] = new
 
 
