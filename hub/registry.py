@@ -22,13 +22,14 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pluggy
 
 from urllib.parse import unquote
 
-from . import hookspecs, oauth
+from . import hookspecs, oauth, yamlprov
 from .errors import HubError, ValidationFailed
 from .validation import declaration_problem, unbounded_arrays
 from .types import HTTP_METHODS, Action, ProviderInfo
@@ -37,6 +38,9 @@ from .upstream import segment_problem
 trace_log = logging.getLogger("hub.plugins.trace")
 
 ENTRY_POINT_GROUP = "hub.providers"
+# Packages that ship provider files name them here (docs/yaml-providers.md): each entry
+# point's object is a path, or a list of paths, of YAML provider files.
+FILES_GROUP = "hub.provider_files"
 DEFAULTS_NAME = "hub.oauth"
 RESERVED = frozenset(
     {"connect", "callback", "tokens", "refresh", "status", "logs", "stats", "disconnect", "webhook", "proxy"}
@@ -110,13 +114,40 @@ class Registry:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if wanted is not None and ep.name not in wanted:
                 continue
-            source = f"{ep.value} ({ep.dist.name if ep.dist else 'unknown distribution'})"
+            loaded = self._load_entry_point(ep)
+            if loaded is not None:
+                self.add(ep.name, loaded[0], source=loaded[1])
+        for ep in importlib.metadata.entry_points(group=FILES_GROUP):
+            loaded = self._load_entry_point(ep)
+            if loaded is not None:
+                named = loaded[0]
+                paths = [named] if isinstance(named, (str, os.PathLike)) else list(named)
+                self.load_provider_files([str(p) for p in paths], only=wanted)
+
+    def _load_entry_point(self, ep: importlib.metadata.EntryPoint) -> tuple[Any, str] | None:
+        """The entry point's object and where it came from; ``None`` (recorded) when it fails to import."""
+        source = f"{ep.value} ({ep.dist.name if ep.dist else 'unknown distribution'})"
+        try:
+            return ep.load(), source
+        except Exception as exc:  # any import-time failure of third-party code
+            self._fail(ep.name, source, f"import failed: {type(exc).__name__}: {exc}")
+            return None
+
+    def load_provider_files(self, entries: Iterable[str], base: Path | None = None, only: set[str] | None = None) -> None:
+        """Load YAML provider files (a path, or a catalogue name): one that is malformed is
+        recorded with the file and the YAML path of each problem, like a broken plugin."""
+        for entry in entries:
+            path = yamlprov.resolve(entry, base)
+            # Named as the operator wrote it: a catalogue entry by its name, a file by its path.
+            source = f"catalogue:{entry}" if path.parent == yamlprov.CATALOGUE else entry
             try:
-                plugin = ep.load()
-            except Exception as exc:  # any import-time failure of third-party code
-                self._fail(ep.name, source, f"import failed: {type(exc).__name__}: {exc}")
+                plugin = yamlprov.load_file(path)
+            except yamlprov.DefinitionError as exc:
+                self._fail(path.stem, source, "; ".join(exc.problems))
                 continue
-            self.add(ep.name, plugin, source=source)
+            if only is not None and plugin.definition.name not in only:
+                continue
+            self.add(plugin.definition.name, plugin, source=source)
 
     def add(self, name: str, plugin: object, *, source: str | None = None) -> ProviderPlugin | None:
         """Register ``plugin`` as provider ``name``. Returns ``None`` (and records why) when

@@ -121,8 +121,10 @@ async def start_fakes(config: HubConfig, registry: Registry, host: str = "127.0.
         if section is None:
             fakes.unlisted.append(name)
             fakes.snippets[name] = enable_snippet(plugin)
-        elif name not in unconfigured:
-            fakes.real.append(name)  # real credentials: the real service
+        elif name not in unconfigured and any(f.required for f in plugin.info.config_fields):
+            # Real credentials: the real service. (A provider that needs none, such as one
+            # whose users paste their own API keys, has nothing to tell the two apart: faked.)
+            fakes.real.append(name)
             continue
         if "hub_sandbox" not in plugin.hooks:
             continue

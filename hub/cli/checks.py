@@ -71,14 +71,16 @@ def plugins(config_path: str | None, as_json: bool) -> None:
     """List discovered provider plugins, their actions and load errors, and which the config enables."""
     registry = Registry()
     try:
-        registry.load_entry_points()
-    except StartupError as exc:
-        fail(str(exc))
-    try:
         config: HubConfig | None = load_config(config_path)
     except ConfigError as exc:  # what is installed is worth listing even so
         click.echo(f"warning: which providers are enabled is unknown: {exc}", err=True)
         config = None
+    try:
+        registry.load_entry_points()
+        if config is not None:
+            registry.load_provider_files(config.provider_files, config.config_dir)
+    except StartupError as exc:
+        fail(str(exc))
     enabled = config.enabled_providers() if config else {}
     data = {
         "providers": [

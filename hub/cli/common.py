@@ -40,6 +40,7 @@ def load_registry(config: HubConfig, strict: bool = False) -> Registry:
     registry = Registry(strict=strict)
     try:
         registry.load_entry_points()
+        registry.load_provider_files(config.provider_files, config.config_dir)
         registry.check_pending()
     except StartupError as exc:
         fail(str(exc))

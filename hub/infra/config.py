@@ -232,6 +232,9 @@ class HubConfig(_Section):
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     idempotency: IdempotencyConfig = Field(default_factory=IdempotencyConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    # YAML provider files to load (docs/yaml-providers.md): paths, relative to this file's
+    # folder, or names from the catalogue shipped with the hub (github, ...).
+    provider_files: list[str] = Field(default_factory=list)
 
     source: str | None = Field(None, exclude=True)
 
@@ -249,6 +252,11 @@ class HubConfig(_Section):
 
     def enabled_providers(self) -> dict[str, ProviderConfig]:
         return {name: p for name, p in self.providers.items() if p.enabled}
+
+    @property
+    def config_dir(self) -> Path | None:
+        """The config file's folder: where relative ``provider_files`` are found."""
+        return Path(self.source).resolve().parent if self.source else None
 
 
 def interpolate(value: Any, env: Mapping[str, str]) -> Any:
