@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..core.hub import Hub
-from . import proxy, routes
+from . import proxy, routes, sessions
 from .cors import cors_middleware
 from .deprecation import deprecation_headers
 from .idempotency import idempotency
@@ -46,6 +46,7 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True, migrate: bool = True)
         app.cleanup_ctx.append(hub_context)
     proxy.setup(app)  # first: the provider actions' resource would take its paths
     routes.setup(app)
+    sessions.setup(app)
     return app
 
 
