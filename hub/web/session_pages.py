@@ -56,8 +56,8 @@ _REPORT_PAGE = """<!doctype html>
 <p id="hint">You can close this window.</p></main>
 <script nonce="{nonce}">
 (function () {{
-  // Tell the application that opened this window how the connect ended: to its own origin
-  // only (never "*"), else send the browser back to its return URL.
+  // Tell the application that opened this window how the connect ended, addressed to its
+  // allow-listed origin alone (never a wildcard); else send the browser to its return URL.
   var report = {report};
   if (report.openerOrigin && window.opener) {{
     window.opener.postMessage(report.message, report.openerOrigin);

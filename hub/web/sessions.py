@@ -75,7 +75,7 @@ def refusal(exc: HubError, title: str = "The account") -> web.Response:
 
 
 @public
-async def open_link(request: web.Request) -> web.StreamResponse:
+async def open_link(request: web.Request) -> web.Response:
     """The link, once: the session becomes this browser's (its cookie), then its page, under
     an address without the link's secret, so reloading it is harmless."""
     hub = _hub(request)
@@ -83,7 +83,7 @@ async def open_link(request: web.Request) -> web.StreamResponse:
         row, cookie = await hub.connect_sessions.open(request.match_info["token"])
     except HubError as exc:
         return refusal(exc)
-    answer = web.HTTPSeeOther(f"/connect/sessions/{row.id}", headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    answer = web.Response(status=303, headers={"Location": f"/connect/sessions/{row.id}", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
     lifetime = hub.config.connect_sessions.ttl_seconds + hub.config.security.state_ttl_seconds
     answer.set_cookie(cookie_name(row.id), cookie, max_age=lifetime, path="/", httponly=True, samesite="Lax",
                       secure=hub.config.public_url.startswith("https://"))
