@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ from sqlalchemy import func, select
 
 from conftest import serve_hub
 from helpers import consent, query_of
+from hub.infra.config import ConfigError, config_from_dict, load_config
 from hub.store.models import ConnectSession, OAuthState, utcnow
 from support import auth, trello_section
 
@@ -370,3 +372,29 @@ async def test_direct_connect_can_be_turned_off(make_config, fake_slack, aiohttp
     async with browser() as alice:
         status, _, _ = await visit(alice, await consent(await start(alice, await open_link(alice, session["url"]))))
     assert status == 200
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "path"),
+    [
+        ({"connect_sessions": {"opener_origins": ["https://app.example.com/path"]}}, "connect_sessions.opener_origins"),
+        ({"connect_sessions": {"opener_origins": ["*"]}}, "connect_sessions.opener_origins"),
+        ({"connect_sessions": {"ttl_seconds": 5}}, "connect_sessions.ttl_seconds"),
+        ({"connect_sessions": {"max_open_per_user": 0}}, "connect_sessions.max_open_per_user"),
+        ({"connect_sessions": {"cookie": "x"}}, "connect_sessions.cookie: unknown key"),
+        ({"security": {"allow_direct_connect": "sometimes"}}, "security.allow_direct_connect"),
+    ],
+)
+def test_a_bad_setting_names_its_yaml_path(section, path):
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(section, env={})
+    assert path in str(caught.value)
+
+
+def test_the_shipped_config_keeps_the_defaults():
+    config = load_config(Path(__file__).resolve().parent.parent / "config" / "hub.yaml", env={})
+    assert config.security.allow_direct_connect is True
+    assert (config.connect_sessions.ttl_seconds, config.connect_sessions.max_open_per_user, config.connect_sessions.opener_origins) == (600, 10, [])
