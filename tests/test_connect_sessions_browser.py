@@ -15,6 +15,7 @@ from playwright.async_api import Page, expect
 from browser import chromium
 from conftest import serve_hub
 from support import auth, trello_section
+from test_dashboard import back_on_dashboard, card, jwt, open_dashboard
 
 
 async def create(client: Any, **body: Any) -> dict[str, Any]:
@@ -112,3 +113,21 @@ async def test_trellos_flow_and_a_pasted_token_from_the_session_page(make_config
         await expect(page.locator("#result")).to_have_attribute("data-status", "success")
     rows = await client.db.integrations()
     assert [(r.user_id, r.status) for r in rows] == [("alice", "ACTIVE")]
+
+
+async def test_the_dashboard_connects_through_a_session_when_direct_connect_is_off(make_config, fake_slack, aiohttp_client):
+    client = await serve_hub(make_config(security={"allow_direct_connect": False}), aiohttp_client)
+    base = client.hub.config.server.public_url
+    client.hub.config.server.allowed_redirects.append(base + "/")
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await open_dashboard(page, base, jwt())
+        await card(page, "slack").get_by_role("button", name="Connect").click()
+        await page.get_by_role("link", name="Connect Slack").click()  # the session's page
+        await page.wait_for_url(f"{fake_slack.base_url}/**")
+        await page.click("#allow")
+        await back_on_dashboard(page, base)
+        await expect(page.locator("#notices")).to_contain_text("Slack is connected.")
+        await expect(card(page, "slack")).to_have_attribute("data-status", "ACTIVE")
+    assert [r.status for r in await client.db.integrations("alice")] == ["ACTIVE"]
+    assert [s.session_id is not None for s in await client.db.states("alice")] == [True]

@@ -61,10 +61,10 @@ class ConnectSessions:
 
     def _providers(self, value: Any) -> list[str]:
         if value is None:
-            names = [name for name, rt in sorted(self.providers.items()) if rt.configured]
-            if not names:
+            ready = [name for name, rt in sorted(self.providers.items()) if rt.configured]
+            if not ready:
                 raise ProviderNotConfigured("providers: no enabled provider is configured on this hub", details={"field": "providers"})
-            return names
+            return ready
         if not isinstance(value, list) or not value:
             raise ValidationFailed("providers: must be a non-empty list of provider names", details={"field": "providers"})
         if len(value) > MAX_PROVIDERS:

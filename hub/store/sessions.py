@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import ColumnElement, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .models import ConnectSession, utcnow
@@ -102,7 +102,7 @@ class ConnectSessionStore:
             status="completed", finished_at=self.clock(), connected_provider=provider,
         )
 
-    async def _move(self, where: tuple[object, ...], **values: object) -> bool:
+    async def _move(self, where: tuple[ColumnElement[bool], ...], **values: object) -> bool:
         async with self.sessions.begin() as session:
             result = await session.execute(update(ConnectSession).where(*where).values(**values).execution_options(synchronize_session=False))
-        return result.rowcount == 1
+        return bool(result.rowcount == 1)

@@ -183,7 +183,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         return sessions.report(outcome.session, provider, outcome.title, ok_=outcome.ok, message=outcome.message, error=outcome.error)
     if outcome.return_url:
         session_id = outcome.session.id if outcome.session is not None else None
-        raise web.HTTPFound(sessions.return_to(outcome.return_url, provider, session_id, outcome.error))
+        raise web.HTTPFound(sessions.return_to(outcome.return_url, provider, session_id, outcome.error) or outcome.return_url)
     status = 200 if outcome.ok else (outcome.error.status if outcome.error else 400)
     if wants_json:
         if outcome.ok and outcome.integration is not None:
