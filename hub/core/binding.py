@@ -26,10 +26,6 @@ class SessionGone(HubError):
     status, code = 410, "connect_session_used"
 
 
-class Forbidden(HubError):
-    status, code = 403, "direct_connect_disabled"
-
-
 def cookie_name(session_id: str) -> str:
     """One cookie per session, so two sessions open in one browser do not undo each other."""
     return COOKIE_PREFIX + session_id

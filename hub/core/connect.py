@@ -27,7 +27,7 @@ from ..store.integrations import IntegrationStore, public_token_fields
 from ..store.models import ConnectSession, Integration, OAuthState, iso_utc, utcnow
 from ..store.sessions import ConnectSessionStore
 from ..store.states import StateStore
-from .binding import Forbidden, check_state_binding
+from .binding import check_state_binding
 from ..types import AccountInfo, AuthorizationRequest, TokenSet
 from .lifecycle import Status, move
 from .runtime import ProviderRuntime, Providers
@@ -35,6 +35,10 @@ from .runtime import ProviderRuntime, Providers
 log = logging.getLogger("hub")
 
 MAX_TOKEN_LENGTH = 4096
+
+
+class DirectConnectDisabled(HubError):
+    status, code = 403, "direct_connect_disabled"
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ class Connector:
         """The plain connect route: an authorization URL bound to no browser, which is why
         ``security.allow_direct_connect`` can turn it off."""
         if not self.config.security.allow_direct_connect:
-            raise Forbidden(
+            raise DirectConnectDisabled(
                 "direct connect is turned off on this hub (security.allow_direct_connect): create a connect session "
                 "(POST /api/connect-sessions) and send the user's browser to its url",
                 code="direct_connect_disabled",

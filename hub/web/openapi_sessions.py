@@ -56,7 +56,7 @@ def paths() -> dict[str, Any]:
                 "summary": "A single-use link that connects an account in the browser that opens it (docs/connect-sessions.md)",
                 "parameters": [],
                 "requestBody": {"required": False, "content": {"application/json": {"schema": ref("ConnectSessionRequest")}}},
-                "responses": responses(answer, 404, 413, 415, 503, created=True),
+                "responses": responses(answer, 413, 415, 503, created=True),
             }
         },
         "/api/connect-sessions/{id}": {
