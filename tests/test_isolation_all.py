@@ -7,6 +7,9 @@ providers, with input that passes validation (the first example schemathesis gen
 from the documented schema), so each request reaches the point where the hub looks up
 "the caller's integration".
 
+* The connect-session routes that name a session (``/api/connect-sessions/{id}``) are
+  called with the id of one of Alice's sessions and answer 404 ``connect_session_unknown``;
+  creating one makes Bob's own.
 * Every route that names the caller's integration (the core routes under
   ``/api/integrations/{provider}`` and every provider action) answers 404
   ``integration_not_found``.
@@ -33,8 +36,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, find, settings
 
+from sqlalchemy import select
+
 from conftest import serve_hub
 from helpers import connect_slack
+from hub.store.models import ConnectSession
 from hub.web.app import CORE_ROUTES
 from support import auth, google_section, make_registry, trello_section
 from test_google import connect_google
@@ -46,14 +52,21 @@ OWN_FLOW = {
     ("GET", "/api/integrations/{provider}/connect"): 200,  # Bob's own authorization starts
     ("GET", "/api/integrations/{provider}/callback"): 400,  # Bob's made-up state is refused
     ("POST", "/api/integrations/{provider}/tokens"): 400,  # Bob's made-up token is refused
+    ("POST", "/api/connect-sessions"): 201,  # Bob's own connect session
 }
+# Routes that name one of Alice's connect sessions by its id.
+ALICES_SESSION = {("GET", "/api/connect-sessions/{id}"), ("DELETE", "/api/connect-sessions/{id}")}
 FIRST_EXAMPLE = settings(database=None, derandomize=True, max_examples=50, phases=[Phase.generate, Phase.shrink],
                          suppress_health_check=list(HealthCheck), deadline=None)
 
 
-def example(operation: Any, provider: str | None) -> Any:
-    """The simplest request the documented schema allows (deterministic)."""
-    strategy = operation.as_strategy(path_parameters={"provider": provider} if provider and "{provider}" in operation.path else None)
+def example(operation: Any, provider: str | None, session_id: str | None = None) -> Any:
+    """The simplest request the documented schema allows (deterministic); a session id in
+    the path is ``session_id``."""
+    params = {"provider": provider} if provider and "{provider}" in operation.path else {}
+    if "{id}" in operation.path and session_id:
+        params["id"] = session_id
+    strategy = operation.as_strategy(path_parameters=params or None)
     return find(strategy, lambda case: True, settings=FIRST_EXAMPLE)
 
 
@@ -82,6 +95,7 @@ class World:
         self.fakes = fakes
         self.alice_tokens: set[str] = set()
         self.markers: set[str] = set()
+        self.session_id = ""
 
     async def snapshot(self) -> dict[str, Any]:
         db = self.client.db
@@ -97,12 +111,18 @@ class World:
             ],
             "logs": [(r.id, r.kind, r.action, r.status, json.dumps([r.request_data, r.response_data]), r.error_message) for r in logs],
             "states": [(o.id, o.provider, o.state_hash, o.consumed_at) for o in states],
+            "connect sessions": await self.sessions(),
             "integration owners": sorted(set(every_row)),
             "slack": (copy.deepcopy(slack.messages), sorted(t for t, r in slack.tokens.items() if r.revoked)),
             "trello": (json.dumps([trello.cards, trello.lists, trello.boards], sort_keys=True, default=str),
                        copy.deepcopy(trello.comments), sorted(trello.revoked_tokens)),
             "google": (json.dumps(dict(google.events), sort_keys=True, default=str), sorted(v for v, t in google.tokens.items() if t.revoked), google.refresh_count),
         }
+
+    async def sessions(self) -> list[tuple[Any, ...]]:
+        async with self.client.hub.sessions() as session:
+            rows = (await session.scalars(select(ConnectSession).where(ConnectSession.user_id == "alice"))).all()
+        return sorted((r.id, r.status, r.cookie_hash, r.opened_at, r.finished_at, r.connected_provider) for r in rows)
 
     def calls(self) -> dict[str, int]:
         return {name: len(fake.calls) for name, fake in self.fakes.items()}
@@ -134,6 +154,13 @@ async def world(make_config, fake_slack, fake_trello, fake_google, aiohttp_clien
     ]:
         resp = await client.request(method, path, json=body, headers=h)
         assert resp.status == 200, await resp.text()
+    # One connect session of Alice's, opened in her browser
+    resp = await client.post("/api/connect-sessions", json={"providers": ["slack"]}, headers=h)
+    assert resp.status == 201, await resp.text()
+    created = (await resp.json())["data"]
+    w.session_id = created["id"]
+    resp = await client.get(created["url"].removeprefix(client.hub.config.public_url), allow_redirects=False)
+    assert resp.status == 303
     # Alice's credentials, as the providers issued them (Bob has none)
     w.alice_tokens = {*fake_slack.issued, *fake_trello.issued, *fake_google.issued}
     assert len(w.alice_tokens) >= 5
@@ -148,7 +175,7 @@ async def world(make_config, fake_slack, fake_trello, fake_google, aiohttp_clien
 
 
 async def bob_calls(w: World, op: Any, provider: str | None) -> tuple[int, str, Any]:
-    case = example(op, provider)
+    case = example(op, provider, w.session_id)
     base = str(w.client.make_url("")).rstrip("/")
     response = await asyncio.to_thread(case.call, base_url=base, headers=auth("bob"))
     return response.status_code, response.text, case
@@ -158,6 +185,8 @@ def expected_for(op: Any) -> str:
     key = (op.method.upper(), op.path)
     if key in OWN_FLOW:
         return "own-flow"
+    if key in ALICES_SESSION:
+        return "alices-session"
     if "{provider}" in op.path or op.path.startswith("/api/integrations/"):
         return "not-found"
     return "global"
@@ -173,6 +202,7 @@ async def test_bob_gets_nothing_of_alices(world: World, provider: str | None):
     paths = {label for _, label in routes}
     if provider is None:
         assert {"GET /api/integrations", "GET /api/providers", "GET /healthz"} <= paths, paths
+        assert {"POST /api/connect-sessions", "GET /api/connect-sessions/{id}", "DELETE /api/connect-sessions/{id}"} <= paths, paths
     else:
         catalogue = (await (await w.client.get("/api/providers", headers=auth("bob"))).json())["data"]
         actions = next(p["actions"] for p in catalogue["providers"] if p["name"] == provider)
@@ -196,6 +226,10 @@ async def test_bob_gets_nothing_of_alices(world: World, provider: str | None):
                 problems.append(f"{what}: expected 404 integration_not_found, got {status} {body[:300]}")
             if w.calls() != calls:
                 problems.append(f"{what}: reached a provider")
+        elif kind == "alices-session":
+            code = json.loads(body).get("error", {}).get("code") if body.startswith("{") else None
+            if (status, code) != (404, "connect_session_unknown") or w.session_id not in case.formatted_path:
+                problems.append(f"{what}: expected 404 connect_session_unknown for Alice's session, got {status} {body[:300]}")
         elif kind == "own-flow":
             if status != OWN_FLOW[(op.method.upper(), op.path)]:
                 problems.append(f"{what}: expected {OWN_FLOW[(op.method.upper(), op.path)]}, got {status} {body[:300]}")

@@ -189,8 +189,14 @@ async def test_the_connect_tool_returns_a_link_for_a_provider(app):
         bad = await bob.call_tool("hub_connect", {"provider": "nope"})
     assert not result.is_error, result.content
     link = result.structured_content
-    assert link["connected"] is False and link["url"].startswith("http") and link["expiresAt"]
-    assert len(await app.db.states("bob")) == 1
+    assert link["connected"] is False and link["expiresAt"] and link["connectSessionId"]
+    # A connect session offering only that provider: nothing starts until a browser opens it.
+    assert "/connect/" in link["url"] and await app.db.states("bob") == []
+    opened = await app.get(link["url"][link["url"].index("/connect/"):])
+    page = await opened.text()
+    assert opened.status == 200 and "Slack" in page and "Trello" not in page
+    again = await app.get(link["url"][link["url"].index("/connect/"):])
+    assert again.status == 410
     assert bad.is_error and bad.structured_content["error"]["code"] == "unknown_provider"
 
 

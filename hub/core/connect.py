@@ -24,8 +24,10 @@ from ..infra.crypto import DecryptionFailed
 from ..redact import redact_text
 from ..registry import Registry
 from ..store.integrations import IntegrationStore, public_token_fields
-from ..store.models import Integration, OAuthState, iso_utc, utcnow
+from ..store.models import ConnectSession, Integration, OAuthState, iso_utc, utcnow
+from ..store.sessions import ConnectSessionStore
 from ..store.states import StateStore
+from .binding import check_state_binding
 from ..types import AccountInfo, AuthorizationRequest, TokenSet
 from .lifecycle import Status, move
 from .runtime import ProviderRuntime, Providers
@@ -33,6 +35,10 @@ from .runtime import ProviderRuntime, Providers
 log = logging.getLogger("hub")
 
 MAX_TOKEN_LENGTH = 4096
+
+
+class DirectConnectDisabled(HubError):
+    status, code = 403, "direct_connect_disabled"
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class CallbackOutcome:
     return_url: str | None
     error: HubError | None = None
     integration: Integration | None = None
+    # The connect session the flow was started from, if any (where to report back).
+    session: ConnectSession | None = None
 
 
 class Connector:
@@ -55,6 +63,7 @@ class Connector:
         store: IntegrationStore,
         states: StateStore,
         recorder: Recorder,
+        session_store: ConnectSessionStore,
     ) -> None:
         self.config = config
         self.providers = providers
@@ -62,6 +71,7 @@ class Connector:
         self.store = store
         self.states = states
         self.recorder = recorder
+        self.session_store = session_store
 
     def redirect_uri(self, provider: str) -> str:
         return f"{self.config.public_url}/api/integrations/{provider}/callback"
@@ -94,12 +104,27 @@ class Connector:
                 continue  # refused at start-up; one added later that is unusable allows nothing
         return places
 
-    async def begin(self, caller: Caller, provider: str, return_url: str | None = None) -> dict[str, Any]:
-        """A state for the user, and the provider's authorization URL that carries it."""
+    async def begin_direct(self, caller: Caller, provider: str, return_url: str | None = None) -> dict[str, Any]:
+        """The plain connect route: an authorization URL bound to no browser, which is why
+        ``security.allow_direct_connect`` can turn it off."""
+        if not self.config.security.allow_direct_connect:
+            raise DirectConnectDisabled(
+                "direct connect is turned off on this hub (security.allow_direct_connect): create a connect session "
+                "(POST /api/connect-sessions) and send the user's browser to its url",
+                code="direct_connect_disabled",
+            )
+        return await self.begin(caller, provider, return_url)
+
+    async def begin(self, caller: Caller, provider: str, return_url: str | None = None, *, session: ConnectSession | None = None) -> dict[str, Any]:
+        """A state for the user, and the provider's authorization URL that carries it. From a
+        connect session, the state is bound to the session and its cookie."""
         rt = self.providers.configured(provider)
-        return_url = self.check_return_url(return_url)
+        return_url = self.check_return_url(return_url) if session is None else session.return_url
         verifier = pkce.new_verifier() if rt.info.pkce and rt.info.auth == "oauth2" else None
-        issued = await self.states.issue(caller.user_id, provider, verifier=verifier, return_url=return_url)
+        issued = await self.states.issue(
+            caller.user_id, provider, verifier=verifier, return_url=return_url,
+            session_id=session.id if session else None, cookie_hash=session.cookie_hash if session else None,
+        )
         request = AuthorizationRequest(
             state=issued.state,
             redirect_uri=self.redirect_uri(provider),
@@ -110,13 +135,29 @@ class Connector:
         url = await self.registry.call(provider, "hub_authorization_url", provider=rt.provider, request=request)
         return {"authUrl": url, "expiresAt": iso_utc(issued.expires_at)}
 
-    async def check_state(self, provider: str, state: str | None) -> OAuthState:
+    async def check_state(self, provider: str, state: str | None, cookies: Mapping[str, str] | None = None) -> OAuthState:
         """The token flow's page load: the state is checked but stays usable."""
+        await self._check_binding(provider, state, cookies or {})
         return await self.states.consume(provider, state, consume=False)
 
-    async def complete_callback(self, provider: str, query: Mapping[str, str]) -> CallbackOutcome:
+    async def _check_binding(self, provider: str, state: str | None, cookies: Mapping[str, str]) -> ConnectSession | None:
+        """Before a state is used: if a connect session's page started it, this browser must
+        be the one that page ran in. Nothing is consumed when it is not."""
+        row = await self.states.peek(state)
+        if row is None or row.provider != provider or row.session_id is None:
+            return None  # consume() says what is wrong, or the state is bound to no browser
+        session = await self.session_store.get(row.session_id)
+        check_state_binding(row, session, cookies)
+        return session
+
+    async def _finish_session(self, session: ConnectSession | None, provider: str) -> None:
+        if session is not None:
+            await self.session_store.complete(session.id, provider)
+
+    async def complete_callback(self, provider: str, query: Mapping[str, str], cookies: Mapping[str, str] | None = None) -> CallbackOutcome:
         rt = self.providers.runtime(provider)
         title = rt.info.title
+        session = await self._check_binding(provider, query.get("state"), cookies or {})
         state = await self.states.consume(provider, query.get("state"))
         if query.get("error"):
             code = query.get("error", "")[:100]
@@ -127,7 +168,7 @@ class Connector:
                 else f"{title} reported an error ({code}){': ' + detail if detail else ''}."
             )
             err = BadRequest(message, code=code if code == "access_denied" else "provider_denied", details={"providerError": code})
-            return CallbackOutcome(provider, title, False, message, state.return_url, err)
+            return CallbackOutcome(provider, title, False, message, state.return_url, err, session=session)
         code = query.get("code")
         if not code:
             raise ValidationFailed("code: missing from the callback", details={"field": "code"})
@@ -145,11 +186,14 @@ class Connector:
                 await self.recorder.record(existing, "exchange_code", started, error=exc)
             log.warning("code exchange with %s failed: %s", provider, redact_text(exc.message, [code]))
             with_provider_code(exc)
-            return CallbackOutcome(provider, title, False, f"{title} did not accept the authorization: {exc.message}", state.return_url, exc)
+            return CallbackOutcome(provider, title, False, f"{title} did not accept the authorization: {exc.message}", state.return_url, exc, session=session)
         row, account = await self.grant(rt, state.user_id, token, started, "exchange_code", reason="connected through the authorization flow")
-        return CallbackOutcome(provider, title, True, f"{title} is connected{' as ' + account if account else ''}.", state.return_url, None, row)
+        await self._finish_session(session, provider)
+        return CallbackOutcome(provider, title, True, f"{title} is connected{' as ' + account if account else ''}.", state.return_url, None, row, session)
 
-    async def complete_token_flow(self, provider: str, state: Any, token: Any) -> tuple[Integration, str | None]:
+    async def complete_token_flow(
+        self, provider: str, state: Any, token: Any, cookies: Mapping[str, str] | None = None
+    ) -> tuple[Integration, str | None, ConnectSession | None]:
         """The token flow's last step: the callback page posts the token with the state,
         which names the user (so no JWT is needed) and is used up by it."""
         rt = self.providers.configured(provider)
@@ -158,9 +202,11 @@ class Connector:
         if not isinstance(state, str):
             raise BadRequest("state: must be the state string from the callback URL", details={"field": "state"}, code="invalid_state")
         check_token_text(token)
+        session = await self._check_binding(provider, state, cookies or {})
         row = await self.states.consume(provider, state)
         integration = await self.import_token(Caller(row.user_id, {}), provider, token)
-        return integration, row.return_url
+        await self._finish_session(session, provider)
+        return integration, row.return_url, session
 
     async def import_token(self, caller: Caller, provider: str, token: Any) -> Integration:
         rt = self.providers.configured(provider)

@@ -20,6 +20,7 @@ from ..store.engine import create_engine, ping, sessionmaker, upgrade
 from ..store.idempotency import IdempotencyStore
 from ..store.integrations import IntegrationStore
 from ..store.rowread import IntegrationReader
+from ..store.sessions import ConnectSessionStore
 from ..store.states import StateStore
 from ..upstream import Upstream, UpstreamSettings
 from .actions import ActionRunner
@@ -30,6 +31,7 @@ from .proxy import ProxyRunner
 from .refresher import RefreshAhead
 from .reports import Reports
 from .runtime import Providers
+from .sessions import ConnectSessions
 from .tokens import TokenSessions
 from .tools import Tools
 
@@ -80,7 +82,10 @@ class Hub:
             self.providers, self.store, self.tokens, ahead_seconds=ahead.ahead_seconds, interval_seconds=ahead.interval_seconds,
             batch_size=ahead.batch_size, concurrency=ahead.concurrency,
         )
-        self.connect = Connector(config, self.providers, registry, self.store, self.states, self.recorder)
+        cs = config.connect_sessions
+        session_store = ConnectSessionStore(self.sessions, ttl_seconds=cs.ttl_seconds, max_open_per_user=cs.max_open_per_user)
+        self.connect = Connector(config, self.providers, registry, self.store, self.states, self.recorder, session_store)
+        self.connect_sessions = ConnectSessions(config, self.providers, self.connect, session_store)
         self.manage = Manager(self.providers, registry, self.store, self.tokens, self.recorder)
         self.actions = ActionRunner(self.providers, registry, self.store, self.tokens, self.recorder)
         self.proxy = ProxyRunner(self.providers, registry, self.store, self.tokens, self.recorder)
@@ -90,7 +95,7 @@ class Hub:
             IdempotencyStore(self.sessions, self.keyring, ttl_seconds=idem.ttl_seconds, lease_seconds=idem.lease_seconds),
             prune_interval=idem.prune_interval_seconds,
         )
-        self.tools = Tools(self.providers, self.store, self.actions, self.connect, self.idempotency)
+        self.tools = Tools(self.providers, self.store, self.actions, self.connect_sessions, self.idempotency)
 
     async def start(self, *, migrate: bool = True) -> None:
         if migrate:

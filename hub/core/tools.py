@@ -24,10 +24,10 @@ from ..store.idempotency import Request, fingerprint
 from ..store.integrations import IntegrationStore, account_of
 from ..types import Action
 from .actions import ActionRunner
-from .connect import Connector
 from .idempotency import Idempotency, Replay
 from .lifecycle import Status
 from .runtime import ProviderRuntime, Providers
+from .sessions import ConnectSessions
 
 CONNECT_TOOL = "hub_connect"
 VIA = "mcp"
@@ -55,27 +55,14 @@ class ToolNotFound(NotFound):
     code = "unknown_action"
 
 
-async def connect_link(connector: Connector, caller: Caller, provider: str) -> dict[str, Any]:
-    """The link the user opens to connect ``provider``, and until when it works.
-
-    Today it is the provider's authorization URL from the connect flow (what ``GET
-    /api/integrations/<provider>/connect`` answers as ``authUrl``). When connect sessions
-    (``POST /api/connect-sessions``: a single-use link to a hub page) are available, this
-    function is the one place to switch: return that session's URL and expiry instead; the
-    tool's contract (``url``, ``expiresAt``) stays the same.
-    """
-    begun = await connector.begin(caller, provider)
-    return {"url": begun["authUrl"], "expiresAt": begun["expiresAt"]}
-
-
 class Tools:
     def __init__(
-        self, providers: Providers, store: IntegrationStore, actions: ActionRunner, connector: Connector, idempotency: Idempotency
+        self, providers: Providers, store: IntegrationStore, actions: ActionRunner, sessions: ConnectSessions, idempotency: Idempotency
     ) -> None:
         self.providers = providers
         self.store = store
         self.actions = actions
-        self.connector = connector
+        self.sessions = sessions
         self.idempotency = idempotency
 
     def names(self) -> dict[str, tuple[ProviderRuntime, Action]]:
@@ -150,7 +137,9 @@ class Tools:
             raise ValidationFailed("provider: is required: the name of the provider to connect (tools/list shows the choices)", details={"field": "provider"})
         rt = self.providers.configured(provider)
         row = await self.store.find(caller.user_id, provider)
-        link = await connect_link(self.connector, caller, provider)
+        # A connect session: the link opens once, and the OAuth flow it starts completes
+        # only in the browser that opened it (docs/connect-sessions.md).
+        link = await self.sessions.link_for(caller, provider)
         return {
             "provider": provider,
             "title": rt.info.title,
@@ -222,7 +211,7 @@ def connect_spec(providers: list[str], titles: dict[str, str]) -> ToolSpec:
         name=CONNECT_TOOL,
         title="Connect an account",
         description=(
-            "Get a link the user opens in a browser to connect (or reconnect) one of their accounts with a provider, "
+            "Get a single-use link the user opens in their own browser to connect (or reconnect) one of their accounts with a provider, "
             "when a tool they need is missing or a call says to reconnect. Give the user the link; once they have "
             f"connected, the provider's tools appear in the tool list. Providers: {listing}."
         ),
@@ -238,10 +227,11 @@ def connect_spec(providers: list[str], titles: dict[str, str]) -> ToolSpec:
                 "provider": {"type": "string"},
                 "title": {"type": "string"},
                 "connected": {"type": "boolean", "description": "whether the user already has a usable account with it"},
-                "url": {"type": "string", "description": "the link for the user to open"},
+                "url": {"type": "string", "description": "the link for the user to open, once, in their own browser"},
                 "expiresAt": {"type": "string", "description": "when the link stops working (RFC 3339)"},
+                "connectSessionId": {"type": "string", "description": "the connect session behind the link"},
             },
-            "required": ["provider", "title", "connected", "url", "expiresAt"],
+            "required": ["provider", "title", "connected", "url", "expiresAt", "connectSessionId"],
         },
         read_only=False,
         destructive=False,

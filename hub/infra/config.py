@@ -150,6 +150,29 @@ class SecurityConfig(_Section):
     # Per user; the oldest go first when a connect would exceed it.
     max_pending_states: int = Field(20, ge=1, le=1000)
     refresh_margin_seconds: int = Field(60, ge=0)
+    # GET .../connect hands the caller an authorization URL that any browser can finish,
+    # which lets one user connect another's account (docs/connect-sessions.md). False
+    # answers it 403 direct_connect_disabled: connect sessions remain.
+    allow_direct_connect: bool = True
+
+
+class ConnectSessionsConfig(_Section):
+    """``connect_sessions``: links that bind a connect to the browser that opens them."""
+
+    # How long a link may wait to be opened, and then how long its page may start flows.
+    ttl_seconds: int = Field(600, ge=60, le=3600)
+    # Per user; creating one more cancels the oldest still open.
+    max_open_per_user: int = Field(10, ge=1, le=100)
+    # Origins a session may report to by postMessage (the host page that opened the popup).
+    opener_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("opener_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        for i, origin in enumerate(v):
+            if not _ORIGIN.match(origin):
+                raise ValueError(f"entry {i} ({origin!r}) must be an origin: http:// or https://, a host and an optional port, no path")
+        return [o.lower() for o in v]
 
 
 class RefreshConfig(_Section):
@@ -227,6 +250,7 @@ class HubConfig(_Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    connect_sessions: ConnectSessionsConfig = Field(default_factory=ConnectSessionsConfig)
     refresh: RefreshConfig = Field(default_factory=RefreshConfig)
     activity: ActivityConfig = Field(default_factory=ActivityConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)

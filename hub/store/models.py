@@ -144,6 +144,35 @@ class OAuthState(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # A state started from a connect session's page (migration 0005): the session, and the
+    # SHA-256 of the cookie that page set; the callback must bring the same cookie.
+    session_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    cookie_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class ConnectSession(Base):
+    """A short-lived, single-use link that binds connecting to the browser that opens it
+    (docs/connect-sessions.md). Only hashes of the link's secret and of the cookie are kept.
+
+    ``status``: ``pending`` (not opened yet), ``opened``, ``completed`` (an account was
+    connected through it) or ``cancelled``; past ``expires_at`` a pending or opened session
+    reads as expired."""
+
+    __tablename__ = "connect_sessions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    cookie_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    providers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    return_url: Mapped[str | None] = mapped_column(Text, default=None)
+    opener_origin: Mapped[str | None] = mapped_column(Text, default=None)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    connected_provider: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class IdempotencyKey(Base):

@@ -39,7 +39,9 @@ class StateStore:
         # What "now" is for issuing, expiring and purging states; tests move it.
         self.clock = utcnow
 
-    async def issue(self, user_id: str, provider: str, *, verifier: str | None, return_url: str | None) -> NewState:
+    async def issue(
+        self, user_id: str, provider: str, *, verifier: str | None, return_url: str | None, session_id: str | None = None, cookie_hash: str | None = None
+    ) -> NewState:
         state = secrets.token_urlsafe(STATE_BYTES)
         state_hash = hash_state(state)
         now = self.clock()
@@ -59,6 +61,8 @@ class StateStore:
                     provider=provider,
                     code_verifier=self.keyring.encrypt(verifier, state_context(state_hash)) if verifier else None,
                     return_url=return_url,
+                    session_id=session_id,
+                    cookie_hash=cookie_hash,
                     created_at=now,
                     expires_at=expires,
                 )
@@ -76,6 +80,13 @@ class StateStore:
         newest = select(OAuthState.id).where(OAuthState.user_id == user_id).order_by(OAuthState.id.desc()).limit(self.max_per_user)
         older = select(OAuthState.id).where(OAuthState.user_id == user_id, OAuthState.id.not_in(newest))
         await session.execute(delete(OAuthState).where(OAuthState.id.in_(_unlocked(older))).execution_options(synchronize_session=False))
+
+    async def peek(self, state: str | None) -> OAuthState | None:
+        """The state's row as it is, used or not (to check what it is bound to first)."""
+        if not state:
+            return None
+        async with self.sessions() as session:
+            return await session.scalar(select(OAuthState).where(OAuthState.state_hash == hash_state(state)))
 
     async def consume(self, provider: str, state: str | None, *, consume: bool = True) -> OAuthState:
         """Take a state for use: it must exist, be this provider's, unused and unexpired.

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..core.hub import Hub
-from . import mcp_http, proxy, routes
+from . import mcp_http, proxy, routes, sessions
 from .cors import cors_middleware
 from .deprecation import deprecation_headers
 from .idempotency import idempotency
@@ -47,6 +47,7 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True, migrate: bool = True)
     mcp_http.setup(app, hub)
     proxy.setup(app)  # first: the provider actions' resource would take its paths
     routes.setup(app)
+    sessions.setup(app)
     return app
 
 

@@ -52,6 +52,16 @@ CODES: dict[str, Code] = {
     "reconnect_required": Code((409, 502), "the credentials are gone or refused for good: connect again"),
     "no_refresh_token": Code((409,), "the integration has no refresh token to use"),
     "token_unreadable": Code((409,), "the stored token cannot be decrypted (its key is gone): connect again"),
+    # connect sessions (docs/connect-sessions.md)
+    "direct_connect_disabled": Code((403,), "`connect` is turned off (`security.allow_direct_connect: false`): use a connect session"),
+    "connect_session_unknown": Code((404,), "no connect session with this id or link for this user"),
+    "connect_session_used": Code((410,), "the connect link was already opened, or its session already connected an account"),
+    "connect_session_expired": Code((410,), "the connect session is past `expiresAt`: ask for a new one"),
+    "connect_session_cancelled": Code((410,), "the connect session was cancelled (`DELETE`, or the per-user cap)"),
+    "connect_session_cookie_missing": Code((401,), "a connect session's flow reached a browser without its cookie (another browser); nothing was stored"),
+    "connect_session_cookie_mismatch": Code((401,), "the browser's connect session cookie is not the one the flow was started with; nothing was stored"),
+    "provider_not_in_session": Code((400,), "the provider is not one of the connect session's `providers`"),
+    "opener_origin_not_allowed": Code((400,), "`opener_origin` is not on `connect_sessions.opener_origins`"),
     # the provider
     "provider_error": Code((400, 403, 404, 409, 410, 422, 502), "the provider failed or refused the call (`details.providerError` "
                                                                   "has its own code)"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..activity import LOG_STATUSES
-from . import deprecation, mcp_http, proxy
+from . import deprecation, mcp_http, openapi_sessions, proxy
 from .openapi_actions import action_paths, responses
 from .openapi_components import TOKEN, core_schemas, error_responses, ref
 
@@ -166,6 +166,7 @@ def document(hub: Hub) -> dict[str, Any]:
     paths.update(actions)
     paths.update(proxy.openapi_paths(hub))
     paths.update(mcp_http.openapi_paths())
+    paths.update(openapi_sessions.paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Integration Hub", "version": "0.1.0", "description": "One generic API over every connected provider."},
@@ -174,7 +175,7 @@ def document(hub: Hub) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": {**core_schemas(), **action_schemas, **mcp_http.openapi_schemas()},
+            "schemas": {**core_schemas(), **openapi_sessions.schemas(RETURN_URL), **action_schemas, **mcp_http.openapi_schemas()},
             "responses": error_responses(),
         },
     }

@@ -10,11 +10,11 @@ _PAGE = """<!doctype html>
 <link rel="icon" href="data:,">
 <title>{title}</title>
 <link rel="stylesheet" href="/static/result.css"></head>
-<body><main id="result" data-status="{status}"><h1 class="{tone}">{heading}</h1><p>{message}</p><p>{hint}</p></main></body></html>
+<body><main id="result" data-status="{status}"{code}><h1 class="{tone}">{heading}</h1><p>{message}</p><p>{hint}</p></main></body></html>
 """
 
 
-def result_page(*, ok: bool, provider_title: str, message: str) -> str:
+def result_page(*, ok: bool, provider_title: str, message: str, code: str | None = None) -> str:
     heading = f"{provider_title} connected" if ok else f"{provider_title} was not connected"
     hint = "You can close this window." if ok else "You can close this window and try again."
     return _PAGE.format(
@@ -24,6 +24,7 @@ def result_page(*, ok: bool, provider_title: str, message: str) -> str:
         hint=escape(hint),
         tone="ok" if ok else "bad",
         status="success" if ok else "error",
+        code=f' data-code="{escape(code)}"' if code else "",
     )
 
 
@@ -62,14 +63,20 @@ _FRAGMENT_PAGE = """<!doctype html>
   fetch({post_url}, {{
     method: "POST",
     headers: {{"Content-Type": "application/json", "Accept": "application/json"}},
-    credentials: "omit",
+    // The connect session's cookie, when this flow was started from its page (same origin only).
+    credentials: "same-origin",
     body: JSON.stringify({{token: token, state: state}})
   }}).then(function (resp) {{
     return resp.json().then(function (body) {{ return {{ok: resp.ok, body: body}}; }});
   }}).then(function (r) {{
     if (r.ok) {{
       show(true, "{title} connected", r.body.message + " You can close this window.");
-      if (r.body.data && r.body.data.returnUrl) {{ window.location.replace(r.body.data.returnUrl); }}
+      var data = r.body.data || {{}};
+      if (data.openerOrigin && data.openerMessage && window.opener) {{
+        // A connect session that reports to the page that opened it: its origin only.
+        window.opener.postMessage(data.openerMessage, data.openerOrigin);
+        window.close();
+      }} else if (data.returnUrl) {{ window.location.replace(data.returnUrl); }}
     }} else {{
       show(false, "{title} was not connected", (r.body.error && r.body.error.message) || "The hub refused the token.");
     }}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -20,7 +19,7 @@ from ..validation import QUERY_METHODS
 from ..errors import BadRequest, HubError, ServiceUnavailable, ValidationFailed
 from ..infra import metrics
 from ..registry import RESERVED
-from . import openapi, views
+from . import openapi, sessions, views
 from .deprecation import DEPRECATED
 from .errorcodes import wire_code
 from .inputs import int_param, json_object, no_unknown, parse_since, single
@@ -160,7 +159,7 @@ async def delete(request: web.Request) -> web.Response:
 async def connect(request: web.Request) -> web.Response:
     no_unknown(request.query, {"return_url"})
     return_url = single(request.query, "return_url")
-    begun = await _hub(request).connect.begin(caller(request), request.match_info["provider"], return_url)
+    begun = await _hub(request).connect.begin_direct(caller(request), request.match_info["provider"], return_url)
     return ok(begun, "send the user's browser to authUrl")
 
 
@@ -174,18 +173,17 @@ async def callback(request: web.Request) -> web.StreamResponse:
     if rt is not None and rt.info.auth == "token" and not request.query.get("code") and not request.query.get("error"):
         return await _fragment_callback(request, provider)
     try:
-        outcome = await hub.connect.complete_callback(provider, request.query)
+        outcome = await hub.connect.complete_callback(provider, request.query, request.cookies)
     except HubError as exc:
         if wants_json:
             raise
         title = rt.info.title if rt is not None else provider
-        return _page(exc.status, ok=False, title=title, message=exc.message)
+        return _page(exc.status, ok=False, title=title, message=exc.message, code=wire_code(exc)[0])
+    if outcome.session is not None and outcome.session.opener_origin and not wants_json:
+        return sessions.report(outcome.session, provider, outcome.title, ok_=outcome.ok, message=outcome.message, error=outcome.error)
     if outcome.return_url:
-        params = {"provider": provider, "status": "connected" if outcome.ok else "error"}
-        if outcome.error is not None:
-            params["error"] = wire_code(outcome.error)[0]
-        sep = "&" if "?" in outcome.return_url else "?"
-        raise web.HTTPFound(f"{outcome.return_url}{sep}{urlencode(params)}")
+        session_id = outcome.session.id if outcome.session is not None else None
+        raise web.HTTPFound(sessions.return_to(outcome.return_url, provider, session_id, outcome.error) or outcome.return_url)
     status = 200 if outcome.ok else (outcome.error.status if outcome.error else 400)
     if wants_json:
         if outcome.ok and outcome.integration is not None:
@@ -201,8 +199,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
 RESULT_PAGE_HEADERS = {**DASHBOARD_HEADERS, "Cache-Control": "no-store"}
 
 
-def _page(status: int, *, ok: bool, title: str, message: str) -> web.Response:
-    page = result_page(ok=ok, provider_title=title, message=message)
+def _page(status: int, *, ok: bool, title: str, message: str, code: str | None = None) -> web.Response:
+    page = result_page(ok=ok, provider_title=title, message=message, code=code)
     return web.Response(status=status, text=page, content_type="text/html", headers=RESULT_PAGE_HEADERS)
 
 
@@ -212,9 +210,9 @@ async def _fragment_callback(request: web.Request, provider: str) -> web.Respons
     hub = _hub(request)
     rt = hub.providers[provider]
     try:
-        await hub.connect.check_state(provider, request.query.get("state"))
+        await hub.connect.check_state(provider, request.query.get("state"), request.cookies)
     except HubError as exc:
-        return _page(exc.status, ok=False, title=rt.info.title, message=exc.message)
+        return _page(exc.status, ok=False, title=rt.info.title, message=exc.message, code=wire_code(exc)[0])
     nonce = secrets.token_urlsafe(16)
     page = fragment_page(provider=provider, provider_title=rt.info.title, post_url=f"/api/integrations/{provider}/tokens", nonce=nonce)
     return web.Response(
@@ -241,11 +239,12 @@ async def tokens(request: web.Request) -> web.Response:
         field = sorted(unknown)[0]
         raise ValidationFailed(f"{field}: is not a known field (expected {{\"token\": \"...\"}})", details={"field": field})
     if "state" in body:
-        row, return_url = await hub.connect.complete_token_flow(provider, body["state"], body.get("token"))
+        row, return_url, session = await hub.connect.complete_token_flow(provider, body["state"], body.get("token"), request.cookies)
         view = views.integration(row, hub.providers)
         if return_url:
-            sep = "&" if "?" in return_url else "?"
-            view = {**view, "returnUrl": f"{return_url}{sep}{urlencode({'provider': provider, 'status': 'connected'})}"}
+            view = {**view, "returnUrl": sessions.return_to(return_url, provider, session.id if session else None, None)}
+        if session is not None and session.opener_origin:
+            view = {**view, "openerOrigin": session.opener_origin, "openerMessage": sessions.opener_message(session, provider, None)}
         return ok(view, f"{view.get('title', provider)} is connected.", status=201)
     who = authenticate(request)
     row = await hub.connect.import_token(who, provider, body.get("token"))

@@ -7,7 +7,7 @@ from typing import Any
 from ..core.runtime import Providers
 from ..registry import Registry
 from ..store.integrations import account_of
-from ..store.models import Integration, iso_utc
+from ..store.models import ConnectSession, Integration, iso_utc
 
 
 def integration(row: Integration, providers: Providers, summary: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -64,3 +64,23 @@ def catalogue(providers: Providers, registry: Registry) -> dict[str, Any]:
         )
     failures = [{"name": f.name, "source": f.source, "error": f.error} for f in registry.failures]
     return {"providers": out, "failures": failures}
+
+
+def connect_session(row: ConnectSession, status: str, url: str | None = None) -> dict[str, Any]:
+    """A connect session as its owner sees it (never its link's secret, except once in
+    ``url`` when it is created)."""
+    out: dict[str, Any] = {
+        "id": row.id,
+        "status": status,
+        "providers": list(row.providers),
+        "returnUrl": row.return_url,
+        "openerOrigin": row.opener_origin,
+        "connectedProvider": row.connected_provider,
+        "createdAt": iso_utc(row.created_at),
+        "expiresAt": iso_utc(row.expires_at),
+        "openedAt": iso_utc(row.opened_at),
+        "finishedAt": iso_utc(row.finished_at),
+    }
+    if url is not None:
+        out["url"] = url
+    return out

@@ -653,8 +653,7 @@
     btn.textContent = 'Connecting…';
     try {
       await whenIdle();
-      const resp = await api('GET', pathOf(provider, 'connect'), { query: { return_url: returnUrl() } });
-      const target = new URL(resp.data.authUrl);
+      const target = new URL(await connectUrl(provider));
       if (target.protocol !== 'https:' && target.protocol !== 'http:') throw new ApiError(0, 'bad_url', 'the hub answered an unusable authorization URL');
       await whenIdle(); // leave nothing in flight behind
       window.location.assign(target.toString());
@@ -663,6 +662,20 @@
       btn.textContent = label;
       if (err.status !== 401) notify('error', 'Could not start connecting ' + titleOf(provider) + ': ' + err.message);
     }
+  }
+
+  // Where the browser goes to connect: the provider's authorization URL, or, on a hub that
+  // allows connecting only through connect sessions (security.allow_direct_connect: false),
+  // the link of a session for this provider, which brings the browser back here.
+  async function connectUrl(provider) {
+    try {
+      const resp = await api('GET', pathOf(provider, 'connect'), { query: { return_url: returnUrl() } });
+      return resp.data.authUrl;
+    } catch (err) {
+      if (err.code !== 'direct_connect_disabled') throw err;
+    }
+    const made = await api('POST', '/api/connect-sessions', { body: { providers: [provider], return_url: returnUrl() } });
+    return made.data.url;
   }
 
   async function lifecycle(provider, run, done, focus) {
