@@ -27,7 +27,8 @@ from ..store.integrations import IntegrationStore, public_token_fields
 from ..store.models import Integration, OAuthState, iso_utc, utcnow
 from ..store.states import StateStore
 from ..types import AccountInfo, AuthorizationRequest, TokenSet
-from .lifecycle import Status, move
+from ..events.outbox import Outbox
+from .lifecycle import EVENT_OF, Status, log_move, move
 from .runtime import ProviderRuntime, Providers
 
 log = logging.getLogger("hub")
@@ -55,7 +56,9 @@ class Connector:
         store: IntegrationStore,
         states: StateStore,
         recorder: Recorder,
+        outbox: Outbox,
     ) -> None:
+        self.outbox = outbox
         self.config = config
         self.providers = providers
         self.registry = registry
@@ -208,7 +211,8 @@ class Connector:
                         row.status_reason = reason
                     else:
                         transition.integration_id = row.id
-                        session.add(transition)
+                    # A new grant is announced even when the integration was ACTIVE already.
+                    await log_move(session, self.outbox, row, transition, event=EVENT_OF[Status.ACTIVE], reason=reason)
                 break
             except IntegrityError:
                 if attempt:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .eventsconfig import EventsConfig, read_secrets
 from .proxyconfig import ProxyConfig
 from .redirects import Refused
 from .redirects import parse as parse_return_url
@@ -231,6 +232,8 @@ class HubConfig(_Section):
     activity: ActivityConfig = Field(default_factory=ActivityConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     idempotency: IdempotencyConfig = Field(default_factory=IdempotencyConfig)
+    # Events to the host application (hub/infra/eventsconfig.py, docs/events.md).
+    events: EventsConfig = Field(default_factory=EventsConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
 
     source: str | None = Field(None, exclude=True)
@@ -298,7 +301,8 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
 
 
 def config_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: str | None = None) -> HubConfig:
-    data = interpolate(dict(raw), os.environ if env is None else env)
+    env = os.environ if env is None else env
+    data = interpolate(dict(raw), env)
     providers = data.get("providers")
     if isinstance(providers, dict):
         for name, section in list(providers.items()):
@@ -308,6 +312,9 @@ def config_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = 
         config = HubConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_describe(err) for err in exc.errors()], source) from None
+    problems = read_secrets(config.events, env)
+    if problems:
+        raise ConfigError(problems, source)
     config.source = source
     return config
 
