@@ -15,6 +15,7 @@ from hub.web import create_app
 from hub_slack.fake import FakeSlack
 from hub_trello.fake import FakeTrello
 from hub_google_calendar.fake import FakeGoogle
+from eventsupport import Subscriber
 from helpers import connect_slack
 from support import JWT_SECRET, PG_URL, Rows, auth, build_hub, google_section, slack_section, trello_section
 
@@ -84,6 +85,15 @@ async def fake_google() -> AsyncIterator[FakeGoogle]:
     await fake.start()
     yield fake
     await fake.stop()
+
+
+@pytest.fixture
+async def subscriber() -> AsyncIterator[Subscriber]:
+    """An event subscriber endpoint on loopback (tests/eventsupport.py)."""
+    sub = Subscriber()
+    await sub.start()
+    yield sub
+    await sub.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,14 +19,6 @@ from hub.store.models import Event, EventDelivery, EventSubscriber
 from support import auth
 
 BOUND = 30  # seconds: only turns a hang into a failure; never decides a pass
-
-
-@pytest.fixture
-async def subscriber() -> AsyncIterator[Subscriber]:
-    sub = Subscriber()
-    await sub.start()
-    yield sub
-    await sub.stop()
 
 
 @pytest.fixture
@@ -301,3 +293,41 @@ async def test_undelivered_deliveries_survive_in_the_outbox(events_hub, subscrib
     await connect_slack(client, auth("alice"))
     async with client.hub.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(EventDelivery).where(EventDelivery.state == "PENDING")) == 1
+
+
+async def test_the_cli_shows_and_redoes_what_the_api_shows(events_hub, subscriber, clock, fake_slack, tmp_path, monkeypatch) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from eventsupport import SECRET, SECRET_ENV
+    from hub.cli import main
+
+    client = await events_hub(max_attempts=1)
+    subscriber.status = 500
+    await connect_slack(client, auth("alice"))
+    await deliver(client)
+    [event] = await stored_events(client)
+    assert event.status == "DEAD"
+    config = tmp_path / "hub.yaml"
+    config.write_text(yaml.safe_dump({
+        "database": {"url": client.hub.config.database.url},
+        "events": {"subscribers": {"host": {"url": subscriber.url, "secret_env": SECRET_ENV}}},
+    }))
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    runner = CliRunner()
+
+    def hub_cli(*args: str) -> str:
+        # The CLI runs its own event loop: off this test's loop, in a thread.
+        result = runner.invoke(main, [*args, "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    listed = await asyncio.to_thread(hub_cli, "events", "list", "--status", "dead")
+    assert event.event_id in listed and "integration.connected" in listed and "host: dead after 1" in listed
+    assert "1 dead" in await asyncio.to_thread(hub_cli, "events", "retry", event.event_id)
+    subscriber.status = 200
+    clock.advance(60)  # the CLI put it back due at the real "now"
+    await deliver(client)
+    assert "1 delivery" in await asyncio.to_thread(hub_cli, "events", "replay", event.event_id)
+    await deliver(client)
+    assert [r.id for r in subscriber.received] == [event.event_id] * 3

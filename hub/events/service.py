@@ -81,5 +81,5 @@ class EventService:
     async def _known(self, event_ids: Sequence[str]) -> None:
         missing = sorted(set(event_ids) - await self.deliveries.known(event_ids))
         if missing:
-            raise NotFound(f"event {missing[0]}: no such event", code="event_not_found")
+            raise NotFound(f"event {missing[0]}: no such event")
 
