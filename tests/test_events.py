@@ -100,15 +100,27 @@ async def test_every_lifecycle_change_emits_exactly_one_signed_event(events_hub,
     assert len(await client.db.activity(kind="delivery", action="deliver_event", status="SUCCESS")) == len(expected)
 
 
-async def test_a_change_that_rolls_back_writes_no_event(events_hub, subscriber, fake_slack) -> None:
+async def test_the_event_and_its_change_commit_or_roll_back_together(events_hub, subscriber, fake_slack, monkeypatch) -> None:
     client = await events_hub()
     await connect_slack(client, auth("alice"))
-    before = len(await stored_events(client))
-    # A refused move (DELETED cannot be deactivated) changes nothing and announces nothing.
+    outbox = client.hub.events.outbox
+    real = outbox.emit
+
+    async def emit_then_fail(*args: Any, **kw: Any) -> Any:
+        await real(*args, **kw)
+        raise RuntimeError("the database went away before the commit")
+
+    monkeypatch.setattr(outbox, "emit", emit_then_fail)
+    resp = await client.patch("/api/integrations/slack/status", json={"status": "INACTIVE"}, headers=auth("alice"))
+    assert resp.status == 500
+    assert (await client.db.integration()).status == "ACTIVE"
+    assert [e.type for e in await stored_events(client)] == ["integration.connected"]
+    monkeypatch.setattr(outbox, "emit", real)
+    # A move the state machine refuses changes nothing and announces nothing.
     assert (await client.delete("/api/integrations/slack", headers=auth("alice"))).status == 200
     resp = await client.patch("/api/integrations/slack/status", json={"status": "INACTIVE"}, headers=auth("alice"))
     assert resp.status in (404, 409)
-    assert [e.type for e in await stored_events(client)][before:] == ["integration.deleted"]
+    assert [e.type for e in await stored_events(client)] == ["integration.connected", "integration.deleted"]
 
 
 async def test_a_subscriber_down_for_a_while_gets_everything_in_order(events_hub, subscriber, clock, fake_slack) -> None:
@@ -331,3 +343,29 @@ async def test_the_cli_shows_and_redoes_what_the_api_shows(events_hub, subscribe
     assert "1 delivery" in await asyncio.to_thread(hub_cli, "events", "replay", event.event_id)
     await deliver(client)
     assert [r.id for r in subscriber.received] == [event.event_id] * 3
+
+
+async def test_a_lease_is_taken_by_compare_and_swap_and_only_its_holder_records_the_outcome(events_hub, subscriber, clock, fake_slack) -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from hub.events.deliveries import Outcome, _lease
+
+    client = await events_hub()
+    await connect_slack(client, auth("alice"))
+    store = client.hub.events.deliveries
+    lease = timedelta(seconds=60)
+    [mine] = await store.claim(["host"], clock.now, lease, 10)
+    # Another process read the same candidate just before, and now tries to take it.
+    async with client.hub.sessions.begin() as session:
+        await _lease(session, [mine.id], "other", clock.now, lease)
+    assert await store.claim(["host"], clock.now, lease, 10) == []
+    assert not await store.finish(replace(mine, owner="other"), Outcome("DELIVERED", 1, clock.now, 200, None, clock.now))
+    # The lease runs out (its holder died): another process takes it, and the first one's
+    # late outcome is not recorded over the new holder's.
+    clock.advance(61)
+    [theirs] = await store.claim(["host"], clock.now, lease, 10)
+    assert theirs.id == mine.id and theirs.owner != mine.owner
+    assert not await store.finish(mine, Outcome("DEAD", 1, clock.now, 400, "late"))
+    assert await store.finish(theirs, Outcome("DELIVERED", 1, clock.now, 200, None, clock.now))
+    assert (await stored_events(client))[0].status == "DELIVERED"
