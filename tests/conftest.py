@@ -106,6 +106,7 @@ def make_config(db_url: str, encryption_keys: str, fake_slack: FakeSlack) -> Cal
             "security": {"encryption_keys": encryption_keys},
             "activity": {"flush_interval_ms": 20},
             "refresh": {"interval_seconds": 0},
+            "events": {"expiring_sweep_seconds": 0},
             "upstream": {"max_retry_wait": 2, "total_timeout": 5},
             "providers": {"slack": slack_section(fake_slack)},
         }
