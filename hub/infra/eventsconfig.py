@@ -56,7 +56,7 @@ class SubscriberConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/?#\s]+(/\S*)?$", v):
+        if not re.fullmatch(r"https?://[^/?#\s]+(/\S*)?", v):
             raise ValueError("must be an http:// or https:// URL")
         return v
 
@@ -66,7 +66,7 @@ class SubscriberConfig(BaseModel):
         if not v:
             raise ValueError("must name at least one event type (or \"*\" for all)")
         for name in v:
-            if not _PATTERN.match(name):
+            if not _PATTERN.fullmatch(name):
                 raise ValueError(f"{name!r} is not an event type pattern (e.g. integration.expired, integration.*, slack.*, *)")
             if name.startswith("integration.") and name != "integration.*" and name not in LIFECYCLE_EVENTS:
                 raise ValueError(f"{name!r} is not an event the hub emits (known: {', '.join(LIFECYCLE_EVENTS)})")
@@ -75,7 +75,7 @@ class SubscriberConfig(BaseModel):
     @field_validator("secret_env")
     @classmethod
     def _secret_env(cls, v: str) -> str:
-        if not _ENV_NAME.match(v):
+        if not _ENV_NAME.fullmatch(v):
             raise ValueError("must be the name of an environment variable (letters, digits, _), not the secret itself")
         return v
 
@@ -122,7 +122,7 @@ class EventsConfig(BaseModel):
     @classmethod
     def _names(cls, v: dict[str, SubscriberConfig]) -> dict[str, SubscriberConfig]:
         for name in v:
-            if not _SUBSCRIBER_NAME.match(name):
+            if not _SUBSCRIBER_NAME.fullmatch(name):
                 raise ValueError(f"{name!r}: a subscriber name is 1-64 lower-case letters, digits, _ or -")
         return v
 

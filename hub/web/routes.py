@@ -312,7 +312,7 @@ async def list_events(request: web.Request) -> web.Response:
     q = request.query
     no_unknown(q, {"type", "status", "limit", "cursor"})
     event_type = single(q, "type")
-    if event_type is not None and (len(event_type) > 64 or not EVENT_TYPE.match(event_type)):
+    if event_type is not None and (len(event_type) > 64 or not EVENT_TYPE.fullmatch(event_type)):
         raise ValidationFailed("type: must be an event type such as integration.expired", details={"field": "type"})
     status = single(q, "status")
     if status is not None and status.upper() not in EVENT_STATUSES:
