@@ -150,6 +150,12 @@ async def test_a_subscriber_down_for_a_while_gets_everything_in_order(events_hub
 
 
 async def test_retries_back_off_then_dead_letter_then_retry_and_replay(events_hub, subscriber, clock, fake_slack) -> None:
+    from hub.infra import metrics
+
+    def counted(outcome: str) -> float:
+        return metrics.EVENT_DELIVERIES.labels("host", outcome)._value.get()
+
+    retries, deaths = counted("retry"), counted("dead")
     client = await events_hub(max_attempts=3)
     subscriber.status = 500
     await connect_slack(client, auth("alice"))
@@ -170,6 +176,7 @@ async def test_retries_back_off_then_dead_letter_then_retry_and_replay(events_hu
     [shown] = page["data"]["items"]
     assert shown["id"] == event.event_id and shown["deliveries"][0]["attempts"] == 3 and shown["deliveries"][0]["lastStatus"] == 500
     assert len(await client.db.activity(kind="delivery", status="FAILED")) == 3
+    assert (counted("retry") - retries, counted("dead") - deaths) == (2, 1)
 
     subscriber.status = 200
     assert await client.hub.events.retry([event.event_id]) == 1

@@ -29,6 +29,7 @@ import aiohttp
 from standardwebhooks.webhooks import Webhook
 
 from ..activity import ActivityWriter
+from ..infra import metrics
 from ..infra.eventsconfig import EventsConfig, SubscriberConfig
 from ..store.models import utcnow
 from .deliveries import Claimed, DeliveryStore, Outcome
@@ -136,6 +137,8 @@ class Deliverer:
             outcome = Outcome(state, attempt, now + timedelta(seconds=wait), status, error or f"HTTP {status}")
         else:
             outcome = Outcome(DEAD, attempt, now, status, f"HTTP {status}: refused by the subscriber")
+        outcome_label = "delivered" if outcome.state == DELIVERED else "dead" if outcome.state == DEAD else "retry"
+        metrics.EVENT_DELIVERIES.labels(item.subscriber, "disabled" if status == 410 else outcome_label).inc()
         if not await self.store.finish(item, outcome):
             log.info("event %s to %s: the lease ran out before the outcome was stored", item.event_id, item.subscriber)
         if outcome.state == DEAD:
