@@ -376,3 +376,18 @@ async def test_a_lease_is_taken_by_compare_and_swap_and_only_its_holder_records_
     assert not await store.finish(mine, Outcome("DEAD", 1, clock.now, 400, "late"))
     assert await store.finish(theirs, Outcome("DELIVERED", 1, clock.now, 200, None, clock.now))
     assert (await stored_events(client))[0].status == "DELIVERED"
+
+
+async def test_prune_deletes_finished_events_and_keeps_pending_ones(events_hub, subscriber, clock, fake_slack) -> None:
+    client = await events_hub()
+    await connect_slack(client, auth("alice"))
+    await deliver(client)  # delivered
+    subscriber.status = 503
+    await set_status(client, "INACTIVE")  # pending: its subscriber is down
+    clock.advance(31 * 86_400)
+    assert await client.hub.events.prune() == 1
+    assert [(e.type, e.status) for e in await stored_events(client)] == [("integration.disconnected", "PENDING")]
+    async with client.hub.sessions() as session:
+        from sqlalchemy import func, select
+
+        assert await session.scalar(select(func.count()).select_from(EventDelivery)) == 1

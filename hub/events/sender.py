@@ -115,7 +115,11 @@ class Deliverer:
                 async with gate:
                     await self.deliver(item)
 
-            await asyncio.gather(*(one(item) for item in claimed))
+            outcomes = await asyncio.gather(*(one(item) for item in claimed), return_exceptions=True)
+            for item, failure in zip(claimed, outcomes):
+                if isinstance(failure, Exception):
+                    # Its lease stands and runs out: the event is sent again later.
+                    log.warning("delivering event %s to %s failed (%s)", item.event_id, item.subscriber, type(failure).__name__)
             made += len(claimed)
         return made
 
