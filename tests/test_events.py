@@ -391,3 +391,22 @@ async def test_prune_deletes_finished_events_and_keeps_pending_ones(events_hub, 
         from sqlalchemy import func, select
 
         assert await session.scalar(select(func.count()).select_from(EventDelivery)) == 1
+
+
+async def test_a_trello_token_is_announced_before_it_expires(make_config, aiohttp_client, subscriber, clock, fake_trello) -> None:
+    from support import trello_section
+    from test_trello import connect_by_posting
+
+    config = with_subscriber(make_config(providers={"trello": trello_section(fake_trello)}), subscriber.url,
+                             events={"token_expiring_seconds": 2 * 86_400})
+    client = await serve_hub(config, aiohttp_client)
+    use_clock(client.hub, clock)
+    await connect_by_posting(client, fake_trello, expiration="30days")
+    row = await client.db.integration(provider="trello")
+    assert row.refresh_token is None and row.token_expiry is not None  # Trello's: lasts 30 days, no refresh
+    assert await client.hub.events.expiring.sweep() == 0
+    clock.advance(28 * 86_400 + 3600)  # within two days of the end
+    assert await client.hub.events.expiring.sweep() == 1
+    await deliver(client)
+    [announced] = [p for p in subscriber.verified() if p["type"] == "integration.token_expiring"]
+    assert announced["data"]["provider"] == "trello" and announced["data"]["expiresAt"]
