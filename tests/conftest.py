@@ -15,6 +15,7 @@ from hub.web import create_app
 from hub_slack.fake import FakeSlack
 from hub_trello.fake import FakeTrello
 from hub_google_calendar.fake import FakeGoogle
+from eventsupport import Subscriber
 from helpers import connect_slack
 from support import JWT_SECRET, PG_URL, Rows, auth, build_hub, google_section, slack_section, trello_section
 
@@ -87,6 +88,15 @@ async def fake_google() -> AsyncIterator[FakeGoogle]:
 
 
 @pytest.fixture
+async def subscriber() -> AsyncIterator[Subscriber]:
+    """An event subscriber endpoint on loopback (tests/eventsupport.py)."""
+    sub = Subscriber()
+    await sub.start()
+    yield sub
+    await sub.stop()
+
+
+@pytest.fixture
 def make_config(db_url: str, encryption_keys: str, fake_slack: FakeSlack) -> Callable[..., HubConfig]:
     def make(**sections: Any) -> HubConfig:
         raw: dict[str, Any] = {
@@ -96,6 +106,7 @@ def make_config(db_url: str, encryption_keys: str, fake_slack: FakeSlack) -> Cal
             "security": {"encryption_keys": encryption_keys},
             "activity": {"flush_interval_ms": 20},
             "refresh": {"interval_seconds": 0},
+            "events": {"expiring_sweep_seconds": 0},
             "upstream": {"max_retry_wait": 2, "total_timeout": 5},
             "providers": {"slack": slack_section(fake_slack)},
         }

@@ -3,6 +3,7 @@
 * :mod:`.server` - ``serve`` and ``sandbox``;
 * :mod:`.checks` - ``check`` and ``plugins``;
 * :mod:`.data` - ``db``, ``keys``, ``logs`` and ``token``;
+* :mod:`.events` - ``events`` (list, retry, replay, subscribers, enable, prune, secret);
 * :mod:`.scaffold` - ``new-provider``;
 * :mod:`.mcp` - ``mcp`` (the MCP server over stdio);
 * :mod:`.common` - what they share (the --config option, failures, loading config and plugins).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from . import checks, data, mcp, scaffold, server
+from . import checks, data, events, mcp, scaffold, server
 from .common import build
 
 __all__ = ["build", "main"]
@@ -26,6 +27,6 @@ def main() -> None:
 
 for _command in (
     server.serve, server.sandbox, checks.check, checks.plugins,
-    data.db, data.keys, data.logs_group, data.token, scaffold.new_provider, mcp.mcp,
+    data.db, data.keys, data.logs_group, data.token, events.events_group, scaffold.new_provider, mcp.mcp,
 ):
     main.add_command(_command)

@@ -38,6 +38,10 @@ def check(config_path: str | None) -> None:
         click.echo(f"keys:     generated key in {config.data_dir}")
     if config.server.production and (not config.security.encryption_keys or not (config.auth.jwt_secret or config.auth.jwt_public_key)):
         errors.append("server.production is true: auth.jwt_secret (or jwt_public_key) and security.encryption_keys are required")
+    subscribers = config.events.subscribers
+    click.echo(f"events:   {len(subscribers)} subscriber(s)" + "".join(
+        f"\n  {name}: {sub.url} [{', '.join(sub.events)}], secret from ${sub.secret_env}{'' if sub.enabled else ' (off)'}"
+        for name, sub in subscribers.items()))
     click.echo("providers:")
     for name, section in sorted(config.providers.items()):
         plugin = registry.providers.get(name)

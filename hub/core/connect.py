@@ -29,7 +29,8 @@ from ..store.sessions import ConnectSessionStore
 from ..store.states import StateStore
 from .binding import check_state_binding
 from ..types import AccountInfo, AuthorizationRequest, TokenSet
-from .lifecycle import Status, move
+from ..events.outbox import Outbox
+from .lifecycle import EVENT_OF, Status, log_move, move
 from .runtime import ProviderRuntime, Providers
 
 log = logging.getLogger("hub")
@@ -64,7 +65,9 @@ class Connector:
         states: StateStore,
         recorder: Recorder,
         session_store: ConnectSessionStore,
+        outbox: Outbox,
     ) -> None:
+        self.outbox = outbox
         self.config = config
         self.providers = providers
         self.registry = registry
@@ -254,7 +257,8 @@ class Connector:
                         row.status_reason = reason
                     else:
                         transition.integration_id = row.id
-                        session.add(transition)
+                    # A new grant is announced even when the integration was ACTIVE already.
+                    await log_move(session, self.outbox, row, transition, event=EVENT_OF[Status.ACTIVE], reason=reason)
                 break
             except IntegrityError:
                 if attempt:

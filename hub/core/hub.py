@@ -11,6 +11,7 @@ Nothing here does the work itself. Each use case lives in its own room:
 from __future__ import annotations
 
 from ..activity import ActivityWriter, Recorder
+from ..events import EventService
 from ..infra.auth import Caller, JWTVerifier
 from ..infra.config import HubConfig
 from ..infra.crypto import KeyRing
@@ -76,7 +77,10 @@ class Hub:
         self.states = StateStore(
             self.sessions, self.keyring, ttl_seconds=config.security.state_ttl_seconds, max_per_user=config.security.max_pending_states
         )
-        self.tokens = TokenSessions(self.store, self.recorder, registry, refresh_margin_seconds=config.security.refresh_margin_seconds)
+        self.events = EventService(config.events, self.sessions, self.activity)
+        self.tokens = TokenSessions(
+            self.store, self.recorder, registry, self.events.outbox, refresh_margin_seconds=config.security.refresh_margin_seconds
+        )
         ahead = config.refresh
         self.refresh_ahead = RefreshAhead(
             self.providers, self.store, self.tokens, ahead_seconds=ahead.ahead_seconds, interval_seconds=ahead.interval_seconds,
@@ -84,7 +88,7 @@ class Hub:
         )
         cs = config.connect_sessions
         session_store = ConnectSessionStore(self.sessions, ttl_seconds=cs.ttl_seconds, max_open_per_user=cs.max_open_per_user)
-        self.connect = Connector(config, self.providers, registry, self.store, self.states, self.recorder, session_store)
+        self.connect = Connector(config, self.providers, registry, self.store, self.states, self.recorder, session_store, self.events.outbox)
         self.connect_sessions = ConnectSessions(config, self.providers, self.connect, session_store)
         self.manage = Manager(self.providers, registry, self.store, self.tokens, self.recorder)
         self.actions = ActionRunner(self.providers, registry, self.store, self.tokens, self.recorder)
@@ -104,8 +108,10 @@ class Hub:
         await self.activity.start()
         await self.idempotency.start()
         await self.refresh_ahead.start()
+        await self.events.start()
 
     async def stop(self) -> None:
+        await self.events.stop()
         await self.refresh_ahead.stop()
         await self.idempotency.stop()
         await self.activity.stop(timeout=self.config.server.shutdown_timeout)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import HubError
 from ..store.idempotency import Claim, Found, IdempotencyStore, Request
-from .periodic import Periodic
+from ..infra.periodic import Periodic
 
 log = logging.getLogger("hub.idempotency")
 

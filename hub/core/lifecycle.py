@@ -2,7 +2,8 @@
 
 A move is checked against the table below, applied to the row, and returned as an
 activity row (``kind="transition"``) carrying from / to / reason, to be written in the
-same transaction as the change itself.
+same transaction as the change itself, with the event that tells the host application
+(:func:`log_move`, docs/events.md).
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from ..errors import Conflict
+from ..events.outbox import Outbox
 from ..store.integrations import IntegrationStore
 from ..store.models import Integration, IntegrationLog, utcnow
 
@@ -43,6 +47,18 @@ ADVICE: dict[Status, str] = {
     I: "reactivate it with PATCH .../status {\"status\": \"ACTIVE\"}, or connect again",
     D: "connect again to create it anew",
 }
+
+
+# The event each state's arrival emits. Leaving EXPIRED for ACTIVE by a refresh is
+# ``integration.refreshed`` instead (the caller says so), as is every stored refresh.
+EVENT_OF: dict[Status, str] = {
+    A: "integration.connected",
+    X: "integration.expired",
+    E: "integration.reconnect_required",
+    I: "integration.disconnected",
+    D: "integration.deleted",
+}
+REFRESHED = "integration.refreshed"
 
 
 def can_move(current: Status | None, to: Status) -> bool:
@@ -89,13 +105,27 @@ def refused(provider: str, current: Status | None, what: str, *, holds_credentia
     return Conflict(message, details={"status": state, "allowedTransitions": allowed})
 
 
-async def set_status(store: IntegrationStore, row: Integration, to: Status, reason: str) -> None:
-    """Move one integration (re-read under its row lock) and log the transition; ``row``
-    is brought up to date with what was stored."""
+async def log_move(
+    session: AsyncSession, outbox: Outbox, row: Integration, transition: IntegrationLog | None, *, event: str | None = None, reason: str | None = None
+) -> None:
+    """Write what a change of ``row`` produced into the change's own transaction: the
+    transition's activity row, if it moved, and exactly one event: ``event`` when given (a
+    new grant or a refresh, which report themselves even without a move), else the event of
+    the state it moved to. No move and no ``event``: nothing happened, nothing is written."""
+    if transition is not None:
+        session.add(transition)
+    kind = event or (EVENT_OF[Status(row.status)] if transition is not None else None)
+    if kind is None:
+        return
+    previous = transition.request_data["from"] if transition is not None else row.status
+    await outbox.emit(session, row, kind, reason=reason or row.status_reason, previous=previous)
+
+
+async def set_status(store: IntegrationStore, outbox: Outbox, row: Integration, to: Status, reason: str) -> None:
+    """Move one integration (re-read under its row lock), log the transition and emit its
+    event; ``row`` is brought up to date with what was stored."""
     async with store.locked(row.id) as (session, fresh):
         if fresh is None:
             return
-        transition = move(fresh, to, reason)
-        if transition is not None:
-            session.add(transition)
+        await log_move(session, outbox, fresh, move(fresh, to, reason))
     row.status, row.status_reason, row.version = fresh.status, fresh.status_reason, fresh.version

@@ -13,7 +13,7 @@ from ..infra.crypto import DecryptionFailed
 from ..registry import Registry
 from ..store.integrations import IntegrationStore, internal_of, wipe_credentials
 from ..store.models import Integration, utcnow
-from .lifecycle import Status, move, refused, set_status
+from .lifecycle import Status, log_move, move, refused, set_status
 from .runtime import ProviderRuntime, Providers
 from .tokens import TokenSessions
 
@@ -36,6 +36,8 @@ class Manager:
         self.store = store
         self.tokens = tokens
         self.recorder = recorder
+        # Changes made here are announced through the same outbox as the token session's.
+        self.outbox = tokens.outbox
 
     async def refresh(self, caller: Caller, provider: str) -> Integration:
         rt = self.providers.configured(provider)
@@ -92,7 +94,7 @@ class Manager:
             if current != Status.INACTIVE:
                 if current == Status.DELETED:
                     raise refused(provider, current, "deactivate")
-                await set_status(self.store, row, Status.INACTIVE, reason or "deactivated by the user")
+                await set_status(self.store, self.outbox, row, Status.INACTIVE, reason or "deactivated by the user")
         elif current != Status.ACTIVE:
             if current != Status.INACTIVE:
                 raise refused(provider, current, "reactivate")
@@ -117,7 +119,7 @@ class Manager:
                 code="reconnect_required",
             ) from None
         await self.recorder.record(row, "account_identity", started, response={"account": account.as_metadata()})
-        await set_status(self.store, row, Status.ACTIVE, reason)
+        await set_status(self.store, self.outbox, row, Status.ACTIVE, reason)
 
     async def disconnect(self, caller: Caller, provider: str) -> Integration:
         """Revoke upstream, wipe the tokens, INACTIVE: connect again to use it."""
@@ -155,7 +157,6 @@ class Manager:
             transition = move(fresh, to, reason)
             if transition is None:
                 fresh.version += 1
-            else:
-                session.add(transition)
+            await log_move(session, self.outbox, fresh, transition)
 
 

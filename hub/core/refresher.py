@@ -22,7 +22,7 @@ from datetime import timedelta
 from ..errors import HubError
 from ..store.integrations import IntegrationStore
 from ..store.models import Integration, utcnow
-from .periodic import Periodic
+from ..infra.periodic import Periodic
 from .runtime import Providers
 from .tokens import TokenSessions
 

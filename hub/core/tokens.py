@@ -37,7 +37,8 @@ from ..registry import Registry
 from ..store.integrations import IntegrationStore, lease_until, public_token_fields
 from ..store.models import Integration, iso_utc, utcnow
 from ..types import TokenSet
-from .lifecycle import Status, move, refused, set_status
+from ..events.outbox import Outbox
+from .lifecycle import REFRESHED, Status, log_move, move, refused, set_status
 from .runtime import ProviderRuntime
 
 log = logging.getLogger("hub.tokens")
@@ -80,8 +81,9 @@ class TokenSessions:
     Its collaborators are narrow: the integration store (rows, locks, the lease), the
     recorder (activity rows) and the registry (the provider's refresh hook)."""
 
-    def __init__(self, store: IntegrationStore, recorder: Recorder, registry: Registry, *, refresh_margin_seconds: float) -> None:
+    def __init__(self, store: IntegrationStore, recorder: Recorder, registry: Registry, outbox: Outbox, *, refresh_margin_seconds: float) -> None:
         self.store = store
+        self.outbox = outbox
         self.recorder = recorder
         self.registry = registry
         self.refresh_margin_seconds = refresh_margin_seconds
@@ -125,12 +127,12 @@ class TokenSessions:
             return self.store.decrypt(row)
         except DecryptionFailed:
             reason = "stored credentials failed to decrypt (tampered with, moved, or their key was removed): connect again"
-            await set_status(self.store, row, Status.ERROR, reason)
+            await set_status(self.store, self.outbox, row, Status.ERROR, reason)
             raise StoredTokenUnreadable(f"the {row.provider} integration's {reason}", details={"status": "ERROR"}) from None
 
     async def mark_expired(self, row: Integration, reason: str) -> None:
         if row.status == Status.ACTIVE:
-            await set_status(self.store, row, Status.EXPIRED, reason)
+            await set_status(self.store, self.outbox, row, Status.EXPIRED, reason)
 
     async def refresh(self, runtime: ProviderRuntime, row: Integration, *, reason: str, stale: str | None = None) -> Snapshot:
         """Refresh once for everyone asking about this integration right now.
@@ -219,8 +221,7 @@ class TokenSessions:
                 transition = move(fresh, Status.ERROR, f"refresh refused by {runtime.info.title}: {exc.message}; reconnect required")
             elif token.expired() and fresh.status == Status.ACTIVE:
                 transition = move(fresh, Status.EXPIRED, f"refresh failed for now ({_describe(exc)}); will retry")
-            if transition is not None:
-                session.add(transition)
+            await log_move(session, self.outbox, fresh, transition)
         row.status, row.version, row.refresh_lease_until = fresh.status, fresh.version, None
         await self.recorder.record(row, "refresh_token", started, error=exc, request={"reason": "refresh"})
 
@@ -256,10 +257,8 @@ class TokenSessions:
             fresh.refresh_lease_until = None
             fresh.version += 1
             fresh.updated_at = utcnow()
-            if fresh.status == Status.EXPIRED:
-                transition = move(fresh, Status.ACTIVE, "refresh succeeded")
-                if transition is not None:
-                    session.add(transition)
+            transition = move(fresh, Status.ACTIVE, "refresh succeeded") if fresh.status == Status.EXPIRED else None
+            await log_move(session, self.outbox, fresh, transition, event=REFRESHED, reason="refresh succeeded")
         row.status, row.version, row.refresh_lease_until = fresh.status, fresh.version, None
         row.access_token, row.refresh_token, row.token_expiry = fresh.access_token, fresh.refresh_token, fresh.token_expiry
         await self.recorder.record(row, "refresh_token", started, response={"expiresAt": iso_utc(token.expires_at)})
@@ -284,7 +283,7 @@ class TokenSessions:
                 f"the {title} token has expired and cannot be refreshed: connect again",
                 details={"status": Status.EXPIRED.value, "providerError": code},
             )
-        await set_status(self.store, snap.integration, Status.ERROR, f"{title} rejected the credentials ({code}): reconnect required")
+        await set_status(self.store, self.outbox, snap.integration, Status.ERROR, f"{title} rejected the credentials ({code}): reconnect required")
         raise ReconnectRequired(
             f"{title} no longer accepts this integration's credentials ({code}); the integration is now ERROR: connect again",
             details={"status": Status.ERROR.value, "providerError": code},

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .eventsconfig import EventsConfig, read_secrets
 from .proxyconfig import ProxyConfig
 from .redirects import Refused
 from .redirects import parse as parse_return_url
@@ -255,6 +256,8 @@ class HubConfig(_Section):
     activity: ActivityConfig = Field(default_factory=ActivityConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     idempotency: IdempotencyConfig = Field(default_factory=IdempotencyConfig)
+    # Events to the host application (hub/infra/eventsconfig.py, docs/events.md).
+    events: EventsConfig = Field(default_factory=EventsConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     # YAML provider files to load (docs/yaml-providers.md): paths, relative to this file's
     # folder, or names from the catalogue shipped with the hub (github, ...).
@@ -330,7 +333,8 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
 
 
 def config_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: str | None = None) -> HubConfig:
-    data = interpolate(dict(raw), os.environ if env is None else env)
+    env = os.environ if env is None else env
+    data = interpolate(dict(raw), env)
     providers = data.get("providers")
     if isinstance(providers, dict):
         for name, section in list(providers.items()):
@@ -340,6 +344,9 @@ def config_from_dict(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = 
         config = HubConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_describe(err) for err in exc.errors()], source) from None
+    problems = read_secrets(config.events, env)
+    if problems:
+        raise ConfigError(problems, source)
     config.source = source
     return config
 

@@ -34,6 +34,9 @@ UPSTREAM_SECONDS = Histogram(
     ["provider", "action"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+EVENT_DELIVERIES = Counter(
+    "hub_event_deliveries_total", "Event delivery attempts, by subscriber and outcome", ["subscriber", "outcome"]
+)
 REFRESHES = Counter("hub_token_refreshes_total", "Token refreshes, by outcome", ["provider", "outcome"])
 ACTIVITY_WRITTEN = Counter(
     "hub_activity_rows_written_total", "Call rows written by the activity writer (transitions are written with their change)"

@@ -198,3 +198,71 @@ class IdempotencyKey(Base):
     status: Mapped[int | None] = mapped_column(Integer, default=None)
     response_headers: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
     response_body: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class Event(Base):
+    """One event for the host application (docs/events.md), written in the same transaction
+    as the change it reports: the outbox. ``payload`` is the body sent, as stored; ``status``
+    sums up its deliveries (PENDING while one is still to be made, then DELIVERED, or DEAD
+    when one was given up on; NO_SUBSCRIBERS when nobody asked for its type)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_user_id", "user_id", "id"),
+        Index("ix_events_user_type_id", "user_id", "type", "id"),
+        Index("ix_events_user_status_id", "user_id", "status", "id"),
+        Index("ix_events_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # The ``webhook-id`` a subscriber deduplicates on.
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[str] = mapped_column(String(64))
+    integration_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("integrations.id", ondelete="CASCADE"), default=None)
+    status: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[Any] = mapped_column(JSON)
+    # Set where an event must be emitted once only (a token's expiry announced once).
+    once_key: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EventDelivery(Base):
+    """An event on its way to one subscriber. A process claims it by setting ``lease_until``
+    and ``lease_owner`` with a compare-and-swap, sends it, and records the outcome only while
+    it still holds the lease; a process that dies leaves a lease that runs out, and another
+    one sends the event again (at least once)."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        Index("ix_event_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_event_deliveries_order", "subscriber", "integration_id", "state", "id"),
+        Index("ix_event_deliveries_event", "event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("events.id", ondelete="CASCADE"))
+    subscriber: Mapped[str] = mapped_column(String(64))
+    # The event's integration: its deliveries to one subscriber go out in order.
+    integration_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    state: Mapped[str] = mapped_column(String(16), default="PENDING")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    lease_owner: Mapped[str | None] = mapped_column(String(32), default=None)
+    last_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EventSubscriber(Base):
+    """What the hub learnt about a configured subscriber: disabled after it answered 410 Gone
+    (``hub events enable NAME`` takes it back)."""
+
+    __tablename__ = "event_subscribers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, default=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..events import EVENT_STATUSES
 from ..activity import LOG_STATUSES
 from . import deprecation, mcp_http, openapi_sessions, proxy
 from .openapi_actions import action_paths, responses
@@ -141,6 +142,18 @@ def core_paths() -> dict[str, Any]:
                     _q("status", {"enum": list(LOG_STATUSES)}),
                     _q("action", {"type": "string", "minLength": 1, "maxLength": 64}),
                     _q("since", {"type": "string", "minLength": 1, "format": "date-time"}),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+                    _q("cursor", {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+=*$"}, "nextCursor from the previous page"),
+                ],
+            )
+        },
+        "/api/events": {
+            "get": _op(
+                "events_list", "The caller's events, newest first, with their deliveries (keyset-paginated)", "EventPageAnswer",
+                params=[
+                    _q("type", {"type": "string", "minLength": 3, "maxLength": 64, "pattern": "^[a-z][a-z0-9_]*\\.[a-z][a-z0-9_.]*$"},
+                       "only events of this type, e.g. integration.expired"),
+                    _q("status", {"enum": list(EVENT_STATUSES)}),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
                     _q("cursor", {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+=*$"}, "nextCursor from the previous page"),
                 ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..events import EVENT_STATUSES
 from ..activity import EXACT_PERCENTILES_UP_TO, LOG_STATUSES
 from .errorcodes import CODES
 
@@ -172,9 +173,54 @@ def core_schemas() -> dict[str, Any]:
             },
         },
         "Health": {"type": "object"},
+        **event_schemas(),
     }
     # A named envelope for each, so generated clients get e.g. IntegrationAnswer.data: Integration.
-    for name in ("Integration", "ConnectStart", "Catalogue", "LogPage", "Daily", "Stats", "Health"):
+    for name in ("Integration", "ConnectStart", "Catalogue", "LogPage", "Daily", "Stats", "Health", "EventPage"):
         schemas[f"{name}Answer"] = envelope(ref(name))
     schemas["IntegrationListAnswer"] = envelope({"type": "array", "items": ref("Integration")})
     return {**schemas, **error_schemas()}
+
+
+def event_schemas() -> dict[str, Any]:
+    """An event as ``GET /api/events`` lists it (docs/events.md): the payload as sent, and its deliveries."""
+    nullable_str = {"type": ["string", "null"]}
+    return {
+        "EventPayload": {
+            "type": "object",
+            "required": ["id", "type", "timestamp", "data"],
+            "properties": {
+                "id": {"type": "string"}, "type": {"type": "string"}, "timestamp": {"type": "string"},
+                "data": {
+                    "type": "object",
+                    "required": ["userId", "provider", "integrationId", "status", "previousStatus", "reason"],
+                    "properties": {
+                        "userId": {"type": "string"}, "provider": {"type": "string"}, "integrationId": {"type": "integer"},
+                        "status": nullable_str, "previousStatus": nullable_str, "reason": nullable_str, "expiresAt": nullable_str,
+                    },
+                },
+            },
+        },
+        "EventDelivery": {
+            "type": "object",
+            "required": ["subscriber", "state", "attempts", "nextAttemptAt", "lastStatus", "lastError", "deliveredAt"],
+            "properties": {
+                "subscriber": {"type": "string"}, "state": {"enum": ["PENDING", "DELIVERED", "DEAD"]}, "attempts": {"type": "integer"},
+                "nextAttemptAt": nullable_str, "lastStatus": {"type": ["integer", "null"]}, "lastError": nullable_str, "deliveredAt": nullable_str,
+            },
+        },
+        "Event": {
+            "type": "object",
+            "required": ["id", "type", "status", "provider", "createdAt", "payload", "deliveries"],
+            "properties": {
+                "id": {"type": "string"}, "type": {"type": "string"}, "status": {"enum": list(EVENT_STATUSES)},
+                "provider": {"type": "string"}, "createdAt": {"type": "string"}, "payload": ref("EventPayload"),
+                "deliveries": {"type": "array", "items": ref("EventDelivery")},
+            },
+        },
+        "EventPage": {
+            "type": "object",
+            "required": ["items", "nextCursor"],
+            "properties": {"items": {"type": "array", "items": ref("Event")}, "nextCursor": nullable_str},
+        },
+    }

@@ -8,6 +8,7 @@ one resource whose pattern leaves the core routes' names out.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from ..activity import LOG_STATUSES, LogQuery
 from ..core.hub import Hub
+from ..events import EVENT_STATUSES
 from ..validation import QUERY_METHODS
 from ..errors import BadRequest, HubError, ServiceUnavailable, ValidationFailed
 from ..infra import metrics
@@ -28,6 +30,7 @@ from .pages import fragment_page, result_page
 from .responses import error_body, ok
 
 STATIC = Path(__file__).with_name("static")
+EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.]*$")
 BASE = "/api/integrations/{provider}"
 
 # Core routes under /api/integrations/{provider}/...: which methods each one answers.
@@ -65,6 +68,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/openapi.json", openapi_doc)
     r.add_get("/api/providers", providers)
     r.add_get("/api/integrations", list_integrations)
+    r.add_get("/api/events", list_events, allow_head=False)
     r.add_get(BASE, integration, allow_head=False)
     r.add_delete(BASE, delete)
     r.add_get(BASE + "/connect", connect, allow_head=False)
@@ -300,6 +304,26 @@ async def logs(request: web.Request) -> web.Response:
         cursor=single(q, "cursor"),
     )
     return ok(await _hub(request).reports.logs(caller(request), request.match_info["provider"], query))
+
+
+async def list_events(request: web.Request) -> web.Response:
+    """The caller's own events, newest first, with how their deliveries stand."""
+    q = request.query
+    no_unknown(q, {"type", "status", "limit", "cursor"})
+    event_type = single(q, "type")
+    if event_type is not None and (len(event_type) > 64 or not EVENT_TYPE.fullmatch(event_type)):
+        raise ValidationFailed("type: must be an event type such as integration.expired", details={"field": "type"})
+    status = single(q, "status")
+    if status is not None and status.upper() not in EVENT_STATUSES:
+        raise ValidationFailed(f"status: must be one of {', '.join(EVENT_STATUSES)}", details={"field": "status"})
+    rows, cursor = await _hub(request).events.page(
+        user_id=caller(request).user_id,
+        event_type=event_type,
+        status=status.upper() if status else None,
+        limit=int_param(q, "limit", 50, 1, 200),
+        cursor=single(q, "cursor"),
+    )
+    return ok({"items": [views.event(row, deliveries) for row, deliveries in rows], "nextCursor": cursor})
 
 
 async def stats(request: web.Request) -> web.Response:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..core.runtime import Providers
 from ..registry import Registry
 from ..store.integrations import account_of
-from ..store.models import ConnectSession, Integration, iso_utc
+from ..store.models import ConnectSession, Event, EventDelivery, Integration, iso_utc
 
 
 def integration(row: Integration, providers: Providers, summary: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -84,3 +85,27 @@ def connect_session(row: ConnectSession, status: str, url: str | None = None) ->
     if url is not None:
         out["url"] = url
     return out
+
+
+def event(row: Event, deliveries: Sequence[EventDelivery]) -> dict[str, Any]:
+    """An event as the API and the CLI show it: the payload sent, and each delivery's state."""
+    return {
+        "id": row.event_id,
+        "type": row.type,
+        "status": row.status,
+        "provider": row.provider,
+        "createdAt": iso_utc(row.created_at),
+        "payload": row.payload,
+        "deliveries": [
+            {
+                "subscriber": d.subscriber,
+                "state": d.state,
+                "attempts": d.attempts,
+                "nextAttemptAt": iso_utc(d.next_attempt_at) if d.state == "PENDING" else None,
+                "lastStatus": d.last_status,
+                "lastError": d.last_error,
+                "deliveredAt": iso_utc(d.delivered_at),
+            }
+            for d in deliveries
+        ],
+    }
