@@ -60,6 +60,15 @@ async def restore_partitions(db_url: str) -> AsyncIterator[None]:
     await engine.dispose()
 
 
+async def one_upkeep_pass(upkeep: ActivityUpkeep) -> None:
+    """Start the upkeep as a hub does and wait for its first pass (it runs at once)."""
+    await upkeep.start()
+    try:
+        await upkeep.wait_for_passes(1)
+    finally:
+        await upkeep.stop()
+
+
 async def ensure(sessions: Any, now: datetime, **kw: Any) -> list[str]:
     async with sessions.begin() as s:
         return await ensure_partitions(await s.connection(), now, **kw)
@@ -68,12 +77,7 @@ async def ensure(sessions: Any, now: datetime, **kw: Any) -> list[str]:
 async def test_partitions_are_made_ahead_by_the_upkeep(db_url: str) -> None:
     postgres_only(db_url)
     engine, sessions, _ = await make_db(db_url, integrations=1)
-    upkeep = ActivityUpkeep(sessions, months_ahead=5, retention_days=90, prune=False, interval_seconds=3600)
-    await upkeep.start()
-    try:
-        await upkeep.wait_for_passes(1)
-    finally:
-        await upkeep.stop()
+    await one_upkeep_pass(ActivityUpkeep(sessions, months_ahead=5, retention_days=90, prune=False, interval_seconds=3600))
     this = month_start(datetime.now(timezone.utc))
     wanted = {partition_name(add_months(this, n)) for n in range(6)} | {DEFAULT_PARTITION}
     assert wanted <= await month_names(sessions)
@@ -143,12 +147,7 @@ async def test_the_scheduled_prune_runs_in_the_background(db_url: str) -> None:
     for age in (timedelta(days=40), timedelta(days=20), timedelta(minutes=1)):
         await writer.record(call(ids[0], now - age))
     await writer.flush()
-    upkeep = ActivityUpkeep(sessions, months_ahead=1, retention_days=30, prune=True, interval_seconds=3600)
-    await upkeep.start()
-    try:
-        await upkeep.wait_for_passes(1)
-    finally:
-        await upkeep.stop()
+    await one_upkeep_pass(ActivityUpkeep(sessions, months_ahead=1, retention_days=30, prune=True, interval_seconds=3600))
     async with sessions() as s:
         left = sorted((await s.scalars(select(IntegrationLog.created_at))).all())
     assert left == [now - timedelta(days=20), now - timedelta(minutes=1)]
