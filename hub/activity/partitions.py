@@ -34,9 +34,10 @@ MONTHS_AHEAD = 3
 DEFAULT_PARTITION = f"{LOGS.name}_default"
 # An arbitrary constant: the advisory lock held while partitions are created or dropped.
 PARTITION_LOCK = 0x48554207
-# How long retention waits for the brief exclusive lock a DETACH takes on the table before
-# giving up until its next pass, rather than queueing every activity read and write behind it.
-DETACH_LOCK_TIMEOUT = "5s"
+# How long making or dropping a partition waits for the brief exclusive lock it takes on the
+# table before giving up until the next pass, rather than queueing every activity read and
+# write behind it.
+LOCK_TIMEOUT = "5s"
 
 _NAME = re.compile(rf"^{LOGS.name}_p(\d{{4}})_(\d{{2}})$")
 
@@ -97,6 +98,10 @@ async def ensure_partitions(conn: AsyncConnection, now: datetime, *, ahead: int 
     if not await is_partitioned(conn):
         return []
     await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
+    # Making a partition locks the table for a moment; behind a long query it would hold
+    # every activity read and write up meanwhile. Give up instead: the months are made
+    # well ahead, and the next pass tries again.
+    await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
     existing = set(await partitions(conn))
     created: list[str] = []
     if DEFAULT_PARTITION not in existing:
@@ -110,6 +115,7 @@ async def ensure_partitions(conn: AsyncConnection, now: datetime, *, ahead: int 
             await _create_month(conn, month)
             created.append(name)
         month = add_months(month, 1)
+    await conn.execute(text("SET LOCAL lock_timeout = DEFAULT"))
     if created:
         log.info("activity partitions created: %s", ", ".join(created))
     return created
@@ -145,7 +151,7 @@ async def drop_months_before(conn: AsyncConnection, edge: datetime) -> Dropped:
     the rollup hours before it. Nothing on SQLite or when no month is wholly before ``edge``.
 
     DETACH takes a brief exclusive lock on the table; this waits for it at most
-    :data:`DETACH_LOCK_TIMEOUT` and otherwise raises, leaving everything as it was."""
+    :data:`LOCK_TIMEOUT` and otherwise raises, leaving everything as it was."""
     if not await is_partitioned(conn):
         return Dropped([], 0)
     await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PARTITION_LOCK})
@@ -153,7 +159,7 @@ async def drop_months_before(conn: AsyncConnection, edge: datetime) -> Dropped:
     if not expired:
         return Dropped([], 0)
     until = add_months(expired[-1][0], 1)
-    await conn.execute(text(f"SET LOCAL lock_timeout = '{DETACH_LOCK_TIMEOUT}'"))
+    await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
     rows = 0
     for _, name in expired:
         rows += int(await conn.scalar(text(f"SELECT count(*) FROM {name}")) or 0)
