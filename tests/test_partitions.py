@@ -217,3 +217,28 @@ async def test_two_engines_making_partitions_at_once_make_each_once(db_url: str)
         month = add_months(month, 1)
     assert wanted <= await month_names(sessions)
     await engine.dispose()
+
+
+async def test_stopping_the_upkeep_lets_a_pass_in_flight_finish(db_url: str) -> None:
+    """Cancelling a pass midway would cancel a statement under the database driver, which
+    then answers into a closed event loop at shutdown."""
+    engine, sessions, _ = await make_db(db_url, integrations=1)
+    started, release, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    class Held(ActivityUpkeep):
+        async def run_once(self) -> None:  # type: ignore[override]
+            started.set()
+            await release.wait()
+            finished.set()
+
+    upkeep = Held(sessions, months_ahead=1, retention_days=30, prune=False, interval_seconds=3600)
+    await upkeep.start()
+    await started.wait()
+    stopping = asyncio.create_task(upkeep.stop())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not stopping.done()
+    release.set()
+    await stopping
+    assert finished.is_set()
+    await engine.dispose()

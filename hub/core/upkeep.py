@@ -8,6 +8,7 @@ what the other has not, taking its share of the rollup with it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -19,6 +20,9 @@ from .periodic import Periodic
 
 log = logging.getLogger("hub.activity")
 
+# How long stopping waits for a pass in flight.
+STOP_WAIT_SECONDS = 10.0
+
 
 class ActivityUpkeep:
     def __init__(
@@ -29,7 +33,10 @@ class ActivityUpkeep:
         self.retention = timedelta(days=retention_days)
         self.prune = prune
         self.interval = interval_seconds
-        self._job = Periodic("activity upkeep", self.run_once, interval_seconds or 1.0, jitter=0.2)
+        self._job = Periodic("activity upkeep", self._pass, interval_seconds or 1.0, jitter=0.2)
+        # Held while a pass runs, so stopping lets a pass in flight finish its statements
+        # rather than cancelling them under the database driver.
+        self._running = asyncio.Lock()
 
     @property
     def passes(self) -> int:
@@ -37,6 +44,10 @@ class ActivityUpkeep:
 
     async def wait_for_passes(self, passes: int) -> None:
         await self._job.wait_for_passes(passes)
+
+    async def _pass(self) -> None:
+        async with self._running:
+            await self.run_once()
 
     async def run_once(self) -> Pruned | None:
         """One pass: make the partitions ahead, then prune if pruning is on."""
@@ -56,4 +67,15 @@ class ActivityUpkeep:
             await self._job.start()
 
     async def stop(self) -> None:
-        await self._job.stop()
+        """Stop after the pass in flight, if any, has finished (or after
+        :data:`STOP_WAIT_SECONDS`, when it is stuck on the database)."""
+        try:
+            await asyncio.wait_for(self._running.acquire(), STOP_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            log.warning("activity upkeep still running after %.0fs at shutdown; stopping it", STOP_WAIT_SECONDS)
+            await self._job.stop()
+            return
+        try:
+            await self._job.stop()
+        finally:
+            self._running.release()
