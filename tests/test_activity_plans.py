@@ -118,6 +118,11 @@ def _sql(engine: AsyncEngine, statement: Any) -> str:
     return str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
 
 
+def _empty(node: dict[str, Any]) -> bool:
+    """A sequential scan that found nothing to read or throw away: an empty partition."""
+    return node["Node Type"] == "Seq Scan" and node.get("Actual Rows", 0) == 0 and node.get("Rows Removed by Filter", 0) == 0
+
+
 def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     out, todo = [], [plan]
     while todo:
@@ -137,7 +142,7 @@ async def test_every_logs_filter_reads_only_its_own_rows(laid_out: Layout) -> No
 async def _check(layout: Layout, name: str, spec: dict[str, Any], *, most: int, sorts: bool = False) -> str | None:
     """What is wrong with the plan of one filter combination, or None: it must walk one of
     the integration's indexes, read at most ``most`` rows (PostgreSQL, which reports them)
-    and, unless ``sorts``, give the rows in order without sorting them (SQLite)."""
+    and, unless ``sorts``, give the rows in order without sorting more than a page of them."""
     engine = layout.engine
     query = await _query(layout, spec)
     async with sessionmaker(engine)() as session:
@@ -150,11 +155,18 @@ async def _check(layout: Layout, name: str, spec: dict[str, Any], *, most: int, 
             raw = (await session.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON, TIMING OFF) {sql}"))).scalar_one()
             plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
             nodes = _nodes(plan)
-            scans = [n for n in nodes if "Scan" in n["Node Type"]]
+            # On the partitioned table each month scans its own copy of an index (judged by
+            # the table's index it belongs to); a month that holds no rows at all (one made
+            # ahead) may be scanned whole, at no cost.
+            parents = await index_parents(session)
+            scans = [n for n in nodes if "Scan" in n["Node Type"] and not _empty(n)]
             shown = json.dumps(plan, indent=1)
-            if not scans or not all(n.get("Index Name", "").startswith("ix_integration_logs_integration_") for n in scans):
+            if not scans or not all(parents.get(n.get("Index Name"), n.get("Index Name", "")).startswith("ix_integration_logs_integration_")
+                                    for n in scans):
                 return f"{name}: the plan does not walk an index of the integration\n{shown}"
-            if not sorts and any(n["Node Type"] == "Sort" for n in nodes):
+            # Sorting is no walk through the history only when everything sorted fits in a page.
+            sorted_rows = [sum(c.get("Actual Rows", 0) for c in n.get("Plans", [])) for n in nodes if n["Node Type"] == "Sort"]
+            if not sorts and any(n > query.limit + 1 for n in sorted_rows):
                 return f"{name}: the plan sorts instead of reading in order\n{shown}"
             # Rows read: what the page returns plus what the scan threw away on the way.
             read = sum(n.get("Actual Rows", 0) + n.get("Rows Removed by Filter", 0) for n in scans)
@@ -165,3 +177,12 @@ async def _check(layout: Layout, name: str, spec: dict[str, Any], *, most: int, 
             if not any("INDEX ix_integration_logs_integration_" in s for s in steps) or (not sorts and any("TEMP B-TREE" in s for s in steps)):
                 return f"{name}: {steps}"
     return None
+
+
+async def index_parents(session: Any) -> dict[str, str]:
+    """Each partition's index and the partitioned table's index it is part of (PostgreSQL)."""
+    rows = await session.execute(text(
+        "SELECT c.relname, p.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE c.relkind = 'i'"
+    ))
+    return dict(rows.all())

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -95,13 +96,44 @@ async def empty_db_url(tmp_path: Path, _pg_url: str | None) -> AsyncIterator[str
 async def drift(engine: AsyncEngine) -> list[str]:
     """What autogenerate would change to make the database match the models, one line per
     change: empty when the migrations and ``hub.store.models`` describe the same schema."""
-    opts = {"compare_type": True, "compare_server_default": True}
     async with engine.connect() as conn:
+        # The month partitions of integration_logs are the hub's to create and drop at run
+        # time (hub.activity.partitions), not tables of the models: leave them out.
+        parts = set(await conn.run_sync(partition_tables))
+        opts = {"compare_type": True, "compare_server_default": True,
+                "include_name": lambda name, kind, _parent: not (kind == "table" and name in parts)}
         diffs = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync, opts=opts), Base.metadata))
         rowids = await conn.run_sync(sqlite_rowid_drift)
+        partitioned = await conn.run_sync(partitioning_drift)
     # A column's changes come as a list of ("modify_...", ...) tuples; everything else alone.
     # (Alembic cannot see an unnamed UNIQUE go missing on SQLite; the PostgreSQL run does.)
-    return [repr(change) for diff in diffs for change in (diff if isinstance(diff, list) else [diff])] + rowids
+    return [repr(change) for diff in diffs for change in (diff if isinstance(diff, list) else [diff])] + rowids + partitioned
+
+
+def partition_tables(conn: sa.Connection) -> list[str]:
+    if conn.dialect.name != "postgresql":
+        return []
+    return list(conn.execute(sa.text("SELECT relname FROM pg_class WHERE relispartition AND relkind = 'r'")).scalars())
+
+
+def partitioning_drift(conn: sa.Connection) -> list[str]:
+    """Autogenerate compares neither ``PARTITION BY`` nor primary keys: on PostgreSQL each
+    table the models partition must be partitioned that way, with its partition key in its
+    primary key."""
+    if conn.dialect.name != "postgresql":
+        return []
+    drifted = []
+    for name, table in Base.metadata.tables.items():
+        wanted = table.dialect_options["postgresql"]["partition_by"]
+        made = conn.execute(sa.text("SELECT pg_get_partkeydef(to_regclass(:t))"), {"t": name}).scalar()
+        if (wanted or None) != made:
+            drifted.append(f"{name}: partitioned by {wanted!r} in the models, {made!r} in the database")
+        elif wanted:
+            key = sa.inspect(conn).get_pk_constraint(name)["constrained_columns"]
+            column = wanted.split("(")[1].rstrip(")").strip()
+            if column not in key:
+                drifted.append(f"{name}: primary key {key} lacks the partition key {column}")
+    return drifted
 
 
 def sqlite_rowid_drift(conn: sa.Connection) -> list[str]:
@@ -226,3 +258,100 @@ async def test_0002_backfill_adds_up_across_batches(empty_db_url: str) -> None:
         assert await stored_rollup(engine) == EXPECTED
     finally:
         await engine.dispose()
+
+
+# --- 0007: integration_logs partitioned by month on PostgreSQL ----------------------------
+_ALL_LOGS = sa.table(
+    "integration_logs", sa.column("id"), sa.column("integration_id"), sa.column("kind"), sa.column("action"),
+    sa.column("status"), sa.column("request_data", sa.JSON), sa.column("response_data", sa.JSON),
+    sa.column("error_message"), sa.column("duration_ms"), sa.column("created_at", sa.DateTime(timezone=True)),
+)
+LOG_INDEXES = {
+    "ix_integration_logs_integration_id_id": ["integration_id", "id"],
+    "ix_integration_logs_integration_created": ["integration_id", "created_at"],
+    "ix_integration_logs_integration_status_id": ["integration_id", "status", "id"],
+    "ix_integration_logs_integration_action_id": ["integration_id", "action", "id"],
+    "ix_integration_logs_integration_action_status_id": ["integration_id", "action", "status", "id"],
+}
+
+
+async def all_logs(engine: AsyncEngine) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(_ALL_LOGS).order_by(_ALL_LOGS.c.id))).all()
+    return [(*r[:-1], as_utc(r[-1])) for r in rows]
+
+
+async def log_layout(engine: AsyncEngine) -> tuple[str | None, dict[str, list[str]], list[str], list[str]]:
+    """How integration_logs is stored: its kind (PostgreSQL), its indexes, its primary key
+    and its partitions."""
+    async with engine.connect() as conn:
+        def read(sync: sa.Connection) -> tuple[str | None, dict[str, list[str]], list[str], list[str]]:
+            inspector = sa.inspect(sync)
+            indexes = {i["name"]: list(i["column_names"]) for i in inspector.get_indexes("integration_logs")}
+            key = list(inspector.get_pk_constraint("integration_logs")["constrained_columns"])
+            if sync.dialect.name != "postgresql":
+                return None, indexes, key, []
+            kind = sync.execute(sa.text("SELECT relkind::text FROM pg_class WHERE oid = 'integration_logs'::regclass")).scalar()
+            parts = list(sync.execute(sa.text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'integration_logs'::regclass ORDER BY 1")).scalars())
+            return kind, indexes, key, parts
+        return await conn.run_sync(read)
+
+
+async def test_0007_partitions_an_existing_table_keeping_every_row_and_back(empty_db_url: str) -> None:
+    engine = create_engine(empty_db_url)
+    now = datetime.now(timezone.utc)
+    old = [now - timedelta(days=d, minutes=d) for d in (400, 95, 63, 31, 2)] + [now, now + timedelta(days=5 * 365)]
+    try:
+        await upgrade(engine, "0004_activity_filter_indexes")
+        async with engine.begin() as conn:
+            await conn.execute(_INTEGRATIONS.insert(), [
+                {"id": 1, "user_id": "u1", "provider": "slack", "status": "ACTIVE", "scopes": [], "metadata": {},
+                 "created_at": T, "updated_at": T, "version": 1}
+            ])
+            await conn.execute(_ALL_LOGS.insert(), [
+                {"integration_id": 1, "kind": "call", "action": f"a{n}", "status": "SUCCESS", "request_data": {"n": n},
+                 "response_data": None if n % 2 else [n], "error_message": None if n % 3 else f"e{n}", "duration_ms": n,
+                 "created_at": at}
+                for n, at in enumerate(old)
+            ])
+        rows = await all_logs(engine)
+        assert len(rows) == len(old)
+        _, plain_indexes, _, _ = await log_layout(engine)
+
+        await upgrade(engine, "0007_logs_partitions")
+        assert await all_logs(engine) == rows
+        kind, indexes, key, parts = await log_layout(engine)
+        assert indexes == plain_indexes == LOG_INDEXES
+        if engine.dialect.name == "postgresql":
+            assert kind == "p" and key == ["id", "created_at"]
+            months = {f"integration_logs_p{at:%Y_%m}" for at in old[:-1]}
+            assert months | {"integration_logs_default"} <= set(parts)
+            async with engine.connect() as conn:
+                where = dict((await conn.execute(sa.text("SELECT id, tableoid::regclass::text FROM integration_logs"))).all())
+            assert where[rows[-1][0]] == "integration_logs_default"  # years ahead: no month of its own
+            assert all(where[r[0]] == f"integration_logs_p{r[-1]:%Y_%m}" for r in rows[:-1])
+        # The sequence goes on from where it was.
+        async with engine.begin() as conn:
+            new_id = (await conn.execute(_ALL_LOGS.insert().values(
+                integration_id=1, kind="call", action="next", status="SUCCESS", duration_ms=0, created_at=now,
+            ).returning(_ALL_LOGS.c.id))).scalar_one()
+        assert new_id == max(r[0] for r in rows) + 1
+        rows = await all_logs(engine)
+
+        await upgrade_to(engine, "0004_activity_filter_indexes", down=True)
+        assert await all_logs(engine) == rows
+        kind, indexes, key, parts = await log_layout(engine)
+        assert indexes == LOG_INDEXES and key == ["id"] and parts == []
+        assert kind in (None, "r")
+        await upgrade(engine)
+        assert await all_logs(engine) == rows
+        assert await drift(engine) == []
+    finally:
+        await engine.dispose()
+
+
+async def upgrade_to(engine: AsyncEngine, revision: str, *, down: bool = False) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: (command.downgrade if down else command.upgrade)(alembic_config(sync), revision))

@@ -22,11 +22,12 @@ from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Select, and_, any_, case, delete, func, select
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..errors import ValidationFailed
 from ..store.models import ActivityHour, IntegrationLog, utcnow
 
+from .partitions import drop_months_before
 from .rollup import EXACT_PERCENTILES_UP_TO, HOUR, LOGS, ROLLUP, SLOT, SUCCESS, TALLIED, apply_changes, bucket_value, duration_bucket, hour_of, tally
 
 log = logging.getLogger("hub.activity")
@@ -311,3 +312,24 @@ async def prune(session: AsyncSession, older_than: datetime) -> int:
         await apply_changes(conn, {key: [-n for n in counts] for key, counts in tally(gone).items()})
     await session.execute(delete(ROLLUP).where(ROLLUP.c.hour < edge))
     return deleted
+
+
+@dataclass(frozen=True)
+class Pruned:
+    rows: int
+    partitions: list[str]
+
+
+async def prune_expired(sessions: async_sessionmaker[AsyncSession], older_than: datetime) -> Pruned:
+    """Retention: every activity row created before ``older_than`` goes, with its share of
+    the rollup, in two transactions that each leave the statistics matching the rows.
+
+    On a partitioned PostgreSQL table the months wholly before ``older_than``'s hour are
+    detached and dropped first (:func:`~hub.activity.partitions.drop_months_before`: no
+    row-by-row delete, no dead rows to vacuum); then :func:`prune` deletes the rest, the
+    older part of the month the cutoff falls in. On SQLite it is :func:`prune` alone."""
+    async with sessions.begin() as session:
+        dropped = await drop_months_before(await session.connection(), hour_of(older_than))
+    async with sessions.begin() as session:
+        deleted = await prune(session, older_than)
+    return Pruned(dropped.rows + deleted, dropped.partitions)

@@ -76,6 +76,9 @@ class ActivityWriter:
         self._queued = 0
         self._done = 0
         self._progress = asyncio.Condition()
+        # When each PENDING row this process started was stamped: finishing it then names
+        # the month too, so on a partitioned table the update reads one partition, not all.
+        self._pending_at: dict[int, Any] = {}
 
     async def start(self) -> None:
         if self._task is None:
@@ -122,15 +125,22 @@ class ActivityWriter:
             result = await conn.execute(insert(LOGS).values(**values).returning(LOGS.c.id))
             row_id = int(result.scalar_one())
             await apply_changes(conn, tally([as_tallied(values)]))
-            return row_id
+        self._pending_at[row_id] = values["created_at"]
+        return row_id
 
     async def finish_pending(self, row_id: int, values: Mapping[str, Any]) -> None:
         """Complete a PENDING row with ``values``; the rollup moves the call from pending
         to its outcome in the same transaction."""
+        # The id alone finds the row (ids come from one sequence); the stamp, when this
+        # process knows it, lets PostgreSQL skip every other month's partition.
+        match = [LOGS.c.id == row_id]
+        stamped = self._pending_at.pop(row_id, None)
+        if stamped is not None:
+            match.append(LOGS.c.created_at == stamped)
         async with self._sessions.begin() as session:
             conn = await session.connection()
-            before = (await conn.execute(select(*TALLIED).where(LOGS.c.id == row_id).with_for_update())).first()
-            done = await conn.execute(update(LOGS).where(LOGS.c.id == row_id).values(**values))
+            before = (await conn.execute(select(*TALLIED).where(*match).with_for_update())).first()
+            done = await conn.execute(update(LOGS).where(*match).values(**values))
             # No row updated (pruned, or its integration deleted meanwhile): nothing to move.
             if before is not None and done.rowcount:
                 after = as_tallied({**before._mapping, **values})

@@ -121,23 +121,27 @@ def logs_group() -> None:
 @config_option
 @click.option("--days", type=click.IntRange(1), help="Keep this many days (default: activity.retention_days).")
 def logs_prune(config_path: str | None, days: int | None) -> None:
-    """Delete activity rows older than the retention period, and their hourly statistics."""
-    from ..activity import prune
+    """Delete activity rows older than the retention period, and their hourly statistics.
+
+    On PostgreSQL the months wholly past retention are dropped as whole partitions; the
+    older part of the month the cutoff falls in is deleted row by row."""
+    from ..activity import Pruned, prune_expired
     from ..store.engine import create_engine, sessionmaker
     from ..store.models import utcnow
 
     config = read_config(config_path)
     keep = days or config.activity.retention_days
 
-    async def run() -> int:
+    async def run() -> Pruned:
         engine = create_engine(config.database.url)
         try:
-            async with sessionmaker(engine).begin() as session:
-                return await prune(session, utcnow() - timedelta(days=keep))
+            return await prune_expired(sessionmaker(engine), utcnow() - timedelta(days=keep))
         finally:
             await engine.dispose()
 
-    click.echo(f"deleted {asyncio.run(run())} activity row(s) older than {keep} days")
+    pruned = asyncio.run(run())
+    dropped = f" ({len(pruned.partitions)} monthly partition(s) dropped whole: {', '.join(pruned.partitions)})" if pruned.partitions else ""
+    click.echo(f"deleted {pruned.rows} activity row(s) older than {keep} days{dropped}")
 
 
 @logs_group.command("recount")

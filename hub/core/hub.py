@@ -35,6 +35,7 @@ from .runtime import Providers
 from .sessions import ConnectSessions
 from .tokens import TokenSessions
 from .tools import Tools
+from .upkeep import ActivityUpkeep
 
 
 class Hub:
@@ -73,6 +74,10 @@ class Hub:
         self.recorder = Recorder(
             self.activity, max_payload_bytes=act.max_payload_bytes, secrets=self.providers.secret_values, redaction=self.providers.redaction
         )
+        self.upkeep = ActivityUpkeep(
+            self.sessions, months_ahead=act.partition_months_ahead, retention_days=act.retention_days,
+            prune=act.prune_in_background, interval_seconds=act.upkeep_interval_seconds,
+        )
         self.store = IntegrationStore(self.sessions, self.reader, self.keyring)
         self.states = StateStore(
             self.sessions, self.keyring, ttl_seconds=config.security.state_ttl_seconds, max_per_user=config.security.max_pending_states
@@ -106,6 +111,7 @@ class Hub:
             await upgrade(self.engine)
         await self.upstream.start()
         await self.activity.start()
+        await self.upkeep.start()
         await self.idempotency.start()
         await self.refresh_ahead.start()
         await self.events.start()
@@ -114,6 +120,7 @@ class Hub:
         await self.events.stop()
         await self.refresh_ahead.stop()
         await self.idempotency.stop()
+        await self.upkeep.stop()
         await self.activity.stop(timeout=self.config.server.shutdown_timeout)
         await self.upstream.close()
         await self.reader.close()

@@ -190,6 +190,12 @@ class RefreshConfig(_Section):
 
 class ActivityConfig(_Section):
     retention_days: int = Field(90, ge=1)
+    # Each process's activity upkeep (hub/core/upkeep.py): how often it runs (0 turns it
+    # off), whether it prunes rows past retention_days, and, on PostgreSQL, how many
+    # months of partitions it keeps made beyond the current one.
+    upkeep_interval_seconds: float = Field(3600.0, ge=0)
+    prune_in_background: bool = True
+    partition_months_ahead: int = Field(3, ge=1, le=24)
     flush_interval_ms: int = Field(200, ge=10)
     batch_size: int = Field(500, ge=1)
     buffer_limit: int = Field(10_000, ge=1)

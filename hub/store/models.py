@@ -91,6 +91,11 @@ class IntegrationLog(Base):
         Index("ix_integration_logs_integration_status_id", "integration_id", "status", "id"),
         Index("ix_integration_logs_integration_action_id", "integration_id", "action", "id"),
         Index("ix_integration_logs_integration_action_status_id", "integration_id", "action", "status", "id"),
+        # On PostgreSQL the table is partitioned by month (migration 0007_logs_partitions;
+        # hub.activity.partitions keeps the months), and its primary key there is
+        # (id, created_at), as a partitioned table's must hold its partition key. The ORM
+        # still knows a row by ``id`` alone: every id comes from one sequence.
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
