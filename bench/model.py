@@ -88,7 +88,7 @@ class Costs:
     # (integration x hour x action x duration bucket) when integrations make a few calls a day.
     rollup_rows_per_call: float = 0.95
     # CPU a PostgreSQL backend spends per call (the hub's connections only), from the same run.
-    pg_cpu_per_call_s: float = 300e-6
+    pg_cpu_per_call_s: float = 690e-6
     upstream_latency_s: float = 0.2  # a provider across the internet, p50 (bench/simulate uses its own)
     refresh_latency_s: float = 0.3  # a provider's token endpoint
     target_cpu_use: float = 0.6  # a process is sized to run at most this busy at the peak
