@@ -9,7 +9,7 @@ the cores. Each server is measured ``--rounds`` times, alternating, and the medi
 
     .venv/bin/python bench/cpucall.py [--pg] [--seconds 5] [--rounds 3] [--profile]
 
-``--profile`` also runs the SQLite hub once under py-spy (if installed in .venv) and
+``--profile`` also runs the hub (PostgreSQL with ``--pg``) once under py-spy (if installed in .venv) and
 writes the samples, collapsed, to bench/out/cpucall-profile.txt.
 """
 
@@ -41,9 +41,9 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=5, help="seconds per measured run (default 5)")
     p.add_argument("--rounds", type=int, default=3, help="measured runs per server (default 3)")
     p.add_argument("--connections", type=int, default=64)
-    p.add_argument("--profile", action="store_true", help="also record a py-spy profile of the SQLite hub")
+    p.add_argument("--profile", action="store_true", help="also record a py-spy profile of the hub (the PostgreSQL one with --pg)")
     p.add_argument("--base", help="also run, side by side, the hub package of this source tree (a checkout of another "
-                   "commit) on SQLite: its figure beside this tree's shows what a change did, under the same load")
+                   "commit) on each database: its figure beside this tree's shows what a change did, under the same load")
     args = p.parse_args()
     from hub.infra.crypto import generate_key
 
@@ -75,12 +75,16 @@ def main() -> int:
             asyncio.run(B.connect_flow(hub.url, "bench-user"))
             servers[name] = hub
         if args.base:
-            d = work / "base"
-            d.mkdir()
-            cfg = d / "hub.json"
-            B.hub_config(cfg, port=B.free_port(), db_url=f"sqlite+aiosqlite:///{d}/hub.db", slack=upstream, keys=keys)
-            servers["SQLite, base"] = start_base_hub(procs, Path(args.base), cfg, d)
-            asyncio.run(B.connect_flow(servers["SQLite, base"].url, "bench-user"))
+            for name in list(urls):
+                d = work / f"{name}-base"
+                d.mkdir()
+                cfg = d / "hub.json"
+                db_url = f"sqlite+aiosqlite:///{d}/hub.db" if name == "SQLite" else asyncio.run(pg.create("cpucallbase"))  # type: ignore[union-attr]
+                if name != "SQLite":
+                    asyncio.run(B.migrate(db_url))
+                B.hub_config(cfg, port=B.free_port(), db_url=db_url, slack=upstream, keys=keys)
+                servers[f"{name}, base"] = start_base_hub(procs, Path(args.base), cfg, d)
+                asyncio.run(B.connect_flow(servers[f"{name}, base"].url, "bench-user"))
         for name, server in servers.items():  # warm-up
             wrk.run(server.url + B.ACTION_PATH, connections=args.connections, seconds=2, headers=hdr)
         for _ in range(args.rounds):
@@ -90,7 +94,7 @@ def main() -> int:
                 assert r.bad == 0, f"{name}: {r.bad} bad answers"
                 results.setdefault(name, []).append((r.cpu_us(name), r.rate))
         if args.profile:
-            profile(servers["SQLite"], wrk, args, hdr)
+            profile(servers["PostgreSQL" if args.pg else "SQLite"], wrk, args, hdr)
     finally:
         procs.stop_all()
         if pg is not None:
