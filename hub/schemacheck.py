@@ -27,7 +27,9 @@ def compiled_check(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
     jsonschema alone."""
     formats = {name: _format_rule(name) for name in set(_formats_in(schema))}
     try:
-        compiled = jsonschema_rs.Draft202012Validator(dict(schema), formats=formats, validate_formats=True, ignore_unknown_formats=True)
+        compiled = jsonschema_rs.Draft202012Validator(
+            dict(schema), formats=formats, validate_formats=True, ignore_unknown_formats=True, retriever=_no_retrieval
+        )
     except Exception:  # noqa: BLE001 - any refusal of the compiler means: no fast path
         return _never
 
@@ -38,6 +40,12 @@ def compiled_check(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
             return False
 
     return valid
+
+
+def _no_retrieval(uri: str) -> Any:
+    # A $ref outside the schema is never fetched (jsonschema-rs would try the network when
+    # the plugin loads): the schema is left to jsonschema alone, as it always was.
+    raise LookupError(f"{uri} is not fetched")
 
 
 def _never(_instance: Any) -> bool:

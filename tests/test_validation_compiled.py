@@ -78,6 +78,13 @@ def test_a_schema_the_compiler_refuses_is_checked_by_jsonschema_alone() -> None:
         v.validate({"x": "abc"})
 
 
+def test_a_ref_outside_the_schema_is_never_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
+    fetched: list[str] = []
+    monkeypatch.setattr(schemacheck, "_no_retrieval", lambda uri: fetched.append(uri) or (_ for _ in ()).throw(LookupError(uri)))
+    check = schemacheck.compiled_check({"$ref": "http://127.0.0.1:9/schema.json"})
+    assert check is schemacheck._never and fetched == ["http://127.0.0.1:9/schema.json"]
+
+
 def test_an_integer_too_wide_for_the_compiler_is_decided_by_jsonschema() -> None:
     v = validator({"type": "object", "properties": {"n": {"type": "integer", "maximum": 10**30}}})
     assert v.validate({"n": 10**25}) == {"n": 10**25}
