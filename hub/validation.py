@@ -10,7 +10,10 @@ anything else looks at the input; every ``maxItems``, ``maxLength`` and ``maxPro
 the schema states unconditionally is checked in one cheap pass before jsonschema runs at
 all; and inside jsonschema the keywords that walk an array, an object or a string skip
 any instance already over its size limit, while ``uniqueItems`` compares hashable keys
-instead of every pair. The plugin loader refuses action schemas whose arrays have no
+instead of every pair. Input that passes the size pass then goes to a compiled check
+(jsonschema-rs): when it says the input is valid, jsonschema does not run at all; any
+other answer leaves the decision and the wording to jsonschema (:func:`compiled_check`).
+The plugin loader refuses action schemas whose arrays have no
 ``maxItems`` (:func:`unbounded_arrays`), so every array an action accepts is bounded.
 """
 
@@ -28,6 +31,7 @@ from jsonschema.exceptions import ValidationError as SchemaError
 
 from .errors import ValidationFailed
 from .formats import FORMATS
+from .schemacheck import compiled_check
 from .types import Action
 
 QUERY_METHODS = frozenset({"GET", "DELETE"})
@@ -56,6 +60,7 @@ class InputValidator:
         self.action = action
         self.schema = action.input_schema
         self._validator = _BoundedValidator(action.input_schema, format_checker=FORMATS)
+        self._valid = compiled_check(action.input_schema)
 
     def validate(self, data: Mapping[str, Any]) -> dict[str, Any]:
         value = dict(data)
@@ -64,6 +69,8 @@ class InputValidator:
             problem = {"field": deep, "problem": f"nests deeper than {MAX_DEPTH} levels"}
             raise ValidationFailed(f"invalid input: {deep}: nested deeper than {MAX_DEPTH} levels", details=[problem])
         found = size_problems(self.schema, value)
+        if not found and self._valid(value):
+            return value
         if not found:
             errors = itertools.islice(self._validator.iter_errors(value), MAX_PROBLEMS)
             found = [p for err in errors for p in _describe(err)]
@@ -135,20 +142,61 @@ def size_problems(schema: Any, instance: Any) -> list[dict[str, str]]:
 
     Conditional branches (``anyOf``, ``oneOf``, ``if``) are left to the validator, whose
     walking keywords skip an instance over its size limit (:class:`_BoundedValidator`).
+
+    It runs on every call, so where a value lies is kept as a chain of (parent, name)
+    pairs and spelt out only for a value at fault.
     """
     problems: list[dict[str, str]] = []
-    stack: list[tuple[Any, Any, str]] = [(schema, instance, "")]
+    stack: list[tuple[Any, Any, Any]] = [(schema, instance, None)]
+    push = stack.append
     while stack and len(problems) < MAX_PROBLEMS:
         node, value, where = stack.pop()
-        if not isinstance(node, Mapping):
+        if node.__class__ is not dict and not isinstance(node, Mapping):
             continue
-        stack.extend((sub, value, where) for sub in node.get("allOf") or ())
-        problem = _size_problem(node, value)
+        for sub in node.get("allOf") or ():
+            push((sub, value, where))
+        kind = value.__class__
+        if kind is dict:
+            problem = _too_many(value, node.get("maxProperties"), "properties")
+        elif kind is list:
+            problem = _too_many(value, node.get("maxItems"), "items")
+        elif kind is str:
+            problem = _too_many(value, node.get("maxLength"), "characters")
+        else:
+            problem = _size_problem(node, value)
         if problem is not None:
-            problems.append({"field": where or "(input)", "problem": problem})
+            problems.append({"field": _spelt(where), "problem": problem})
             continue
-        stack.extend(_children(node, value, where))
+        if isinstance(value, list):
+            prefix = node.get("prefixItems") or ()
+            rest = node.get("items")
+            # A walk over items only where some schema applies to them: bounded by maxItems,
+            # which the loader demands of any schema that has items.
+            if prefix or isinstance(rest, Mapping):
+                for i, item in enumerate(value):
+                    sub = prefix[i] if i < len(prefix) else rest
+                    if isinstance(sub, Mapping):
+                        push((sub, item, (where, i)))
+        elif isinstance(value, dict):
+            props = node.get("properties") or {}
+            for name, sub in props.items():
+                if name in value:
+                    push((sub, value[name], (where, name)))
+            extra = node.get("additionalProperties")
+            if isinstance(extra, Mapping) and extra and not node.get("patternProperties"):
+                for name, item in value.items():
+                    if name not in props:
+                        push((extra, item, (where, name)))
     return problems
+
+
+def _spelt(where: Any) -> str:
+    """``a.b.0`` from the chain ``((None, "a"), "b"), 0)``; ``(input)`` for the root."""
+    parts: list[str] = []
+    while where is not None:
+        where, name = where
+        parts.append(str(name))
+    return ".".join(reversed(parts)) or "(input)"
 
 
 def _size_problem(node: Mapping[str, Any], value: Any) -> str | None:
@@ -162,35 +210,9 @@ def _size_problem(node: Mapping[str, Any], value: Any) -> str | None:
 
 
 def _too_many(value: Any, limit: Any, unit: str) -> str | None:
-    if isinstance(limit, int) and not isinstance(limit, bool) and len(value) > limit:
+    if (limit.__class__ is int or (isinstance(limit, int) and not isinstance(limit, bool))) and len(value) > limit:
         return f"has {len(value)} {unit}, at most {limit} allowed"
     return None
-
-
-def _children(node: Mapping[str, Any], value: Any, where: str) -> Iterator[tuple[Any, Any, str]]:
-    def at(name: Any) -> str:
-        return f"{where}.{name}" if where else str(name)
-
-    if isinstance(value, list):
-        prefix = node.get("prefixItems") or ()
-        rest = node.get("items")
-        # A walk over items only where some schema applies to them: bounded by maxItems,
-        # which the loader demands of any schema that has items.
-        if prefix or isinstance(rest, Mapping):
-            for i, item in enumerate(value):
-                sub = prefix[i] if i < len(prefix) else rest
-                if isinstance(sub, Mapping):
-                    yield sub, item, at(i)
-    elif isinstance(value, dict):
-        props = node.get("properties") or {}
-        for name, sub in props.items():
-            if name in value:
-                yield sub, value[name], at(name)
-        extra = node.get("additionalProperties")
-        if isinstance(extra, Mapping) and extra and not node.get("patternProperties"):
-            for name, item in value.items():
-                if name not in props:
-                    yield extra, item, at(name)
 
 
 # --- jsonschema, with the walking keywords bounded -------------------------------------

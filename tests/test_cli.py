@@ -509,3 +509,18 @@ def test_version_and_help(runner: CliRunner) -> None:
     helptext = invoke(runner, "--help").stdout
     for command in ("serve", "check", "plugins", "db", "keys", "logs", "token"):
         assert command in helptext
+
+
+def test_serve_moves_what_start_up_made_out_of_the_collectors_sight() -> None:
+    """A full collection must not walk the process's modules and schemas on every pass:
+    ``hub serve`` freezes what exists once the hub has started (docs/performance.md)."""
+    import gc
+
+    from hub.cli.server import _freeze_startup_objects
+
+    gc.unfreeze()
+    try:
+        asyncio.run(_freeze_startup_objects(None))
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()

@@ -7,6 +7,8 @@ session read, never fail on its own, when its connection is busy or gone.
 
 from __future__ import annotations
 
+import asyncio
+
 from pathlib import Path
 from typing import Any
 
@@ -130,10 +132,9 @@ async def test_postgres_reader_survives_its_connection_being_killed(hub_app: Any
     await connect_slack(hub_app, auth("alice"))
     fallback = Counting(hub, "alice", "slack")
     assert await hub.reader.by_owner("alice", "slack", fallback) is not None and fallback.calls == 0
-    # Kill every connection the reader's pool holds, as a server restart or a proxy would.
-    async with hub.reader._engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        mine = raw.driver_connection.get_server_pid()
+    # Kill the connection the reader keeps between reads, as a server restart or a proxy would.
+    assert len(hub.reader._idle) == 1
+    mine = hub.reader._idle[0][1].get_server_pid()
     async with hub.engine.connect() as conn:
         await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": mine})
     row = await hub.reader.by_owner("alice", "slack", fallback)
@@ -142,6 +143,25 @@ async def test_postgres_reader_survives_its_connection_being_killed(hub_app: Any
     assert resp.status == 200
     calls = fallback.calls
     assert await hub.reader.by_owner("alice", "slack", fallback) is not None and fallback.calls == calls, "fast path not restored"
+
+
+async def test_postgres_reader_keeps_its_connections_and_sees_every_commit(hub_app: Any) -> None:
+    """Connections kept between reads are in autocommit: each read sees what was
+    committed before it, and at most pool_size of them are kept."""
+    hub = hub_app.server.app[HUB_KEY]
+    if hub.engine.dialect.name != "postgresql":
+        pytest.skip("the PostgreSQL reader")
+    await connect_slack(hub_app, auth("alice"))
+    fallback = Counting(hub, "alice", "slack")
+    rows = await asyncio.gather(*(hub.reader.by_owner("alice", "slack", fallback) for _ in range(40)))
+    assert all(r is not None and r.status == "ACTIVE" for r in rows) and fallback.calls == 0
+    assert 1 <= len(hub.reader._idle) <= hub.reader._keep
+    kept = {id(c) for c, _, _ in hub.reader._idle}
+    async with hub.engine.begin() as conn:
+        await conn.execute(text("UPDATE integrations SET status = 'INACTIVE' WHERE user_id = 'alice'"))
+    row = await hub.reader.by_owner("alice", "slack", fallback)
+    assert row is not None and row.status == "INACTIVE" and fallback.calls == 0
+    assert {id(c) for c, _, _ in hub.reader._idle} <= kept  # the same connections, not new ones
 
 
 def test_a_fresh_process_can_serve_its_first_read_before_any_orm_query(tmp_path: Path) -> None:

@@ -158,6 +158,8 @@ def server_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     saved = (root.handlers[:], root.level)
     buffer = io.StringIO()
     monkeypatch.setattr(sys, "stderr", buffer)
+    for flag in ("_srcfile", "logThreads", "logMultiprocessing"):  # set by setup(), for the server's process
+        monkeypatch.setattr(logging, flag, getattr(logging, flag))
     hub_logs.setup("INFO")
     try:
         yield buffer
@@ -175,6 +177,35 @@ async def test_a_forged_newline_in_the_path_stays_on_the_access_line(hub_app: An
     assert len(mine) == 1, lines
     assert " INFO    hub.access: GET /healthz\\n2026-12-01 00:00:00,000 [1] WARNING hub: FORGED\\r\\u2028\\x1b[31m 404 " in mine[0]
     assert not any(line.startswith("2026-12-01") for line in lines)
+
+
+def test_the_log_masks_the_secrets_it_holds_now_whenever_they_change(server_log: io.StringIO) -> None:
+    """The formatter keeps its secrets sorted between records; a new list, or one changed
+    in place, is masked from the next record on."""
+    formatter = logging.getLogger().handlers[0].formatter
+    assert isinstance(formatter, hub_logs.RedactingFormatter)
+    log = logging.getLogger("hub.test")
+    formatter.secrets = ["first-secret-1"]
+    log.warning("a first-secret-1 b")
+    formatter.secrets = ["second-secret-2"]
+    log.warning("c second-secret-2 d first-secret-1")
+    formatter.secrets.append("third-secret-3")
+    log.warning("e third-secret-3 f")
+    lines = server_log.getvalue().splitlines()
+    assert "first-secret-1" not in lines[0] and "second-secret-2" not in lines[1] and "third-secret-3" not in lines[2]
+    assert "first-secret-1" in lines[1]  # no longer a secret: shown
+
+
+def test_each_line_carries_the_time_of_its_own_second(server_log: io.StringIO) -> None:
+    formatter = logging.getLogger().handlers[0].formatter
+    assert isinstance(formatter, hub_logs.RedactingFormatter)
+    first = logging.LogRecord("hub", logging.INFO, "", 0, "x", None, None)
+    later = logging.LogRecord("hub", logging.INFO, "", 0, "x", None, None)
+    first.created, first.msecs = 1_700_000_000.25, 250.0
+    later.created, later.msecs = 1_700_000_001.5, 500.0
+    plain = logging.Formatter(hub_logs.FORMAT)
+    for record in (first, later, first):
+        assert formatter.formatTime(record) == plain.formatTime(record)
 
 
 def test_exception_text_is_redacted_and_cannot_start_a_line(server_log: io.StringIO) -> None:

@@ -65,8 +65,8 @@ class Recorder:
                 message = f"{message} [{provider_code}]"
         elapsed = time.perf_counter() - started
         outcome = "success" if error is None else getattr(error, "code", None) or "error"
-        metrics.UPSTREAM_CALLS.labels(integration.provider, action, outcome).inc()
-        metrics.UPSTREAM_SECONDS.labels(integration.provider, action).observe(elapsed)
+        metrics.labelled(metrics.UPSTREAM_CALLS, integration.provider, action, outcome).inc()
+        metrics.labelled(metrics.UPSTREAM_SECONDS, integration.provider, action).observe(elapsed)
         row = {
             "integration_id": integration.id,
             "action": action,

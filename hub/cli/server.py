@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -47,7 +48,9 @@ def serve(
         log.info("provider %s: %s, %d actions", name, state, len(rt.plugin.actions))
 
     async def prepare() -> web.Application:
-        return create_app(hub, migrate=not no_migrate)
+        app = create_app(hub, migrate=not no_migrate)
+        app.on_startup.append(_freeze_startup_objects)  # after the hub has started (cleanup_ctx runs first)
+        return app
 
     who = f"worker {worker_id} (pid {os.getpid()}) " if worker_id is not None else ""
     log.info("%sserving on http://%s:%s (public URL %s)", who, config.server.host, config.server.port, config.public_url)
@@ -60,6 +63,16 @@ def serve(
         access_log=None,
         reuse_port=reuse_port or None,
     )
+
+
+async def _freeze_startup_objects(_app: object) -> None:
+    """Move every object alive once the hub has started (modules, plugins, mappers,
+    compiled schemas: some 160,000) out of the garbage collector's sight. They live as
+    long as the process, yet each full collection walked them all again: about 165 ms a
+    time, every few thousand requests, some 60 µs of CPU per request under load and a
+    latency spike each time. Objects made afterwards are collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def _supervise(config: HubConfig, config_path: str | None, workers: int, strict: bool, no_migrate: bool, log_level: str) -> None:

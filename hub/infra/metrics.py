@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -49,6 +50,24 @@ READ_FALLBACKS = Counter(
 ACTIVITY_BUFFERED = Gauge(
     "hub_activity_rows_buffered", "Activity rows waiting in the buffer", multiprocess_mode="livesum"
 )
+
+
+# The labelled children the hot path counts into, kept so that each call skips
+# prometheus-client's label checks and lock (about 1.3 µs a lookup, three per call). A
+# child lives as long as its metric does anyway; past the bound nothing more is kept.
+_CHILDREN: dict[tuple[object, tuple[str, ...]], Any] = {}
+_CHILDREN_BOUND = 10_000
+
+
+def labelled(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, remembered."""
+    key = (metric, values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = metric.labels(*values)
+        if len(_CHILDREN) < _CHILDREN_BOUND:
+            _CHILDREN[key] = child
+    return child
 
 
 class _IntegrationsCollector:

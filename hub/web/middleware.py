@@ -68,7 +68,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     response = await handler(request)
     response.headers["X-Request-Id"] = rid
-    metrics.REQUESTS.labels(request.method, route_label(request), str(response.status)).inc()
+    metrics.labelled(metrics.REQUESTS, request.method, route_label(request), str(response.status)).inc()
     access.info("%s %s %s %.1fms [request %s]", request.method, request.path, response.status, (time.perf_counter() - started) * 1000, rid)
     return response
 
