@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import yamlprov
 from .infra.config import HubConfig, ProviderConfig
 from .registry import ProviderPlugin, Registry, enable_snippet
 from .core.runtime import check_providers
@@ -104,6 +105,19 @@ class Fakes:
         for runner in self.runners:
             await runner.cleanup()
         self.runners.clear()
+
+
+def offer_catalogue(config: HubConfig, registry: Registry) -> list[str]:
+    """Load and enable every provider of the YAML catalogue that neither the registry nor the
+    config knows yet, so the sandbox offers each through its generated fake; call before
+    :func:`start_fakes`. A provider the config already names (enabled or not) stays as the
+    config has it. Returns the names added."""
+    wanted = [name for name in yamlprov.catalogue_names() if name not in registry.providers and name not in config.providers]
+    registry.load_provider_files(wanted, only=set(wanted))
+    added = [name for name in wanted if name in registry.providers]
+    for name in added:
+        config.providers[name] = ProviderConfig()
+    return added
 
 
 async def start_fakes(config: HubConfig, registry: Registry, host: str = "127.0.0.1", state_dir: Path | None = None) -> Fakes:

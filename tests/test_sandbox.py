@@ -22,6 +22,7 @@ from hub.sandbox import provider_lines, start_fakes
 from hub.core.hub import Hub
 from hub.types import Sandbox
 from hub.web import create_app
+from hub.yamlprov import catalogue_names
 from support import JWT_SECRET, auth, make_registry
 from procs import free_port
 
@@ -124,7 +125,7 @@ async def test_sandbox_command_prints_a_working_dev_login_and_stops_on_ctrl_c(tm
             async with session.get(f"{url.group(1)}/api/providers", headers={"Authorization": f"Bearer {url.group(2)}"}) as resp:
                 body = await resp.json()
         assert resp.status == 200 and all(p["configured"] for p in body["data"]["providers"])
-        assert {p["name"] for p in body["data"]["providers"]} == {"slack", "trello", "google_calendar"}
+        assert {p["name"] for p in body["data"]["providers"]} == {"slack", "trello", "google_calendar", *catalogue_names()}
     finally:
         proc.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(proc.wait(), 15)
@@ -216,7 +217,7 @@ async def test_the_sandbox_command_starts_without_a_provider_whose_fake_fails(tm
             async with session.get(f"{login[0]}/api/providers", headers={"Authorization": f"Bearer {login[1]}"}) as resp:
                 body = await resp.json()
         assert resp.status == 200
-        assert {p["name"] for p in body["data"]["providers"]} == {"slack", "trello", "google_calendar"}
+        assert {p["name"] for p in body["data"]["providers"]} == {"slack", "trello", "google_calendar", *catalogue_names()}
     assert "Traceback" not in sandbox_command.stderr
 
 

@@ -336,3 +336,43 @@ def test_hub_plugins_lists_yaml_providers_and_broken_files(tmp_path: Path) -> No
     assert "github  GitHub  [oauth2]  from catalogue:github  NOT ENABLED" in result.output
     assert "tasks  Tasks  [token]  from tasks.yaml" in result.output
     assert "kinds  FAILED: auth.kind: must be 'oauth2', 'api_key' or 'basic'" in result.output
+
+
+async def test_the_sandbox_offers_the_whole_catalogue_and_connects_each_provider(tmp_path: Path, db_url: str, encryption_keys: str, aiohttp_client: Any) -> None:
+    from hub.core.hub import Hub
+    from hub.infra.config import config_from_dict
+    from hub.infra.secrets import Secrets
+    from hub.sandbox import offer_catalogue, start_fakes
+    from hub.testing import finish_connect, press_consent
+    from hub.yamlprov import catalogue_names
+    from support import JWT_SECRET
+
+    registry = make_registry()
+    registry.load_provider_files(["zoom"])
+    config = config_from_dict({
+        "database": {"url": db_url}, "auth": {"jwt_secret": JWT_SECRET}, "security": {"encryption_keys": encryption_keys},
+        "server": {"public_url": "http://127.0.0.1:9"}, "providers": {"slack": {}, "trello": {}, "google_calendar": {}, "zoom": {"enabled": False}},
+    }, env={})
+    added = offer_catalogue(config, registry)
+    # What the config names stays as it is: zoom is loaded but switched off there, so it is not offered.
+    assert sorted(added) == [name for name in catalogue_names() if name != "zoom"] and len(added) >= 11
+    assert config.providers["zoom"].enabled is False
+    fakes = await start_fakes(config, registry)
+    try:
+        assert set(fakes.urls) == {"slack", "trello", "google_calendar", *added}, fakes.skipped
+        assert not set(added) & set(fakes.unlisted)  # enabled, so the banner does not ask to enable them
+        hub = Hub(config, registry, Secrets(JWT_SECRET, encryption_keys))
+        client = await aiohttp_client(create_app(hub))
+        hub.config.server.public_url = str(client.make_url("")).rstrip("/")
+        listed = (await (await client.get("/api/providers", headers=auth("alice"))).json())["data"]
+        names = {p["name"] for p in (listed["providers"] if isinstance(listed, dict) else listed)}
+        assert {"slack", "trello", "google_calendar", *added} <= names and len(names) >= 14
+        for name in added:
+            resp = await client.get(f"/api/integrations/{name}/connect", headers=auth("alice"))
+            location = await press_consent((await resp.json())["data"]["authUrl"])
+            resp = await finish_connect(client, location, name)
+            assert resp.status in (200, 201), (name, await resp.text())
+            view = await (await client.get(f"/api/integrations/{name}", headers=auth("alice"))).json()
+            assert view["data"]["status"] == "ACTIVE", name
+    finally:
+        await fakes.stop()

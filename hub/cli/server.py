@@ -107,13 +107,15 @@ def _supervise(config: HubConfig, config_path: str | None, workers: int, strict:
 @click.option("--host", help="Override server.host.")
 @click.option("--port", type=int, help="Override server.port.")
 @click.option("--user", "user_id", default="sandbox-user", show_default=True, help="The user the dev login signs in as.")
+@click.option("--catalogue/--no-catalogue", default=True, show_default=True,
+              help="Also offer every provider of the YAML catalogue the config does not name, each through its generated fake.")
 @click.option("--log-level", default="INFO", show_default=True)
-def sandbox(config_path: str | None, host: str | None, port: int | None, user_id: str, log_level: str) -> None:
+def sandbox(config_path: str | None, host: str | None, port: int | None, user_id: str, catalogue: bool, log_level: str) -> None:
     """Run the hub with every provider pointed at its built-in fake (no accounts needed)."""
     from aiohttp import web
 
     from ..infra.auth import issue_token
-    from ..sandbox import provider_lines, start_fakes
+    from ..sandbox import offer_catalogue, provider_lines, start_fakes
     from ..core.hub import Hub
     from ..web import create_app
 
@@ -121,6 +123,8 @@ def sandbox(config_path: str | None, host: str | None, port: int | None, user_id
     if config.server.production:
         fail("the sandbox is for trying the hub: it refuses to run with server.production: true")
     registry = load_registry(config)
+    if catalogue:
+        offer_catalogue(config, registry)
     secrets = resolve_secrets(config)
 
     banner: list[str] = []
