@@ -38,7 +38,7 @@ from .upstream import segment_problem
 trace_log = logging.getLogger("hub.plugins.trace")
 
 ENTRY_POINT_GROUP = "hub.providers"
-# Packages that ship provider files name them here (docs/yaml-providers.md): each entry
+# Packages that ship provider files name them here (docs/providers-yaml.md): each entry
 # point's object is a path, or a list of paths, of YAML provider files.
 FILES_GROUP = "hub.provider_files"
 DEFAULTS_NAME = "hub.oauth"

@@ -1,4 +1,4 @@
-"""The catalogue's lists in README.md and docs/yaml-providers.md cannot go stale, and every
+"""The catalogue's lists in README.md and docs/providers-yaml.md cannot go stale, and every
 entry has its facts beside it."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def test_the_readme_lists_the_catalogue() -> None:
 
 
 def test_the_reference_lists_the_catalogue() -> None:
-    text = (ROOT / "docs" / "yaml-providers.md").read_text(encoding="utf-8").split("\n## The catalogue\n", 1)[1].split("\n## ", 1)[0]
+    text = (ROOT / "docs" / "providers-yaml.md").read_text(encoding="utf-8").split("\n## The catalogue\n", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `([a-z0-9_]+)` \| [^|]+ \| (\w+) \| ([^|]+) \|$", text, re.MULTILINE)
     expected = []
     for name in catalogue_names():
@@ -38,5 +38,5 @@ def test_every_entry_has_its_facts(name: str) -> None:
 
 
 def test_the_worked_example_is_in_the_reference() -> None:
-    text = (ROOT / "docs" / "yaml-providers.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "providers-yaml.md").read_text(encoding="utf-8")
     assert "(examples/acme_tasks.yaml)" in text and (ROOT / "docs" / "examples" / "acme_tasks.yaml").exists()

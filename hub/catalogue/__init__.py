@@ -1,1 +1,1 @@
-"""The catalogue of YAML providers shipped with the hub (docs/yaml-providers.md)."""
+"""The catalogue of YAML providers shipped with the hub (docs/providers-yaml.md)."""

@@ -265,7 +265,7 @@ class HubConfig(_Section):
     # Events to the host application (hub/infra/eventsconfig.py, docs/events.md).
     events: EventsConfig = Field(default_factory=EventsConfig)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
-    # YAML provider files to load (docs/yaml-providers.md): paths, relative to this file's
+    # YAML provider files to load (docs/providers-yaml.md): paths, relative to this file's
     # folder, or names from the catalogue shipped with the hub (github, ...).
     provider_files: list[str] = Field(default_factory=list)
 

@@ -1,5 +1,5 @@
 """The contract suite against a YAML provider and its generated fake: ``contract_for(path)``
-makes the test class a test module binds to a ``Test...`` name (docs/yaml-providers.md)."""
+makes the test class a test module binds to a ``Test...`` name (docs/providers-yaml.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fake of a YAML provider, generated from its definition (docs/yaml-providers.md):
+"""The fake of a YAML provider, generated from its definition (docs/providers-yaml.md):
 the consent page, a token endpoint that answers in the declared style, the identity call
 and every action answering its ``output.example``, with pages that continue in the
 declared paging style, and each declared error on demand (:meth:`GeneratedFake.error_next`).

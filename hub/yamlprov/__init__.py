@@ -1,4 +1,4 @@
-"""Providers defined in YAML (docs/yaml-providers.md): the file's shape (``schema``), reading
+"""Providers defined in YAML (docs/providers-yaml.md): the file's shape (``schema``), reading
 and checking it (``load``), and the one plugin class that serves any definition
 (``provider``). Part of the plugin contract's level: it stands on ``hub``'s public pieces
 only, so the registry can load a file as it loads a package."""

@@ -1,4 +1,4 @@
-"""The shape of a provider file (docs/yaml-providers.md), as typed, validated objects.
+"""The shape of a provider file (docs/providers-yaml.md), as typed, validated objects.
 
 Every model forbids unknown keys, so a misspelt key is an error naming its YAML path
 rather than a setting silently ignored.
