@@ -32,6 +32,7 @@ from .refresher import RefreshAhead
 from .reports import Reports
 from .runtime import Providers
 from .tokens import TokenSessions
+from .webhooks import WebhookReceiver
 
 
 class Hub:
@@ -87,6 +88,7 @@ class Hub:
         self.manage = Manager(self.providers, registry, self.store, self.tokens, self.recorder)
         self.actions = ActionRunner(self.providers, registry, self.store, self.tokens, self.recorder)
         self.proxy = ProxyRunner(self.providers, registry, self.store, self.tokens, self.recorder)
+        self.webhooks = WebhookReceiver(self.providers, registry, self.sessions, self.events.outbox)
         self.reports = Reports(self.providers, self.store, self.sessions, self.activity)
         idem = config.idempotency
         self.idempotency = Idempotency(
