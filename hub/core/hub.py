@@ -87,6 +87,7 @@ class Hub:
         self.connect = Connector(config, self.providers, registry, self.store, self.states, self.recorder, self.events.outbox)
         self.manage = Manager(self.providers, registry, self.store, self.tokens, self.recorder)
         self.actions = ActionRunner(self.providers, registry, self.store, self.tokens, self.recorder)
+        self.actions.public_url = lambda: config.public_url
         self.proxy = ProxyRunner(self.providers, registry, self.store, self.tokens, self.recorder)
         self.webhooks = WebhookReceiver(self.providers, registry, self.sessions, self.events.outbox)
         self.reports = Reports(self.providers, self.store, self.sessions, self.activity)

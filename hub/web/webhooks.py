@@ -85,7 +85,7 @@ def openapi_paths() -> dict[str, Any]:
                            "emitted as events out",
                 "security": [],
                 "parameters": [param],
-                "requestBody": {"required": False, "content": {"*/*": {"schema": {}}},
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}},
                                 "description": "the provider's request, as it signs it"},
                 "responses": {"200": answer, **errors},
             },
@@ -94,7 +94,7 @@ def openapi_paths() -> dict[str, Any]:
                 "summary": "A provider's check that the webhook URL answers (Trello's, on creating a webhook)",
                 "security": [],
                 "parameters": [param],
-                "responses": {"200": {"description": "the URL answers"}, **{s: e for s, e in errors.items() if s in ("404", "503")}},
+                "responses": {"200": {"description": "the URL answers"}, **{s: e for s, e in errors.items() if s in ("401", "404", "503")}},
             },
         }
     }
