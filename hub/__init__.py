@@ -18,6 +18,7 @@ from .errors import (
     TokenExpired,
     TransientProviderError,
     ValidationFailed,
+    WebhookRejected,
 )
 from .hookspecs import hookimpl
 from .oauth import (
@@ -45,6 +46,7 @@ from .types import (
     TokenSet,
 )
 from .upstream import ProviderHTTP, UpstreamResponse
+from .webhooks import WebhookAnswer, WebhookEvent, WebhookRequest, WebhookResult, same_digest
 
 __version__ = "0.1.0"
 
@@ -78,6 +80,12 @@ __all__ = [
     "TokenSet",
     "TransientProviderError",
     "UpstreamResponse",
+    "WebhookAnswer",
+    "WebhookEvent",
+    "WebhookRejected",
+    "WebhookRequest",
+    "WebhookResult",
+    "same_digest",
     "ValidationFailed",
     "bearer",
     "client_auth_headers",

@@ -61,6 +61,13 @@ class Conflict(HubError):
     status, code = 409, "invalid_state"
 
 
+class WebhookRejected(HubError):
+    """An inbound provider webhook whose signature is missing, wrong, or outside the
+    provider's replay window. Plugins raise it from ``hub_webhook``; nothing is stored."""
+
+    status, code = 401, "webhook_rejected"
+
+
 class PayloadTooLarge(HubError):
     status, code = 413, "payload_too_large"
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         TokenSet,
     )
     from .upstream import UpstreamResponse
+    from .webhooks import WebhookRequest, WebhookResult
 
 hookspec = pluggy.HookspecMarker("hub")
 hookimpl = pluggy.HookimplMarker("hub")
@@ -98,4 +99,16 @@ def hub_sandbox() -> Sandbox:
     """Offer a fake of the provider for ``hub sandbox`` (optional).
 
     Called only by the sandbox command, never while serving real traffic.
+    """
+
+
+@hookspec
+def hub_webhook(provider: Provider, request: WebhookRequest) -> WebhookResult:
+    """Verify and read an inbound request to ``/api/integrations/<provider>/webhook`` (optional).
+
+    Check the provider's signature over ``request.body`` with a secret from
+    ``provider.settings`` and raise :class:`hub.WebhookRejected` when it is missing, wrong or
+    outside the provider's replay window. Return a :class:`hub.WebhookResult`: a direct
+    ``answer`` (a URL check) or the ``events`` the request carries. Without it, the route
+    answers 404 ``webhooks_not_supported`` for the provider.
     """

@@ -257,7 +257,8 @@ class CallContext:
     ``metadata`` is the connected account as stored (read-only). ``state`` is the plugin's
     own bookkeeping for this integration (a sync cursor, say): changes made through
     :meth:`update_state` are saved when the action succeeds, and kept across reconnects
-    of the same account.
+    of the same account. ``webhook_url`` is the hub's public URL for the provider's
+    webhooks (``hub_webhook``), to register with the provider.
     """
 
     provider: Provider
@@ -270,6 +271,9 @@ class CallContext:
     state: Mapping[str, Any] = field(default_factory=dict)
     state_updates: dict[str, Any] = field(default_factory=dict)
     mark_synced: bool = False
+    # Where this provider's webhooks reach the hub (public_url + /api/integrations/<name>/webhook),
+    # for an action that registers a webhook with the provider.
+    webhook_url: str = ""
 
     def update_state(self, **values: Any) -> None:
         self.state_updates.update(values)

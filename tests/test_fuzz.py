@@ -145,7 +145,8 @@ def _order(op: Any) -> tuple[int, int, str]:
     core = "{provider}" in op.path or not op.path.startswith("/api/integrations/")
     method = op.method.upper()
     last = method == "DELETE" and op.path in ("/api/integrations/{provider}", "/api/integrations/{provider}/disconnect")
-    return (int(core), 9 if last else METHODS.index(method), op.path)
+    # HEAD (the webhook URL's check) is not among METHODS: after the others.
+    return (int(core), 9 if last else METHODS.index(method) if method in METHODS else len(METHODS), op.path)
 
 
 def jobs_for(doc: dict[str, Any], group: str) -> list[tuple[Any, str | None]]:

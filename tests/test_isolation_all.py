@@ -56,6 +56,12 @@ OWN_FLOW = {
 }
 # Routes that name one of Alice's connect sessions by its id.
 ALICES_SESSION = {("GET", "/api/connect-sessions/{id}"), ("DELETE", "/api/connect-sessions/{id}")}
+# The provider's webhook URL belongs to no user: an unsigned request is refused (401), or the
+# provider receives no webhooks (404); Trello's HEAD check is answered (200).
+SIGNED_BY_PROVIDER = {
+    ("POST", "/api/integrations/{provider}/webhook"): (401, 404),
+    ("HEAD", "/api/integrations/{provider}/webhook"): (200, 401, 404),
+}
 FIRST_EXAMPLE = settings(database=None, derandomize=True, max_examples=50, phases=[Phase.generate, Phase.shrink],
                          suppress_health_check=list(HealthCheck), deadline=None)
 
@@ -187,6 +193,8 @@ def expected_for(op: Any) -> str:
         return "own-flow"
     if key in ALICES_SESSION:
         return "alices-session"
+    if key in SIGNED_BY_PROVIDER:
+        return "signed-by-provider"
     if "{provider}" in op.path or op.path.startswith("/api/integrations/"):
         return "not-found"
     return "global"
@@ -233,6 +241,9 @@ async def test_bob_gets_nothing_of_alices(world: World, provider: str | None):
         elif kind == "own-flow":
             if status != OWN_FLOW[(op.method.upper(), op.path)]:
                 problems.append(f"{what}: expected {OWN_FLOW[(op.method.upper(), op.path)]}, got {status} {body[:300]}")
+        elif kind == "signed-by-provider":
+            if status not in SIGNED_BY_PROVIDER[(op.method.upper(), op.path)]:
+                problems.append(f"{what}: expected one of {SIGNED_BY_PROVIDER[(op.method.upper(), op.path)]}, got {status} {body[:300]}")
         elif op.path == "/api/integrations":
             if status != 200 or json.loads(body)["data"] != []:
                 problems.append(f"{what}: Bob's list is not his own empty list: {body[:300]}")

@@ -368,6 +368,8 @@ def minimal_inputs(fakes: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, 
     lst = next(x["id"] for x in trello.lists.values() if x["idBoard"] == board and not x["closed"])
     card = next(c["id"] for c in trello.cards.values() if c["idList"] == lst)
     event = fakes["google_calendar"].add_event(summary="probe")["id"]
+    hook = "5f5e1000" + "0" * 15 + "9"  # a webhook Trello already has, for delete_webhook
+    trello.webhooks[hook] = {"id": hook, "idModel": board, "callbackURL": "http://127.0.0.1:9/", "active": True}
     day = {"start": {"date": "2026-06-08"}, "end": {"date": "2026-06-09"}}
     return {
         ("slack", "post_message"): {"channel": "general", "text": "hi"},
@@ -380,6 +382,8 @@ def minimal_inputs(fakes: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, 
         ("trello", "create_card"): {"idList": lst, "name": "probe"},
         ("trello", "update_card"): {"card_id": card, "name": "probe"},
         ("trello", "add_comment"): {"card_id": card, "text": "probe"},
+        ("trello", "create_webhook"): {"idModel": board},
+        ("trello", "delete_webhook"): {"webhook_id": hook},
         ("google_calendar", "list_calendars"): {},
         ("google_calendar", "list_events"): {},
         ("google_calendar", "create_event"): dict(day),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..activity import Recorder
@@ -44,6 +45,8 @@ class ActionRunner:
         self.store = store
         self.tokens = tokens
         self.recorder = recorder
+        # The hub's public URL, read at each call (the composition root points it at the config).
+        self.public_url: Callable[[], str] = lambda: ""
 
     def resolve(self, provider: str, method: str, path: str) -> tuple[ProviderRuntime, Action, dict[str, str]]:
         """The action a method and path under a provider name, with its path parameters."""
@@ -79,6 +82,7 @@ class ActionRunner:
                 access_token=s.token.access_token,
                 metadata=account_of(s.integration.meta),
                 state=dict((s.integration.meta or {}).get("state") or {}),
+                webhook_url=f"{self.public_url()}/api/integrations/{rt.name}/webhook",
             )
             holder["ctx"] = ctx
             return await action.handler(ctx)

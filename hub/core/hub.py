@@ -36,6 +36,7 @@ from .sessions import ConnectSessions
 from .tokens import TokenSessions
 from .tools import Tools
 from .upkeep import ActivityUpkeep
+from .webhooks import WebhookReceiver
 
 
 class Hub:
@@ -97,7 +98,9 @@ class Hub:
         self.connect_sessions = ConnectSessions(config, self.providers, self.connect, session_store)
         self.manage = Manager(self.providers, registry, self.store, self.tokens, self.recorder)
         self.actions = ActionRunner(self.providers, registry, self.store, self.tokens, self.recorder)
+        self.actions.public_url = lambda: config.public_url
         self.proxy = ProxyRunner(self.providers, registry, self.store, self.tokens, self.recorder)
+        self.webhooks = WebhookReceiver(self.providers, registry, self.sessions, self.events.outbox)
         self.reports = Reports(self.providers, self.store, self.sessions, self.activity)
         idem = config.idempotency
         self.idempotency = Idempotency(

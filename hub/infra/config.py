@@ -92,6 +92,8 @@ class ServerConfig(_Section):
     allowed_redirects: list[str] = Field(default_factory=list)
     production: bool = False
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # An inbound provider webhook's body, refused with 413 before any signature work.
+    max_webhook_bytes: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
     shutdown_timeout: float = Field(30.0, gt=0)
     # Seconds a connection may take to deliver a complete request head, from when it opens
     # or its previous response ends (so also how long an idle keep-alive connection lasts).

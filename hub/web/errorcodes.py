@@ -41,6 +41,9 @@ CODES: dict[str, Code] = {
     "proxy_bad_path": Code((400,), "a proxy path that could leave the provider's API base or cannot be sent (`details.field` is `path`)"),
     "proxy_path_not_allowed": Code((403,), "the proxy path is outside the provider's `proxy.path_prefixes`"),
     "proxy_not_enabled": Code((404,), "the proxy is off for this provider (`providers.<name>.proxy.enabled`)"),
+    "webhook_rejected": Code((401,), "a provider webhook whose signature is missing or wrong, or outside the replay window; nothing was stored"),
+    "webhook_too_large": Code((413,), "a provider webhook body over `server.max_webhook_bytes`, refused before any signature work"),
+    "webhooks_not_supported": Code((404,), "the provider's plugin does not receive webhooks"),
     # connecting
     "invalid_state": Code((400, 409), "400: the OAuth `state` is missing, unknown or for another provider; "
                                       "409: the integration's status does not allow the request (`details.allowedTransitions`)"),

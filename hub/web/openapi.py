@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import EVENT_STATUSES
 from ..activity import LOG_STATUSES
-from . import deprecation, mcp_http, openapi_sessions, proxy
+from . import deprecation, mcp_http, openapi_sessions, proxy, webhooks
 from .openapi_actions import action_paths, responses
 from .openapi_components import TOKEN, core_schemas, error_responses, ref
 
@@ -180,6 +180,7 @@ def document(hub: Hub) -> dict[str, Any]:
     paths.update(proxy.openapi_paths(hub))
     paths.update(mcp_http.openapi_paths())
     paths.update(openapi_sessions.paths())
+    paths.update(webhooks.openapi_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Integration Hub", "version": "0.1.0", "description": "One generic API over every connected provider."},

@@ -173,10 +173,17 @@ def core_schemas() -> dict[str, Any]:
             },
         },
         "Health": {"type": "object"},
+        "WebhookReceived": {
+            "type": "object", "title": "WebhookReceived", "required": ["routed", "duplicates"], "additionalProperties": False,
+            "properties": {
+                "routed": {"type": "integer", "minimum": 0, "description": "events emitted, one per integration an event concerns"},
+                "duplicates": {"type": "integer", "minimum": 0, "description": "events already received for those integrations, skipped"},
+            },
+        },
         **event_schemas(),
     }
     # A named envelope for each, so generated clients get e.g. IntegrationAnswer.data: Integration.
-    for name in ("Integration", "ConnectStart", "Catalogue", "LogPage", "Daily", "Stats", "Health", "EventPage"):
+    for name in ("Integration", "ConnectStart", "Catalogue", "LogPage", "Daily", "Stats", "Health", "EventPage", "WebhookReceived"):
         schemas[f"{name}Answer"] = envelope(ref(name))
     schemas["IntegrationListAnswer"] = envelope({"type": "array", "items": ref("Integration")})
     return {**schemas, **error_schemas()}

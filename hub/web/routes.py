@@ -21,7 +21,7 @@ from ..validation import QUERY_METHODS
 from ..errors import BadRequest, HubError, ServiceUnavailable, ValidationFailed
 from ..infra import metrics
 from ..registry import RESERVED
-from . import openapi, sessions, views
+from . import openapi, sessions, views, webhooks
 from .deprecation import DEPRECATED
 from .errorcodes import wire_code
 from .inputs import int_param, json_object, no_unknown, parse_since, single
@@ -43,6 +43,7 @@ CORE_ROUTES: dict[str, tuple[str, ...]] = {
     "disconnect": ("DELETE",),
     "logs": ("GET",),
     "stats": ("GET",),
+    "webhook": ("POST", "HEAD"),
 }
 # Everything under a provider that is not exactly a core route is an action path.
 _ACTION_PATH = r"(?!(?:" + "|".join(sorted([*CORE_ROUTES, "stats/daily"])) + r")/?$).+"
@@ -81,6 +82,7 @@ def setup(app: web.Application) -> None:
     r.add_get(BASE + "/logs", logs, allow_head=False)
     r.add_get(BASE + "/stats", stats, allow_head=False)
     r.add_get(BASE + "/stats/daily", stats_daily, allow_head=False)
+    webhooks.setup(app)
     r.add_route("*", BASE + "/{path:" + _ACTION_PATH + "}", action)
 
 

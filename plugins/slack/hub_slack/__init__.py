@@ -29,10 +29,12 @@ from hub import (
     Sandbox,
     TokenSet,
     UpstreamResponse,
+    WebhookRequest,
+    WebhookResult,
     hookimpl,
 )
 
-from . import schemas
+from . import events, schemas
 from .answers import ANSWERS
 from .schemas import CHANNELS, MESSAGE, USER
 
@@ -58,6 +60,7 @@ INFO = ProviderInfo(
         *hub.CLIENT_CREDENTIALS,
         ConfigField("user_scopes", "user-token scopes to ask for as well (user_scope)", required=False, default=()),
         ConfigField("team", "restrict installs to this workspace id", required=False),
+        ConfigField("signing_secret", "the app's Signing Secret, to verify Events API requests (webhooks in)", secret=True, required=False),
     ),
 )
 
@@ -152,6 +155,11 @@ def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
     if body.get("ok"):
         return
     raise slack_error(body, response)
+
+
+@hookimpl
+def hub_webhook(provider: Provider, request: WebhookRequest) -> WebhookResult:
+    return events.receive(provider, request)
 
 
 @hookimpl

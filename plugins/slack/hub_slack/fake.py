@@ -61,6 +61,8 @@ from aiohttp import web
 
 from hub.testing import FakeProvider, FakeToken
 
+from .fake_events import SlackEvents
+
 __all__ = ["FakeSlack", "SlackError"]
 
 MAX_TEXT_LENGTH = 40_000
@@ -170,8 +172,8 @@ def _client_credentials(request: web.Request, params: dict) -> tuple[str, str]:
     return client_id, secret
 
 
-class FakeSlack(FakeProvider):
-    """Slack's data and Web API on the fake-provider base; see the module docstring."""
+class FakeSlack(SlackEvents, FakeProvider):
+    """Slack's data and Web API on the fake-provider base, and the Events API's sending side (fake_events.py)."""
 
     title = "Fake Slack"
     # oauth.v2.access and auth.revoke are Web API methods (below); Slack has no userinfo endpoint.
@@ -223,7 +225,7 @@ class FakeSlack(FakeProvider):
 
     def hub_settings(self, base_url: str | None = None) -> dict[str, Any]:
         settings = super().hub_settings(base_url)
-        settings["urls"]["token"] = f"{settings['urls']['api']}/oauth.v2.access"
+        settings["urls"]["token"], settings["signing_secret"] = f"{settings['urls']['api']}/oauth.v2.access", self.signing_secret
         return settings
 
     def slack_error_next(self, method: str, error: str, count: int = 1) -> None:

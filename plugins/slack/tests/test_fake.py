@@ -635,7 +635,8 @@ async def test_start_serves_on_loopback():
     try:
         assert base_url.startswith("http://127.0.0.1:") and not base_url.endswith(":0")
         assert fake.hub_settings() == {"client_id": "fake-client-id", "client_secret": "fake-client-secret", "urls": {
-            "authorize": f"{base_url}/oauth/v2/authorize", "token": f"{base_url}/api/oauth.v2.access", "api": f"{base_url}/api"}}
+            "authorize": f"{base_url}/oauth/v2/authorize", "token": f"{base_url}/api/oauth.v2.access", "api": f"{base_url}/api"},
+            "signing_secret": fake.signing_secret}
         async with aiohttp.ClientSession() as session, session.post(f"{base_url}/api/auth.test") as resp:
             assert await resp.json() == {"ok": False, "error": "not_authed"}
     finally:

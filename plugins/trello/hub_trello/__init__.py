@@ -37,10 +37,12 @@ from hub import (
     Sandbox,
     TokenSet,
     UpstreamResponse,
+    WebhookRequest,
+    WebhookResult,
     hookimpl,
 )
 
-from . import schemas
+from . import schemas, webhooks
 from .answers import ANSWERS
 from .schemas import BOARD, BOARDS, COMMENT, CREATE_CARD, UPDATE_CARD
 
@@ -59,6 +61,7 @@ INFO = ProviderInfo(
         ConfigField("api_key", "the API key of your Trello Power-Up"),
         ConfigField("app_name", "the name Trello shows the user on its consent page", required=False, default="Integration Hub"),
         ConfigField("expiration", f"how long a token lasts: {', '.join(EXPIRATIONS)}", required=False, default="30days"),
+        ConfigField("app_secret", "the API key's secret, to verify webhook deliveries (webhooks in)", secret=True, required=False),
     ),
     # Trello's published budget is 100 requests per 10 s per token and 300 per key.
     rate_limits=(RateLimit(100, 10.0, "token"), RateLimit(300, 10.0, "app")),
@@ -89,6 +92,12 @@ def hub_actions() -> list[Action]:
                output_schema=schemas.CARD, examples=schemas.UPDATE_CARD_EXAMPLES),
         Action("add_comment", "POST", "cards/{card_id}/comments", add_comment, COMMENT, summary="Comment on a card",
                output_schema=schemas.COMMENT_ACTION, examples=schemas.COMMENT_EXAMPLES),
+        Action("create_webhook", "POST", "webhooks", webhooks.create_webhook, webhooks.CREATE_WEBHOOK,
+               summary="Watch a board: Trello sends its changes to the hub's webhook URL",
+               output_schema=webhooks.WEBHOOK, examples=webhooks.CREATE_EXAMPLES),
+        Action("delete_webhook", "DELETE", "webhooks/{webhook_id}", webhooks.delete_webhook, webhooks.DELETE_WEBHOOK,
+               summary="Stop watching: delete a webhook this integration created", output_schema=webhooks.DELETED,
+               examples=webhooks.DELETE_EXAMPLES),
     ]
     return [replace(a, output_schema={**(a.output_schema or {}), "examples": [ANSWERS[a.name]]}) for a in actions]
 
@@ -190,6 +199,11 @@ def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
     if status in (404, 400, 422):
         hub.raise_for_status(response, provider_code=message, message=f"Trello: {message}")
     hub.raise_for_status(response)
+
+
+@hookimpl
+def hub_webhook(provider: Provider, request: WebhookRequest) -> WebhookResult:
+    return webhooks.receive(provider, request)
 
 
 @hookimpl

@@ -137,4 +137,14 @@ ANSWERS: dict[str, Any] = {
             "avatarUrl": "https://trello-members.s3.amazonaws.com/5f5e1000a58fc5b9120000aa/avatar",
         },
     },
+    "create_webhook": {
+        "id": "6b129f565aa5a546f1000030",
+        "description": "integration hub",
+        "idModel": "5f5e1000c94e25866f000002",
+        "callbackURL": "https://hub.example.com/api/integrations/trello/webhook",
+        "active": True,
+        "consecutiveFailures": 0,
+        "firstConsecutiveFailDate": None,
+    },
+    "delete_webhook": {"deleted": "6b129f565aa5a546f1000030"},
 }

@@ -85,6 +85,8 @@ from aiohttp import web
 
 from hub.testing import FakeCall, FakeProvider, FakeToken
 
+from .fake_webhooks import TrelloWebhooks
+
 __all__ = ["FakeTrello", "credentials_in"]
 
 EXPIRATIONS: dict[str, int | None] = {"1hour": 3600, "1day": 86400, "30days": 30 * 86400, "never": None}
@@ -219,7 +221,7 @@ def _text(value: Any, name: str) -> str:
     return text
 
 
-class FakeTrello(FakeProvider):
+class FakeTrello(TrelloWebhooks, FakeProvider):
     """State and routes of the fake; see the module docstring for what it imitates."""
 
     title = "Fake Trello"
@@ -231,7 +233,7 @@ class FakeTrello(FakeProvider):
     def __init__(
         self,
         api_key: str = "fake-trello-key",
-        app_secret: str = "fake-trello-secret",  # unused until webhooks (their HMAC signature) are faked
+        app_secret: str = "fake-trello-secret",  # signs webhook deliveries (fake_webhooks.py)
         *,
         token_limit: int = 100,
         key_limit: int = 300,
@@ -245,6 +247,8 @@ class FakeTrello(FakeProvider):
         # Limits the constructor does not take; tests may change them on the instance.
         self.members_limit, self.members_window, self.key_refusal_limit = 100, 900.0, 200
         self.comments: list[dict] = []
+        self.webhooks: dict[str, dict] = {}  # fake_webhooks.py: created webhooks, and deliveries sent
+        self.deliveries: list[dict] = []
         self.throttled = 0  # requests answered 429
         self._token_hits: dict[str, deque[float]] = {}
         self._key_hits: deque[float] = deque()
@@ -278,7 +282,7 @@ class FakeTrello(FakeProvider):
     def hub_settings(self, base_url: str | None = None) -> dict[str, Any]:
         """The hub's ``providers.trello`` section that points at this fake, served at ``base_url``."""
         base = base_url or self.base_url
-        return {"api_key": self.api_key, "urls": {"authorize": f"{base}/1/authorize", "api": f"{base}/1"}}
+        return {"api_key": self.api_key, "app_secret": self.client_secret, "urls": {"authorize": f"{base}/1/authorize", "api": f"{base}/1"}}
 
     def issue_token(self, *, expiration: str = "30days", scope: str = "read,write", name: str = "Integration Hub") -> str:
         """Mint a member token as if the member had clicked "Allow"; for tests that skip the browser."""
@@ -408,6 +412,7 @@ class FakeTrello(FakeProvider):
             ("POST", "/cards/{card}/actions/comments", self._card_comment, "write"),
         ):
             app.router.add_route(method, self.api_path + path, self._api(handler, needs))
+        self.add_webhook_routes(app)
 
     def _api(self, handler: Callable[[web.Request, FakeToken, dict], Any], needs: str) -> Callable[[web.Request], Any]:
         """A route that checks key, token, limits and scope (``needs``: "read", "write", or just

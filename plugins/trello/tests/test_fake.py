@@ -711,7 +711,7 @@ async def test_served_over_tcp_with_the_kit_and_steered_by_control_routes():
     base_url = await fake.start()
     try:
         assert re.match(r"^http://127\.0\.0\.1:\d+$", base_url)
-        assert fake.hub_settings() == {"api_key": KEY, "urls": {"authorize": f"{base_url}/1/authorize", "api": f"{base_url}/1"}}
+        assert fake.hub_settings() == {"api_key": KEY, "app_secret": "fake-trello-secret", "urls": {"authorize": f"{base_url}/1/authorize", "api": f"{base_url}/1"}}
         location = await press_consent(f"{base_url}/1/authorize?{urlencode(authorize_params())}")
         token = urlsplit(location).fragment[len("token="):]
         async with aiohttp.ClientSession() as session:
