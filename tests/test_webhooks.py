@@ -144,3 +144,22 @@ async def test_a_provider_without_the_hook_answers_404(hooked, fake_slack, monke
     assert (status, json.loads(text)["error"]["code"]) == (404, "webhooks_not_supported")
     resp = await hooked.post("/api/integrations/nosuch/webhook", data=b"{}")
     assert (resp.status, (await resp.json())["error"]["code"]) == (404, "unknown_provider")
+
+
+async def test_the_same_event_twice_at_once_is_one_event_and_a_duplicate(hooked, fake_slack, monkeypatch) -> None:
+    # Two deliveries of one event racing: each passes the "seen?" check before the other
+    # commits. Forcing the check to miss stands for the race; the unique key must still
+    # keep one event, and the second delivery is answered as a duplicate, not a 500.
+    from hub.core.webhooks import WebhookReceiver
+
+    async def never_seen(_session: object, _once: str) -> bool:
+        return False
+
+    body = fake_slack.event_body(MESSAGE, team_id=TEAM, event_id="Ev0RACE0001")
+    headers = fake_slack.signed(body)
+    assert (await hooked.post(URL, data=body, headers=headers)).status == 200
+    monkeypatch.setattr(WebhookReceiver, "seen", staticmethod(never_seen))
+    resp = await hooked.post(URL, data=body, headers=headers)
+    assert (resp.status, (await resp.json())["data"]) == (200, {"routed": 0, "duplicates": 1})
+    events, logs = await stored(hooked)
+    assert len(events) == len(logs) == 1

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..errors import HubError, NotFound, ProviderError
@@ -120,12 +121,23 @@ class WebhookReceiver:
                     if not matches(row, event.match):
                         continue
                     once = f"webhook:{provider}:{row.id}:{event.dedupe_key}"[:200] if event.dedupe_key else None
-                    if once is not None and await session.scalar(select(Event.id).where(Event.once_key == once)) is not None:
+                    if once is not None and await self.seen(session, once):
                         duplicates += 1
                         continue
-                    await self._emit(session, row, provider, event, once)
+                    try:
+                        # A savepoint: the same event arriving twice at once passes both checks
+                        # above, and the unique once_key then refuses the later one here.
+                        async with session.begin_nested():
+                            await self._emit(session, row, provider, event, once)
+                    except IntegrityError:
+                        duplicates += 1
+                        continue
                     routed += 1
         return Received(routed=routed, duplicates=duplicates)
+
+    @staticmethod
+    async def seen(session: AsyncSession, once: str) -> bool:
+        return await session.scalar(select(Event.id).where(Event.once_key == once)) is not None
 
     async def _emit(self, session: AsyncSession, row: Integration, provider: str, event: WebhookEvent, once: str | None) -> None:
         kind = event_type(provider, event.type)
