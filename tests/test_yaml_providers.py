@@ -376,3 +376,22 @@ async def test_the_sandbox_offers_the_whole_catalogue_and_connects_each_provider
             assert view["data"]["status"] == "ACTIVE", name
     finally:
         await fakes.stop()
+
+
+def test_hub_plugins_names_the_catalogue_entries_the_config_does_not_load(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from hub.cli import main
+    from hub.yamlprov import catalogue_names
+
+    config = tmp_path / "hub.yaml"
+    config.write_text(yaml.safe_dump({"provider_files": ["github"], "providers": {"github": {}}}), encoding="utf-8")
+    result = CliRunner().invoke(main, ["plugins", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "gitlab  GitLab  [oauth2]  from catalogue:gitlab  NOT LOADED" in result.output
+    assert "from catalogue:github  NOT LOADED" not in result.output  # loaded: listed with the others
+    listed = json.loads(CliRunner().invoke(main, ["plugins", "--config", str(config), "--json"]).output)
+    names = [p["name"] for p in listed["providers"]] + [c["name"] for c in listed["catalogue"]]
+    assert sorted(names) == sorted({"slack", "trello", "google_calendar", *catalogue_names()}) and len(names) >= 15

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .. import yamlprov
 from ..infra.config import ConfigError, HubConfig, load_config
 from ..infra.crypto import KeyRing, KeyRingError
 from ..registry import Registry, StartupError, enable_hints
@@ -68,6 +69,18 @@ def check(config_path: str | None) -> None:
     click.echo(click.style("ok", fg="green"))
 
 
+def catalogue_definitions() -> list[yamlprov.Definition]:
+    """The YAML catalogue shipped with the hub (an entry that does not load is left out here;
+    loading it names the problem)."""
+    out = []
+    for name in yamlprov.catalogue_names():
+        try:
+            out.append(yamlprov.read_file(yamlprov.CATALOGUE / f"{name}.yaml"))
+        except yamlprov.DefinitionError:
+            continue
+    return out
+
+
 @click.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -99,6 +112,12 @@ def plugins(config_path: str | None, as_json: bool) -> None:
             for p in sorted(registry.providers.values(), key=lambda p: p.name)
         ],
         "failures": [{"name": f.name, "source": f.source, "error": f.error} for f in registry.failures],
+        # Shipped with the hub, not loaded: the config's provider_files names none of them.
+        "catalogue": [
+            {"name": d.name, "title": d.title, "auth": d.auth.kind}
+            for d in catalogue_definitions()
+            if d.name not in registry.providers and d.name not in {f.name for f in registry.failures}
+        ],
     }
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -114,6 +133,11 @@ def plugins(config_path: str | None, as_json: bool) -> None:
         click.echo(click.style(f"{f['name']}  FAILED: {f['error']}", fg="red") + f"  (from {f['source']})")
     for line in enable_hints(registry, sorted(set(registry.providers) - set(config.providers)), config.source) if config else []:
         click.echo(line)
+    if data["catalogue"]:
+        click.echo("\nIn the YAML catalogue, not loaded (`hub sandbox` offers them all; to use one, add its name to")
+        click.echo("provider_files and give it a providers.<name> section, docs/providers-yaml.md):")
+        for c in data["catalogue"]:
+            click.echo(f"{c['name']}  {c['title']}  [{c['auth']}]  from catalogue:{c['name']}  NOT LOADED")
 
 
 
