@@ -235,6 +235,8 @@ async def test_stopping_the_upkeep_lets_a_pass_in_flight_finish(db_url: str) -> 
     await upkeep.start()
     await started.wait()
     stopping = asyncio.create_task(upkeep.stop())
+    # No wait for a condition: a few turns of the loop, counted not timed, in which a stop()
+    # that cancelled the pass would already have finished.
     for _ in range(5):
         await asyncio.sleep(0)
     assert not stopping.done()
