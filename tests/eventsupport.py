@@ -102,9 +102,9 @@ class Clock:
 
 
 def with_subscriber(config: HubConfig, url: str, **sub: Any) -> HubConfig:
-    """``config`` sending every event to ``url``; the delivery loop and the sweep are off
-    unless ``events`` says otherwise (tests drive the passes themselves)."""
-    raw: dict[str, Any] = {"delivery_interval_seconds": 0, "expiring_sweep_seconds": 0}
+    """``config`` sending every event to ``url``; the delivery loop, the sweep
+    and the prune are off unless ``events`` says otherwise (tests drive the passes themselves)."""
+    raw: dict[str, Any] = {"delivery_interval_seconds": 0, "expiring_sweep_seconds": 0, "prune_interval_seconds": 0}
     raw.update(sub.pop("events", {}))
     raw["subscribers"] = {"host": {"url": url, "secret_env": SECRET_ENV, "backoff_min_seconds": 10, "backoff_max_seconds": 600, **sub}}
     config.events = EventsConfig.model_validate(raw)

@@ -393,6 +393,41 @@ async def test_prune_deletes_finished_events_and_keeps_pending_ones(events_hub, 
         assert await session.scalar(select(func.count()).select_from(EventDelivery)) == 1
 
 
+async def test_events_waiting_only_on_a_removed_subscriber_are_shown_then_pruned(events_hub, subscriber, clock, fake_slack) -> None:
+    client = await events_hub()
+    subscriber.status = 503
+    await connect_slack(client, auth("alice"))
+    await deliver(client)  # the attempt fails: the event stays pending for "host"
+    events = client.hub.events
+    assert await events.removed_subscribers() == {}
+    # The operator takes "host" out of the config: nothing will ever send its deliveries.
+    removed = events.config.subscribers.pop("host")
+    assert await events.removed_subscribers() == {"host": 1}
+    clock.advance(29 * 86_400)
+    assert await events.prune() == 0  # inside the retention: still listed, kept
+    clock.advance(2 * 86_400)
+    assert await events.prune() == 1
+    assert await stored_events(client) == []
+    assert await events.removed_subscribers() == {}
+    # A configured subscriber's pending event outlives the retention: it is still owed.
+    events.config.subscribers["host"] = removed
+    await set_status(client, "INACTIVE")
+    clock.advance(31 * 86_400)
+    assert await events.prune() == 0
+    assert [e.type for e in await stored_events(client)] == ["integration.disconnected"]
+
+
+async def test_each_process_prunes_old_finished_events_in_the_background(events_hub, subscriber, clock, fake_slack) -> None:
+    client = await events_hub(events={"prune_interval_seconds": 0.01})
+    await connect_slack(client, auth("alice"))
+    await deliver(client)
+    loop = client.hub.events.prune_passes
+    clock.advance(31 * 86_400)
+    # A pass that starts after the clock moved deletes the delivered event.
+    await asyncio.wait_for(loop.wait_for_passes(loop.passes + 2), BOUND)
+    assert await stored_events(client) == []
+
+
 async def test_a_trello_token_is_announced_before_it_expires(make_config, aiohttp_client, subscriber, clock, fake_trello) -> None:
     from support import trello_section
     from test_trello import connect_by_posting

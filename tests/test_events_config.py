@@ -67,3 +67,32 @@ def test_the_cli_lists_retries_replays_and_makes_secrets(tmp_path: Path, monkeyp
     assert "host  https://app.example.com/hooks" in subs.output and "active" in subs.output
     secret = runner.invoke(main, ["events", "secret"]).output.strip()
     assert secret.startswith("whsec_") and config_from_dict(sub(), env={SECRET_ENV: secret})
+
+
+def test_the_cli_names_a_removed_subscriber_that_still_has_deliveries_waiting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from hub.store.models import Event, EventDelivery
+
+    config = tmp_path / "hub.yaml"
+    url = f"sqlite+aiosqlite:///{tmp_path}/hub.db"
+    config.write_text(yaml.safe_dump({"database": {"url": url}, **sub()}))
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+
+    async def owed_to_old_host() -> None:
+        engine = create_async_engine(url)
+        async with async_sessionmaker(engine).begin() as session:
+            event = Event(event_id="evt_1", type="integration.connected", user_id="alice", provider="slack", status="PENDING", payload={})
+            session.add(event)
+            await session.flush()
+            session.add(EventDelivery(event_id=event.id, subscriber="old-host"))
+        await engine.dispose()
+
+    asyncio.run(owed_to_old_host())
+    subs = runner.invoke(main, ["events", "subscribers", "--config", str(config)])
+    assert subs.exit_code == 0, subs.output
+    assert "old-host  not in the config any more: 1 delivery(ies) wait for nothing" in subs.output

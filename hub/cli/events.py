@@ -94,11 +94,15 @@ def events_subscribers(config_path: str | None) -> None:
     """The configured subscribers, and which of them a 410 Gone disabled."""
     config = read_config(config_path)
     states: dict[str, Any] = _run(config, lambda ev: ev.subscriber_states())
+    removed: dict[str, int] = _run(config, lambda ev: ev.removed_subscribers())
     if not states:
         click.echo("no subscribers (events.subscribers in the config)")
     for name, state in states.items():
         where = "disabled since " + state["disabledAt"] + f" ({state['disabledReason']})" if state["disabledAt"] else "active"
         click.echo(f"{name}  {state['url']}  [{', '.join(state['events'])}]  {where if state['enabled'] else 'off in the config'}")
+    for name, waiting in removed.items():
+        click.echo(f"{name}  not in the config any more: {waiting} delivery(ies) wait for nothing; "
+                   f"their events are pruned after events.retention_days ({config.events.retention_days})")
 
 
 @events_group.command("enable")
@@ -115,10 +119,12 @@ def events_enable(config_path: str | None, name: str) -> None:
 @config_option
 @click.option("--days", type=click.IntRange(1), help="Keep this many days (default: events.retention_days).")
 def events_prune(config_path: str | None, days: int | None) -> None:
-    """Delete finished events (none of their deliveries pending) older than the retention."""
+    """Delete events older than the retention that nothing will deliver any more: finished
+    ones, and those waiting only on subscribers removed from the config. Each process also
+    does this every events.prune_interval_seconds."""
     config = read_config(config_path)
     count = _run(config, lambda ev: ev.prune(days))
-    click.echo(f"deleted {count} finished event(s) older than {days or config.events.retention_days} days")
+    click.echo(f"deleted {count} event(s) older than {days or config.events.retention_days} days that nothing will deliver")
 
 
 @events_group.command("secret")

@@ -205,15 +205,31 @@ class DeliveryStore:
         async with self.sessions() as session:
             return set((await session.scalars(select(Event.event_id).where(Event.event_id.in_(list(event_ids))))).all())
 
-    async def prune(self, older_than: datetime) -> int:
-        """Delete finished events (nothing pending) created before ``older_than``."""
+    async def prune(self, older_than: datetime, configured: Sequence[str]) -> int:
+        """Delete events created before ``older_than`` that nothing will deliver any more:
+        finished ones, and pending ones whose pending deliveries all go to subscribers not in
+        ``configured`` (removed from the config: no process would ever send them). Their
+        deliveries go with them."""
+        live = exists().where(
+            EventDelivery.event_id == Event.id, EventDelivery.state == PENDING, EventDelivery.subscriber.in_(list(configured))
+        )
         async with self.sessions.begin() as session:
             result = await session.execute(
                 delete(Event)
-                .where(Event.created_at < older_than, Event.status != PENDING)
+                .where(Event.created_at < older_than, or_(Event.status != PENDING, ~live))
                 .execution_options(synchronize_session=False)
             )
         return int(result.rowcount or 0)
+
+    async def pending_elsewhere(self, configured: Sequence[str]) -> dict[str, int]:
+        """Pending deliveries to subscribers no longer configured, counted per name."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(EventDelivery.subscriber, func.count())
+                .where(EventDelivery.state == PENDING, EventDelivery.subscriber.not_in(list(configured)))
+                .group_by(EventDelivery.subscriber)
+            )
+            return {name: int(count) for name, count in rows.all()}
 
 
 async def _lease(session: AsyncSession, ids: list[int], owner: str, now: datetime, lease: timedelta) -> None:

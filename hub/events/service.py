@@ -4,6 +4,7 @@ redeliveries an operator or a host asks for."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from .expiring import ExpiringSweep
 from .outbox import Outbox
 from .sender import Deliverer
 
+log = logging.getLogger("hub.events")
+
 
 class EventService:
     def __init__(self, config: EventsConfig, sessions: async_sessionmaker[AsyncSession], writer: ActivityWriter) -> None:
@@ -31,6 +34,7 @@ class EventService:
         self._loops = [
             Periodic("event delivery", self.deliverer.run_once, config.delivery_interval_seconds, jitter=0.2),
             Periodic("token expiry sweep", self.expiring.sweep, config.expiring_sweep_seconds, jitter=0.2),
+            Periodic("event prune", self._prune_pass, config.prune_interval_seconds, jitter=0.2),
         ]
 
     async def start(self) -> None:
@@ -75,8 +79,23 @@ class EventService:
             for name, sub in self.config.subscribers.items()
         }
 
+    async def removed_subscribers(self) -> dict[str, int]:
+        """Subscribers no longer in the config that still have deliveries waiting, with how
+        many: nothing sends them; the prune deletes their events after the retention."""
+        return await self.deliveries.pending_elsewhere(list(self.config.subscribers))
+
     async def prune(self, days: int | None = None) -> int:
-        return await self.deliveries.prune(self.outbox.clock() - timedelta(days=days or self.config.retention_days))
+        keep = days or self.config.retention_days
+        return await self.deliveries.prune(self.outbox.clock() - timedelta(days=keep), list(self.config.subscribers))
+
+    async def _prune_pass(self) -> None:
+        pruned = await self.prune()
+        if pruned:
+            log.info("events retention: %d event(s) older than %d days pruned", pruned, self.config.retention_days)
+
+    @property
+    def prune_passes(self) -> Periodic:
+        return self._loops[2]
 
     async def _known(self, event_ids: Sequence[str]) -> None:
         missing = sorted(set(event_ids) - await self.deliveries.known(event_ids))

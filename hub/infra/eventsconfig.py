@@ -115,8 +115,12 @@ class EventsConfig(BaseModel):
     token_expiring_seconds: int = Field(3 * 86_400, ge=60)
     # How often each process looks for such tokens; 0 turns the sweep off.
     expiring_sweep_seconds: float = Field(300.0, ge=0)
-    # ``hub events prune`` deletes finished events older than this.
+    # Finished events older than this are deleted (``hub events prune``, and each process
+    # every ``prune_interval_seconds``), with pending ones whose only pending deliveries go
+    # to subscribers no longer in ``subscribers``.
     retention_days: int = Field(30, ge=1)
+    # How often each process prunes; 0 leaves pruning to ``hub events prune``.
+    prune_interval_seconds: float = Field(3600.0, ge=0)
 
     @field_validator("subscribers")
     @classmethod
