@@ -9,6 +9,7 @@ refused and nothing is stored; A's own browser still finishes.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -174,6 +175,22 @@ async def test_expiry_follows_the_clock(hub, fake_slack):
         view = (await (await hub.get(f"/api/connect-sessions/{s['id']}", headers=auth("alice"))).json())["data"]
         assert view["status"] == "expired"
     assert await hub.db.states("alice") == []
+
+
+async def test_sessions_a_day_past_expiry_are_pruned_in_the_background(make_config, fake_slack, aiohttp_client):
+    client = await serve_hub(make_config(connect_sessions={"prune_interval_seconds": 0.01}), aiohttp_client)
+    sessions = client.hub.connect_sessions
+    old, _ = await create(client), await create(client, user="bob")
+    # Expired, but still shown (GET says why a link failed) until a day has passed.
+    sessions.store.clock = lambda: utcnow() + timedelta(seconds=601)
+    await asyncio.wait_for(sessions.pruner.wait_for_passes(sessions.pruner.passes + 2), 30)
+    assert len(await session_rows(client)) == 2
+    view = (await (await client.get(f"/api/connect-sessions/{old['id']}", headers=auth("alice"))).json())["data"]
+    assert view["status"] == "expired"
+    # A day later both go, though neither user created another session.
+    sessions.store.clock = lambda: utcnow() + timedelta(days=1, seconds=601)
+    await asyncio.wait_for(sessions.pruner.wait_for_passes(sessions.pruner.passes + 2), 30)
+    assert await session_rows(client) == []
 
 
 async def test_a_state_started_before_expiry_still_finishes(hub, fake_slack):

@@ -118,8 +118,10 @@ class Hub:
         await self.idempotency.start()
         await self.refresh_ahead.start()
         await self.events.start()
+        await self.connect_sessions.start_pruning()
 
     async def stop(self) -> None:
+        await self.connect_sessions.stop_pruning()
         await self.events.stop()
         await self.refresh_ahead.stop()
         await self.idempotency.stop()

@@ -8,6 +8,7 @@ it is used up or expired) live here; the binding of a state to the cookie is
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from ..errors import BadRequest, HubError, NotFound, ProviderNotConfigured, ValidationFailed
 from ..infra.auth import Caller
 from ..infra.config import HubConfig
+from ..infra.periodic import Periodic
 from ..store.models import ConnectSession, Integration, iso_utc
 from ..store.sessions import ConnectSessionStore
 from .binding import SessionGone, check_cookie
@@ -24,6 +26,8 @@ from .runtime import Providers
 COOKIE_BYTES = 32
 MAX_PROVIDERS = 50
 FIELDS = {"providers", "return_url", "opener_origin"}
+
+log = logging.getLogger("hub.connect")
 
 
 def is_open(row: ConnectSession, now: Any) -> bool:
@@ -43,6 +47,20 @@ class ConnectSessions:
         self.providers = providers
         self.connector = connector
         self.store = store
+        # Sessions whose user never comes back are deleted here, not only on their next create.
+        self.pruner = Periodic("pruning finished connect sessions", self._prune, config.connect_sessions.prune_interval_seconds, jitter=0.2)
+
+    async def start_pruning(self) -> None:
+        if self.pruner.interval > 0:
+            await self.pruner.start()
+
+    async def stop_pruning(self) -> None:
+        await self.pruner.stop()
+
+    async def _prune(self) -> None:
+        removed = await self.store.prune()
+        if removed:
+            log.info("pruned %d connect session(s) a day past expiry", removed)
 
     # --- the host's backend (JWT) -------------------------------------------------------
 

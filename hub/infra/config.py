@@ -168,6 +168,9 @@ class ConnectSessionsConfig(_Section):
     max_open_per_user: int = Field(10, ge=1, le=100)
     # Origins a session may report to by postMessage (the host page that opened the popup).
     opener_origins: list[str] = Field(default_factory=list)
+    # How often each process deletes sessions a day past their expiry; 0: only when their
+    # user creates another.
+    prune_interval_seconds: float = Field(3600.0, ge=0)
 
     @field_validator("opener_origins")
     @classmethod

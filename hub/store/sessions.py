@@ -63,6 +63,14 @@ class ConnectSessionStore:
             await self._cap(session, user_id, now)
         return row, token
 
+    async def prune(self) -> int:
+        """Delete every user's sessions more than :data:`KEPT_AFTER_EXPIRY` past expiry."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                delete(ConnectSession).where(ConnectSession.expires_at <= self.clock() - KEPT_AFTER_EXPIRY).execution_options(synchronize_session=False)
+            )
+        return int(result.rowcount or 0)
+
     async def _cap(self, session: AsyncSession, user_id: str, now: datetime) -> None:
         """Keep the user's newest ``max_open_per_user`` open sessions; older open ones are
         cancelled (as states are trimmed: the newest request always works)."""
