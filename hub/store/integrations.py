@@ -14,14 +14,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..errors import StoredTokenUnreadable
 from ..infra.crypto import KeyRing, token_context
 from ..redact import redact
 from ..types import TokenSet
-from .models import Integration
+from .models import REFRESH_DUE, Integration
 from .rowread import IntegrationReader
 from .watchers import StatusWatchers
 
@@ -93,17 +93,7 @@ class IntegrationStore:
         """ACTIVE rows holding a refresh token whose access token expires before ``before``
         and whose refresh lease is free at ``now``, soonest first (at most ``limit``)."""
         async with self.sessions() as session:
-            rows = await session.scalars(
-                select(Integration)
-                .where(
-                    Integration.status == "ACTIVE",
-                    Integration.refresh_token.is_not(None),
-                    Integration.token_expiry < before,
-                    or_(Integration.refresh_lease_until.is_(None), Integration.refresh_lease_until <= now),
-                )
-                .order_by(Integration.token_expiry)
-                .limit(limit)
-            )
+            rows = await session.scalars(expiring_statement(before, now, limit))
             return list(rows.all())
 
     async def of_user(self, user_id: str, *, exclude_status: str) -> list[Integration]:
@@ -127,6 +117,23 @@ class IntegrationStore:
 
     def encrypt_into(self, row: Integration, token: TokenSet) -> None:
         encrypt_into(self.keyring, row, token)
+
+
+def expiring_statement(before: datetime, now: datetime, limit: int) -> Select[tuple[Integration]]:
+    """The background refresh sweep's query. Its first condition is written exactly as the
+    partial index ``ix_integrations_refresh_due`` is (constants, not parameters), so both
+    databases walk that index by expiry and stop after about ``limit`` rows, however many
+    integrations there are (tests/test_refresh_sweep_plan.py)."""
+    return (
+        select(Integration)
+        .where(
+            text(REFRESH_DUE),
+            Integration.token_expiry < before,
+            or_(Integration.refresh_lease_until.is_(None), Integration.refresh_lease_until <= now),
+        )
+        .order_by(Integration.token_expiry)
+        .limit(limit)
+    )
 
 
 def _statuses(session: AsyncSession) -> dict[int, str | None]:

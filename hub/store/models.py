@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -55,13 +56,23 @@ def iso_utc(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+# The rows the background refresh sweep may renew: the condition of its partial index.
+REFRESH_DUE = "status = 'ACTIVE' AND refresh_token IS NOT NULL"
+
+
 class Base(DeclarativeBase):
     pass
 
 
 class Integration(Base):
     __tablename__ = "integrations"
-    __table_args__ = (UniqueConstraint("user_id", "provider", name="uq_integrations_user_provider"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "provider", name="uq_integrations_user_provider"),
+        # What the background refresh sweep reads: the tokens it may renew, soonest expiry
+        # first (migration 0008; the query in hub.store.integrations repeats the condition).
+        Index("ix_integrations_refresh_due", "token_expiry",
+              postgresql_where=text(REFRESH_DUE), sqlite_where=text(REFRESH_DUE)),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(String(255))
