@@ -130,21 +130,23 @@ def hub_webhook_follow_up(ctx: CallContext, event: WebhookEvent) -> Mapping[str,
 
 
 @hookspec
-def hub_renew(ctx: CallContext) -> None:
+def hub_renew(ctx: CallContext) -> Mapping[str, Any] | None:
     """Renew what the plugin set up upstream for an integration before it runs out (optional).
 
     The core calls it in the background, for an ACTIVE or EXPIRED integration whose
     deadline (set by a handler with ``ctx.renew_by(when)``) is less than
     ``renewals.ahead_seconds`` away, in one process at a time (a lease on the row). Set
-    the next deadline with ``ctx.renew_by`` (or ``None``); the call is an activity row
-    (``renew``). An error leaves the deadline as it was and is tried again after the lease.
+    the next deadline with ``ctx.renew_by`` (without it, nothing more is renewed); what it
+    returns is the response of the call's activity row (``renew``). An error leaves the
+    deadline as it was, and the row is tried again when the lease ends.
     """
 
 
 @hookspec
-def hub_before_disconnect(ctx: CallContext) -> None:
+def hub_before_disconnect(ctx: CallContext) -> Mapping[str, Any] | None:
     """Undo what the plugin set up upstream before the integration's token is revoked (optional).
 
     Called on disconnect and delete while the token still works; best effort: an error is
-    logged as the ``before_disconnect`` activity row and the disconnect goes on.
+    logged as the ``before_disconnect`` activity row and the disconnect goes on. What it
+    returns is that row's response.
     """
