@@ -13,7 +13,10 @@ from typing import Any
 
 from test_hooks import MODES, Plain, implement, paste, request, start, upstream, url  # noqa: F401 - fixtures
 
+from sqlalchemy import select
+
 from hub import Action, CallContext, ProviderError, WebhookEvent, WebhookRequest, WebhookResult, hookimpl, same_digest
+from hub.store.models import Event
 
 DEADLINE = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -160,6 +163,9 @@ async def test_hook_hub_webhook_follow_up(start, upstream) -> None:  # noqa: F81
     assert (what, user, token, data) == ("follow_up", "alice", "demo-tok", {"n": "1"})
     stored = await row(client)
     assert stored.meta["state"]["cursor"] == 1  # kept with the event
+    async with client.hub.sessions() as session:
+        (event,) = (await session.scalars(select(Event).where(Event.type == "demo.changed"))).all()
+    assert event.payload["data"]["event"] == {"n": "1", "cursor": 1}  # what the hook returned
     resp = await client.post(hook, data=b"", headers={"X-Secret": "s3cret", "X-N": "1"})
     assert (await resp.json())["data"] == {"routed": 0, "duplicates": 1} and len(plugin.calls) == 1  # no second follow-up
     rows = await client.db.activity(action="webhook_follow_up")
