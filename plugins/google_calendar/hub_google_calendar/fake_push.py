@@ -26,6 +26,8 @@ Google refuses it. ``params.ttl`` is capped at Google's default of 604800 s (a w
 and ``not_exists`` are not imitated. Messages are queued and sent in order by a background
 task (``auto_send``, the default); with ``auto_send = False`` they wait for
 :meth:`CalendarPush.send_pending`, which tests use to decide when they arrive.
+``POST /_fake/push`` (``{"calendarId": ...}``, default ``primary``) makes a running fake
+notify as if the calendar changed, and sends what is queued: a sandbox's way to see it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class CalendarPush:
     """Mixed into FakeGoogle (before CalendarApi, whose writes it follows)."""
 
     api_path: str
+    control_path: str | None
     clock: Any
     current_call: Any
     find_calendar: Any
@@ -68,6 +71,25 @@ class CalendarPush:
     def add_push_routes(self, app: web.Application) -> None:
         app.router.add_post(self.api_path + "/calendars/{calendarId}/events/watch", self._watch)
         app.router.add_post(self.api_path + "/channels/stop", self._stop)
+        if self.control_path:
+            app.router.add_post(self.control_path + "/push", self._push_control)
+
+    async def _push_control(self, request: web.Request) -> web.Response:
+        """``POST /_fake/push`` (``{"calendarId": "primary"}`` optional): an ``exists`` message
+        on every live channel of the calendar, as if it changed, and every queued message sent
+        now; answers ``{"sent": [the receivers' statuses]}``. For the sandbox and browser tests."""
+        try:
+            body = await request.json() if (await request.text()).strip() else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("calendarId", "primary"), str):
+            return web.json_response({"error": "bad_request", "message": "the body must be {\"calendarId\": \"...\"} or empty"},
+                                     status=400)
+        calendar = self.find_calendar(body.get("calendarId", "primary"))
+        if calendar is None:
+            return web.json_response({"error": "not_found", "message": "no such calendar"}, status=404)
+        self.changed(calendar["id"])
+        return web.json_response({"sent": await self.send_pending()})
 
     # ------------------------------------------------------------------ the API
 

@@ -713,3 +713,14 @@ async def test_a_channel_id_is_taken_once_and_an_unknown_calendar_is_not_found(c
     assert resp.status == 404
     resp = await client.post(WATCH, json={**body, "id": "anon"})
     assert resp.status == 401
+
+
+async def test_the_push_control_route_notifies_as_if_the_calendar_changed(client, fake, receiver) -> None:
+    token = (await connect(client))["access_token"]
+    fake.auto_send = False
+    await watch(client, token, id="ch-5", type="web_hook", address=receiver.address, token="t")
+    resp = await client.post("/_fake/push", json={"calendarId": "primary"})
+    assert (resp.status, await resp.json()) == (200, {"sent": [200, 200]})  # the queued sync, then the exists
+    assert [g["headers"]["X-Goog-Resource-State"] for g in receiver.got] == ["sync", "exists"]
+    assert (await client.post("/_fake/push", json={"calendarId": "nobody"})).status == 404
+    assert (await client.post("/_fake/push", data="[1]")).status == 400
