@@ -95,8 +95,8 @@ def receive(request: WebhookRequest) -> WebhookResult:
             verify=verify, exclusive=True, follow_up=True,
         ),))
     # "sync" (the channel is live) and anything newer: checked, logged, nothing goes out.
-    return WebhookResult(events=(WebhookEvent(type=f"channel_{state or 'unknown'}"[:40], match=match, data=data, verify=verify,
-                                              exclusive=True, quiet=True),))
+    kind = "channel_sync" if state == "sync" else "channel_unknown"  # never an unchecked header in a name
+    return WebhookResult(events=(WebhookEvent(type=kind, match=match, data=data, verify=verify, exclusive=True, quiet=True),))
 
 
 async def follow_up(ctx: CallContext, event: WebhookEvent, sync: Any) -> dict[str, Any]:
