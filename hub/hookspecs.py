@@ -11,7 +11,8 @@ the two in step.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -20,13 +21,14 @@ if TYPE_CHECKING:
         AccountInfo,
         Action,
         AuthorizationRequest,
+        CallContext,
         Provider,
         ProviderInfo,
         Sandbox,
         TokenSet,
     )
     from .upstream import UpstreamResponse
-    from .webhooks import WebhookRequest, WebhookResult
+    from .webhooks import WebhookEvent, WebhookRequest, WebhookResult
 
 hookspec = pluggy.HookspecMarker("hub")
 hookimpl = pluggy.HookimplMarker("hub")
@@ -111,4 +113,40 @@ def hub_webhook(provider: Provider, request: WebhookRequest) -> WebhookResult:
     outside the provider's replay window. Return a :class:`hub.WebhookResult`: a direct
     ``answer`` (a URL check) or the ``events`` the request carries. Without it, the route
     answers 404 ``webhooks_not_supported`` for the provider.
+    """
+
+
+@hookspec
+def hub_webhook_follow_up(ctx: CallContext, event: WebhookEvent) -> Mapping[str, Any]:
+    """Complete a verified webhook event for one integration it reaches (optional).
+
+    Called when ``hub_webhook`` returned an event with ``follow_up=True``, once per
+    integration, inside the webhook request and before anything is stored: ``ctx`` is an
+    action's context for that integration (its token and HTTP client, its ``state``, and
+    ``input`` = the event's ``data``). Return the data the event goes out with. State
+    updates are saved in the transaction that writes the event; an error makes the
+    request answer it (a 5xx, so the provider sends the notification again).
+    """
+
+
+@hookspec
+def hub_renew(ctx: CallContext) -> Mapping[str, Any] | None:
+    """Renew what the plugin set up upstream for an integration before it runs out (optional).
+
+    The core calls it in the background, for an ACTIVE or EXPIRED integration whose
+    deadline (set by a handler with ``ctx.renew_by(when)``) is less than
+    ``renewals.ahead_seconds`` away, in one process at a time (a lease on the row). Set
+    the next deadline with ``ctx.renew_by`` (without it, nothing more is renewed); what it
+    returns is the response of the call's activity row (``renew``). An error leaves the
+    deadline as it was, and the row is tried again when the lease ends.
+    """
+
+
+@hookspec
+def hub_before_disconnect(ctx: CallContext) -> Mapping[str, Any] | None:
+    """Undo what the plugin set up upstream before the integration's token is revoked (optional).
+
+    Called on disconnect and delete while the token still works; best effort: an error is
+    logged as the ``before_disconnect`` activity row and the disconnect goes on. What it
+    returns is that row's response.
     """

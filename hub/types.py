@@ -274,6 +274,17 @@ class CallContext:
     # Where this provider's webhooks reach the hub (public_url + /api/integrations/<name>/webhook),
     # for an action that registers a webhook with the provider.
     webhook_url: str = ""
+    # What the handler asked with renew_by(): None for "no renewal", unset for "unchanged".
+    renewal: datetime | None = None
+    renewal_set: bool = False
 
     def update_state(self, **values: Any) -> None:
         self.state_updates.update(values)
+
+    def renew_by(self, deadline: datetime | None) -> None:
+        """Ask the core to call this plugin's ``hub_renew`` for this integration a while
+        (``renewals.ahead_seconds``) before ``deadline`` — when something the plugin set up
+        upstream (a push channel) runs out. ``None`` cancels. Saved with the state."""
+        if deadline is not None and deadline.tzinfo is None:
+            raise ValueError("renew_by needs an aware datetime (UTC)")
+        self.renewal, self.renewal_set = deadline, True

@@ -11,7 +11,7 @@ wrong or too old is refused by raising :class:`hub.WebhookRejected`.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,12 +46,30 @@ class WebhookEvent:
     with ``CallContext.update_state``). ``data`` goes out as the event's ``data.event``: no
     secrets. ``dedupe_key`` (the provider's event id) makes a redelivery of the same event
     to the same integration a no-op.
+
+    For providers whose proof is per integration rather than per app (Google's channel
+    token), three optional fields, all additive:
+
+    ``verify`` is called with each matching integration's plugin state (what
+    ``CallContext.update_state`` stored) and must answer true for the event to reach it:
+    the place to compare a per-integration secret, in constant time (:func:`same_digest`).
+    ``exclusive`` makes the whole request refused (401 ``webhook_rejected``, nothing
+    stored) when the event reaches no integration at all, instead of accepted with
+    ``routed: 0``. ``follow_up`` asks the core to call the plugin's
+    ``hub_webhook_follow_up`` for each integration the event reaches, as an action would
+    run (the integration's token, its state), before emitting; what it returns becomes
+    the event's ``data``. ``quiet`` events are verified, routed and logged as activity
+    but emit nothing (a provider's "channel is live" ping).
     """
 
     type: str
     match: Mapping[str, str]
     data: Mapping[str, Any] = field(default_factory=dict)
     dedupe_key: str | None = None
+    verify: Callable[[Mapping[str, Any]], bool] | None = field(default=None, compare=False)
+    exclusive: bool = False
+    follow_up: bool = False
+    quiet: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, column, delete, func, insert, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -347,14 +347,24 @@ async def blank_db_url(tmp_path: Any, _pg_url: str | None) -> AsyncIterator[str]
     await admin.dispose()
 
 
+INTEGRATIONS_0001 = table(
+    "integrations", column("id", BigInteger), column("user_id", String), column("provider", String), column("status", String),
+    column("scopes", JSON), column("metadata", JSON), column("version", Integer), column("created_at", DateTime(timezone=True)),
+    column("updated_at", DateTime(timezone=True)),
+)
+
+
 async def test_upgrade_backfills_the_rollup_from_existing_rows(blank_db_url: str) -> None:
     engine = create_engine(blank_db_url)
     await upgrade(engine, "0001")
     rng = random.Random(3)
     sessions = sessionmaker(engine)
-    async with sessions.begin() as s:
-        s.add_all([Integration(id=i, user_id=f"u{i}", provider="slack", status="ACTIVE", scopes=[], meta={}, version=1) for i in (1, 2)])
     async with engine.begin() as conn:
+        # The table as revision 0001 made it: the ORM model has columns of later revisions.
+        await conn.execute(insert(INTEGRATIONS_0001), [
+            {"id": i, "user_id": f"u{i}", "provider": "slack", "status": "ACTIVE", "scopes": [], "metadata": {}, "version": 1,
+             "created_at": NOW, "updated_at": NOW} for i in (1, 2)
+        ])
         rows = [
             {"integration_id": 1 + n % 2, "kind": "transition" if n % 50 == 0 else "call", "action": rng.choice("xyz"),
              "status": rng.choice(["SUCCESS", "SUCCESS", "FAILED", "PENDING"]), "duration_ms": rng.randrange(0, 5000),

@@ -176,11 +176,12 @@ def test_a_fresh_process_can_serve_its_first_read_before_any_orm_query(tmp_path:
         conn.execute(
             'CREATE TABLE integrations (id INTEGER PRIMARY KEY, user_id TEXT, provider TEXT, status TEXT, status_reason TEXT, '
             "access_token TEXT, refresh_token TEXT, token_expiry DATETIME, scopes JSON, metadata JSON, created_at DATETIME, "
-            "updated_at DATETIME, last_sync_at DATETIME, version INTEGER, refresh_lease_until DATETIME)"
+            "updated_at DATETIME, last_sync_at DATETIME, version INTEGER, refresh_lease_until DATETIME, renew_by DATETIME, "
+            "renew_lease_until DATETIME)"
         )
         conn.execute(
             "INSERT INTO integrations VALUES (1, 'alice', 'slack', 'ACTIVE', NULL, 'x', NULL, NULL, '[\"a\"]', '{\"teamName\": \"T\"}', "
-            "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', NULL, 3, NULL)"
+            "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', NULL, 3, NULL, NULL, NULL)"
         )
     script = (
         "import asyncio, sys\n"

@@ -391,6 +391,8 @@ def minimal_inputs(fakes: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, 
         ("google_calendar", "delete_event"): {"event_id": event},
         ("google_calendar", "availability"): {"timeMin": "2026-06-08T00:00:00Z", "timeMax": "2026-06-09T00:00:00Z", "timeZone": "UTC"},
         ("google_calendar", "sync"): {},
+        ("google_calendar", "watch_calendar"): {},
+        ("google_calendar", "unwatch_calendar"): {},
     }
 
 

@@ -13,9 +13,10 @@ from ..activity import Recorder
 from ..errors import HubError, MethodNotAllowed, NotFound, ProviderError, TransientProviderError
 from ..infra.auth import Caller
 from ..registry import Registry
-from ..store.integrations import IntegrationStore, account_of
-from ..store.models import Integration, utcnow
+from ..store.integrations import IntegrationStore
+from ..store.models import Integration
 from ..types import Action, CallContext
+from .hookcalls import call_context, keep_call_state
 from .lifecycle import Status, refused
 from .manage import require
 from .runtime import ProviderRuntime, Providers
@@ -73,17 +74,7 @@ class ActionRunner:
 
         async def attempt(s: Snapshot) -> Any:
             headers = await self.registry.call(rt.name, "hub_auth_headers", provider=rt.provider, token=s.token)
-            ctx = CallContext(
-                provider=rt.provider,
-                action=action,
-                input=dict(data),
-                user_id=caller.user_id,
-                http=rt.provider.http.with_headers(headers),
-                access_token=s.token.access_token,
-                metadata=account_of(s.integration.meta),
-                state=dict((s.integration.meta or {}).get("state") or {}),
-                webhook_url=f"{self.public_url()}/api/integrations/{rt.name}/webhook",
-            )
+            ctx = call_context(rt, action, data, s, headers, f"{self.public_url()}/api/integrations/{rt.name}/webhook")
             holder["ctx"] = ctx
             return await action.handler(ctx)
 
@@ -116,18 +107,14 @@ class ActionRunner:
             await self.recorder.record(row, action.name, started, request=recorded, error=failure, secrets_=secrets_, pending_id=pending_id)
             raise failure from None
         ctx = holder["ctx"]
-        if ctx.state_updates or ctx.mark_synced:
+        if ctx.state_updates or ctx.mark_synced or ctx.renewal_set:
             await self._save_call_state(row.id, ctx)
         await self.recorder.record(row, action.name, started, request=recorded, response=result, secrets_=secrets_, pending_id=pending_id)
         return result
 
     async def _save_call_state(self, integration_id: int, ctx: CallContext) -> None:
-        """What the handler asked to keep: sync cursors, and when the account was last synced."""
+        """What the handler asked to keep: sync cursors, when the account was last synced,
+        when the plugin wants its ``hub_renew``."""
         async with self.store.locked(integration_id) as (_, fresh):
             assert fresh is not None
-            if ctx.state_updates:
-                meta = dict(fresh.meta or {})
-                meta["state"] = {**(meta.get("state") or {}), **ctx.state_updates}
-                fresh.meta = meta
-            if ctx.mark_synced:
-                fresh.last_sync_at = utcnow()
+            keep_call_state(fresh, ctx)

@@ -29,7 +29,9 @@ from .connect import Connector
 from .idempotency import Idempotency
 from .manage import Manager
 from .proxy import ProxyRunner
+from .hookcalls import IntegrationHooks
 from .refresher import RefreshAhead
+from .renewals import Renewals
 from .reports import Reports
 from .runtime import Providers
 from .sessions import ConnectSessions
@@ -96,11 +98,17 @@ class Hub:
         session_store = ConnectSessionStore(self.sessions, ttl_seconds=cs.ttl_seconds, max_open_per_user=cs.max_open_per_user)
         self.connect = Connector(config, self.providers, registry, self.store, self.states, self.recorder, session_store, self.events.outbox)
         self.connect_sessions = ConnectSessions(config, self.providers, self.connect, session_store)
-        self.manage = Manager(self.providers, registry, self.store, self.tokens, self.recorder)
+        self.hooks = IntegrationHooks(registry, self.tokens, self.recorder, lambda: config.public_url)
+        rn = config.renewals
+        self.renewals = Renewals(
+            self.providers, self.store, self.hooks, ahead_seconds=rn.ahead_seconds, interval_seconds=rn.interval_seconds,
+            lease_seconds=rn.lease_seconds, batch_size=rn.batch_size, concurrency=rn.concurrency,
+        )
+        self.manage = Manager(self.providers, registry, self.store, self.tokens, self.recorder, self.hooks)
         self.actions = ActionRunner(self.providers, registry, self.store, self.tokens, self.recorder)
         self.actions.public_url = lambda: config.public_url
         self.proxy = ProxyRunner(self.providers, registry, self.store, self.tokens, self.recorder)
-        self.webhooks = WebhookReceiver(self.providers, registry, self.sessions, self.events.outbox)
+        self.webhooks = WebhookReceiver(self.providers, registry, self.sessions, self.events.outbox, self.hooks)
         self.reports = Reports(self.providers, self.store, self.sessions, self.activity)
         idem = config.idempotency
         self.idempotency = Idempotency(
@@ -117,12 +125,14 @@ class Hub:
         await self.upkeep.start()
         await self.idempotency.start()
         await self.refresh_ahead.start()
+        await self.renewals.start()
         await self.events.start()
         await self.connect_sessions.start_pruning()
 
     async def stop(self) -> None:
         await self.connect_sessions.stop_pruning()
         await self.events.stop()
+        await self.renewals.stop()
         await self.refresh_ahead.stop()
         await self.idempotency.stop()
         await self.upkeep.stop()

@@ -3,6 +3,7 @@ disconnect and delete (revoke upstream, wipe, move)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -13,9 +14,12 @@ from ..infra.crypto import DecryptionFailed
 from ..registry import Registry
 from ..store.integrations import IntegrationStore, internal_of, wipe_credentials
 from ..store.models import Integration, utcnow
+from .hookcalls import IntegrationHooks, keep_call_state
 from .lifecycle import Status, log_move, move, refused, set_status
 from .runtime import ProviderRuntime, Providers
 from .tokens import TokenSessions
+
+log = logging.getLogger("hub")
 
 
 async def require(store: IntegrationStore, user_id: str, rt: ProviderRuntime, *, allow_deleted: bool = True) -> Integration:
@@ -30,8 +34,10 @@ async def require(store: IntegrationStore, user_id: str, rt: ProviderRuntime, *,
 
 
 class Manager:
-    def __init__(self, providers: Providers, registry: Registry, store: IntegrationStore, tokens: TokenSessions, recorder: Recorder) -> None:
+    def __init__(self, providers: Providers, registry: Registry, store: IntegrationStore, tokens: TokenSessions, recorder: Recorder,
+                 hooks: IntegrationHooks) -> None:
         self.providers = providers
+        self.hooks = hooks
         self.registry = registry
         self.store = store
         self.tokens = tokens
@@ -138,6 +144,7 @@ class Manager:
         return await require(self.store, caller.user_id, rt)
 
     async def revoke_and_wipe(self, rt: ProviderRuntime, row: Integration, to: Status, reason: str) -> None:
+        await self._before_disconnect(rt, row)
         if row.access_token is not None and rt.configured:
             started = time.perf_counter()
             try:
@@ -154,9 +161,28 @@ class Manager:
         async with self.store.locked(row.id) as (session, fresh):
             assert fresh is not None
             wipe_credentials(fresh)
+            fresh.renew_by = fresh.renew_lease_until = None  # nothing left upstream to renew
             transition = move(fresh, to, reason)
             if transition is None:
                 fresh.version += 1
             await log_move(session, self.outbox, fresh, transition)
 
 
+
+    async def _before_disconnect(self, rt: ProviderRuntime, row: Integration) -> None:
+        """The plugin's ``hub_before_disconnect`` (push channels stopped, say) while the token
+        still works. Best effort, like the revoke: the activity row says how it went."""
+        if row.access_token is None or not rt.configured or not self.hooks.implements(rt, "hub_before_disconnect"):
+            return
+        if row.status not in (Status.ACTIVE, Status.EXPIRED):
+            return  # no usable token (ERROR, INACTIVE): nothing can be undone upstream
+        try:
+            _, ctx = await self.hooks.call(rt, row, "hub_before_disconnect", "before_disconnect")
+        except HubError:
+            return  # recorded by the call; the disconnect goes on
+        except Exception as exc:
+            log.warning("before_disconnect of integration %d (%s) failed: %s", row.id, rt.name, type(exc).__name__)
+            return
+        async with self.store.locked(row.id) as (_, fresh):
+            if fresh is not None:
+                keep_call_state(fresh, ctx)

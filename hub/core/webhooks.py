@@ -6,6 +6,12 @@ the integrations each event names, and writes, per integration and in one transa
 activity row (``kind`` ``webhook``) and the outbox event ``<provider>.<type>``. A provider
 event seen before for an integration (same ``dedupe_key``) is skipped, so a provider's
 redelivery, or a captured request replayed inside its window, emits nothing twice.
+
+An event may also be checked against each integration's plugin state (``verify``), refuse
+the request when it reaches no integration (``exclusive``), be completed for each
+integration by the plugin's ``hub_webhook_follow_up`` before it is emitted (``follow_up``:
+run here, in the request, so a failure answers 5xx and the provider retries; what the hook
+keeps in the state is written in the event's transaction), or only be logged (``quiet``).
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..errors import HubError, NotFound, ProviderError
+from ..errors import HubError, NotFound, ProviderError, WebhookRejected
 from ..events.outbox import Outbox
 from ..registry import Registry
 from ..store.models import Event, Integration, IntegrationLog, utcnow
 from ..webhooks import WebhookAnswer, WebhookEvent, WebhookRequest, WebhookResult
+from .hookcalls import IntegrationHooks, keep_call_state
 from .lifecycle import Status
 from .runtime import Providers
 
@@ -69,9 +76,22 @@ def matches(integration: Integration, match: Mapping[str, str]) -> bool:
     return True
 
 
+def verified(provider: str, row: Integration, event: WebhookEvent) -> bool:
+    """The plugin's own check of an event against the integration's state, when it has one."""
+    if event.verify is None:
+        return True
+    try:
+        return bool(event.verify(dict((row.meta or {}).get("state") or {})))
+    except Exception as exc:
+        log.error("provider plugin %s: a webhook event's verify raised %s; taken as not verified", provider, type(exc).__name__)
+        return False
+
+
 class WebhookReceiver:
-    def __init__(self, providers: Providers, registry: Registry, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+    def __init__(self, providers: Providers, registry: Registry, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
+                 hooks: IntegrationHooks) -> None:
         self.providers = providers
+        self.hooks = hooks
         self.registry = registry
         self.sessions = sessions
         self.outbox = outbox
@@ -108,43 +128,65 @@ class WebhookReceiver:
         return await self._route(provider, result.events)
 
     async def _route(self, provider: str, events: tuple[WebhookEvent, ...]) -> Received:
-        routed = duplicates = 0
-        async with self.sessions.begin() as session:
+        rt = self.providers.runtime(provider)
+        async with self.sessions() as session:
             rows = (await session.execute(
                 select(Integration).where(Integration.provider == provider, Integration.status.in_(LISTENING)).order_by(Integration.id)
             )).scalars().all()
-            for event in events:
-                if not EVENT_NAME.fullmatch(event.type) or not event.match:
-                    log.warning("provider plugin %s returned an event without a usable type or match; skipped", provider)
-                    continue
-                for row in rows:
-                    if not matches(row, event.match):
-                        continue
-                    once = f"webhook:{provider}:{row.id}:{event.dedupe_key}"[:200] if event.dedupe_key else None
-                    if once is not None and await self.seen(session, once):
+        # Every event's integrations first, before anything is stored: an exclusive event that
+        # reaches none refuses the whole request.
+        plan: list[tuple[WebhookEvent, Integration]] = []
+        for event in events:
+            if not EVENT_NAME.fullmatch(event.type) or not event.match:
+                log.warning("provider plugin %s returned an event without a usable type or match; skipped", provider)
+                continue
+            reached = [row for row in rows if matches(row, event.match) and verified(provider, row, event)]
+            if event.exclusive and not reached:
+                raise WebhookRejected(f"the {rt.info.title} request names nothing an integration expects "
+                                      "(an unknown or stopped channel, or a wrong or missing token)")
+            plan += [(event, row) for row in reached]
+        routed = duplicates = 0
+        for event, row in plan:
+            once = f"webhook:{provider}:{row.id}:{event.dedupe_key}"[:200] if event.dedupe_key and not event.quiet else None
+            if once is not None:
+                async with self.sessions() as session:
+                    if await self.seen(session, once):
                         duplicates += 1
                         continue
-                    try:
-                        # A savepoint: the same event arriving twice at once passes both checks
-                        # above, and the unique once_key then refuses the later one here.
-                        async with session.begin_nested():
-                            await self._emit(session, row, provider, event, once)
-                    except IntegrityError:
-                        duplicates += 1
-                        continue
-                    routed += 1
+            data, ctx = dict(event.data), None
+            if event.follow_up and self.hooks.implements(rt, "hub_webhook_follow_up"):
+                # In the request: a failure answers 5xx and the provider sends it again.
+                result, ctx = await self.hooks.call(rt, row, "hub_webhook_follow_up", "webhook_follow_up", data=event.data, event=event)
+                data = dict(result or {})
+            try:
+                async with self.sessions.begin() as session:
+                    await self._emit(session, row, provider, event, data, once)
+                    if ctx is not None:
+                        fresh = await session.get(Integration, row.id, with_for_update=True)
+                        if fresh is not None:
+                            keep_call_state(fresh, ctx)
+            except IntegrityError:
+                # The same event arriving twice at once passes both checks above; the unique
+                # once_key refuses the later one here, with its state changes.
+                duplicates += 1
+                continue
+            routed += 1
         return Received(routed=routed, duplicates=duplicates)
 
     @staticmethod
     async def seen(session: AsyncSession, once: str) -> bool:
         return await session.scalar(select(Event.id).where(Event.once_key == once)) is not None
 
-    async def _emit(self, session: AsyncSession, row: Integration, provider: str, event: WebhookEvent, once: str | None) -> None:
+    async def _emit(self, session: AsyncSession, row: Integration, provider: str, event: WebhookEvent, data: dict[str, Any],
+                    once: str | None) -> None:
         kind = event_type(provider, event.type)
-        data: dict[str, Any] = {"event": dict(event.data)}
-        emitted = await self.outbox.emit(session, row, kind, reason=f"{provider} webhook: {event.type}", data=data, once_key=once)
+        event_id = None
+        if not event.quiet:
+            emitted = await self.outbox.emit(session, row, kind, reason=f"{provider} webhook: {event.type}", data={"event": data},
+                                             once_key=once)
+            event_id = emitted.event_id
         session.add(IntegrationLog(
             integration_id=row.id, kind="webhook", action=kind[:64], status="SUCCESS",
-            request_data={"eventId": emitted.event_id, "type": kind, "providerEventId": event.dedupe_key},
+            request_data={"eventId": event_id, "type": kind, "providerEventId": event.dedupe_key},
             duration_ms=0, created_at=self.outbox.clock(),
         ))

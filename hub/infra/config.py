@@ -193,6 +193,20 @@ class RefreshConfig(_Section):
     concurrency: int = Field(4, ge=1, le=64)
 
 
+class RenewalsConfig(_Section):
+    """Renewing what plugins set up upstream before it runs out, such as Google Calendar's
+    push channels (hub/core/renewals.py, the ``hub_renew`` hook)."""
+
+    # Renewed when its deadline (CallContext.renew_by) is this close.
+    ahead_seconds: int = Field(3600, ge=0)
+    # How often each process looks; 0 turns the background renewal off.
+    interval_seconds: float = Field(60.0, ge=0)
+    # How long a process holds a row it renews; after a failure it is tried again once this ends.
+    lease_seconds: int = Field(300, ge=1)
+    batch_size: int = Field(100, ge=1, le=10_000)
+    concurrency: int = Field(4, ge=1, le=64)
+
+
 class ActivityConfig(_Section):
     retention_days: int = Field(90, ge=1)
     # Each process's activity upkeep (hub/core/upkeep.py): how often it runs (0 turns it
@@ -264,6 +278,7 @@ class HubConfig(_Section):
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     connect_sessions: ConnectSessionsConfig = Field(default_factory=ConnectSessionsConfig)
     refresh: RefreshConfig = Field(default_factory=RefreshConfig)
+    renewals: RenewalsConfig = Field(default_factory=RenewalsConfig)
     activity: ActivityConfig = Field(default_factory=ActivityConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     idempotency: IdempotencyConfig = Field(default_factory=IdempotencyConfig)

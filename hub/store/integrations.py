@@ -96,6 +96,34 @@ class IntegrationStore:
             rows = await session.scalars(expiring_statement(before, now, limit))
             return list(rows.all())
 
+    async def due_renewals(self, before: datetime, now: datetime, *, statuses: tuple[str, ...], limit: int) -> list[Integration]:
+        """Rows in ``statuses`` whose plugin asked for ``hub_renew`` by ``before`` and whose
+        renewal lease is free at ``now``, soonest first (at most ``limit``)."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Integration)
+                .where(
+                    Integration.status.in_(statuses),
+                    Integration.renew_by < before,
+                    or_(Integration.renew_lease_until.is_(None), Integration.renew_lease_until <= now),
+                )
+                .order_by(Integration.renew_by)
+                .limit(limit)
+            )
+            return list(rows.all())
+
+    async def claim_renewal(self, integration_id: int, now: datetime, until: datetime) -> bool:
+        """True when this process now holds the row's renewal lease (until ``until``); false
+        when another holds it. One conditional UPDATE: of two processes, one wins."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(Integration)
+                .where(Integration.id == integration_id,
+                       or_(Integration.renew_lease_until.is_(None), Integration.renew_lease_until <= now))
+                .values(renew_lease_until=until)
+            )
+        return bool(result.rowcount == 1)
+
     async def of_user(self, user_id: str, *, exclude_status: str) -> list[Integration]:
         async with self.sessions() as session:
             rows = await session.scalars(

@@ -91,6 +91,10 @@ class Integration(Base):
     # never both win a refresh or overwrite each other's newer token.
     version: Mapped[int] = mapped_column(Integer, default=1)
     refresh_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # When the plugin wants its hub_renew called (CallContext.renew_by), and the lease of the
+    # process doing it (hub/core/renewals.py).
+    renew_by: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
+    renew_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class IntegrationLog(Base):

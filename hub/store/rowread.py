@@ -49,7 +49,7 @@ log = logging.getLogger("hub.db")
 # Column name in the table -> attribute of the model ("metadata" is ``meta`` in Python).
 _COLUMNS = [(c.name, Integration.__mapper__.get_property_by_column(c).key) for c in Integration.__table__.columns]
 _JSON = {"scopes", "meta"}
-_TIMES = {"token_expiry", "created_at", "updated_at", "last_sync_at", "refresh_lease_until"}
+_TIMES = {"token_expiry", "created_at", "updated_at", "last_sync_at", "refresh_lease_until", "renew_by", "renew_lease_until"}
 # How long the reader keeps one PostgreSQL connection: the engine's pool_recycle.
 RECYCLE_SECONDS = 1800
 _SELECT = "SELECT " + ", ".join(f'"{name}"' for name, _ in _COLUMNS) + " FROM integrations WHERE "

@@ -64,7 +64,8 @@ async def receive(request: web.Request) -> web.Response:
 # --- OpenAPI ---------------------------------------------------------------------------
 
 _ERRORS = {
-    401: "the provider's signature is missing or wrong, or its timestamp is outside the replay window (webhook_rejected)",
+    401: "the provider's signature is missing or wrong, its timestamp is outside the replay window, or the request names "
+         "nothing an integration expects, such as an unknown channel or a wrong channel token (webhook_rejected)",
     404: "unknown provider, or its plugin does not receive webhooks (webhooks_not_supported)",
     413: "the body is over server.max_webhook_bytes (webhook_too_large), refused before any signature work",
     502: "the provider's plugin failed reading the request (plugin_error)",

@@ -30,10 +30,13 @@ from hub import (
     ProviderInfo,
     Sandbox,
     UpstreamResponse,
+    WebhookEvent,
+    WebhookRequest,
+    WebhookResult,
     hookimpl,
 )
 
-from . import schemas
+from . import push, schemas
 from .answers import ANSWERS
 from .availability import MAX_RANGE, WorkingHours, free_slots, parse_instant, to_json
 
@@ -109,6 +112,12 @@ def hub_actions() -> list[Action]:
                output_schema=schemas.FREE_SLOTS, examples=schemas.AVAILABILITY_EXAMPLES),
         Action("sync", "POST", "sync", sync, schemas.SYNC, summary="Incremental sync with a stored syncToken", pending=True,
                output_schema=schemas.SYNCED, examples=schemas.SYNC_EXAMPLES),
+        Action("watch_calendar", "POST", "watch", watch_calendar, push.WATCH,
+               summary="Push notifications: Google tells the hub when the calendar's events change, and the hub emits the changes",
+               output_schema=push.CHANNEL, examples=push.WATCH_EXAMPLES),
+        Action("unwatch_calendar", "DELETE", "watch", push.unwatch_calendar, push.UNWATCH,
+               summary="Stop the push notifications of a calendar (channels.stop)", output_schema=push.UNWATCHED,
+               examples=push.UNWATCH_EXAMPLES),
     ]
     return [replace(a, output_schema={**(a.output_schema or {}), "examples": [ANSWERS[a.name]]}) for a in actions]
 
@@ -127,6 +136,30 @@ def hub_check_response(provider: Provider, response: UpstreamResponse) -> None:
     if status in DEFAULT_REASONS:
         hub.raise_for_status(response, provider_code=reason or DEFAULT_REASONS[status], message=text, kinds=KINDS)
     hub.raise_for_status(response)  # 5xx and the rest: the hub's own wording
+
+
+@hookimpl
+def hub_webhook(request: WebhookRequest) -> WebhookResult:
+    return push.receive(request)
+
+
+@hookimpl
+async def hub_webhook_follow_up(ctx: CallContext, event: WebhookEvent) -> dict[str, Any]:
+    return await push.follow_up(ctx, event, sync)
+
+
+@hookimpl
+async def hub_renew(ctx: CallContext) -> dict[str, Any]:
+    return await push.renew(ctx)
+
+
+@hookimpl
+async def hub_before_disconnect(ctx: CallContext) -> dict[str, Any]:
+    return await push.stop_all(ctx)
+
+
+async def watch_calendar(ctx: CallContext) -> dict[str, Any]:
+    return await push.watch_calendar(ctx, sync)
 
 
 @hookimpl

@@ -67,4 +67,11 @@ ANSWERS: dict[str, Any] = {
         ],
         "deletedIds": [],
     },
+    "watch_calendar": {
+        "channelId": "6f1c2b0e-3d4a-4c5b-9e8f-0a1b2c3d4e5f",
+        "calendarId": "primary",
+        "resourceId": "4b1e0c9d8a7f6e5d4c3b2a19081",
+        "expiresAt": "2026-12-11T11:09:10.487000Z",
+    },
+    "unwatch_calendar": {"calendarId": "primary", "stopped": ["6f1c2b0e-3d4a-4c5b-9e8f-0a1b2c3d4e5f"]},
 }

@@ -67,8 +67,9 @@ Deliberate simplifications:
 * userinfo returns ``email``/``email_verified`` only with the email scope and
   ``name``/``given_name``/``family_name``/``picture`` only with the profile scope; ``sub`` always.
 * Recurring events are stored with their ``recurrence`` but never expanded; ``singleEvents`` only
-  decides whether ``orderBy=startTime`` is allowed. No ``PUT``, ``move``, ``import``, ``watch``,
-  ACLs or reminders logic. ``q`` is a case-insensitive substring match on summary, description,
+  decides whether ``orderBy=startTime`` is allowed. No ``PUT``, ``move``, ``import``, ACLs or
+  reminders logic; ``events/watch`` and ``channels/stop`` are :mod:`.fake_push`'s (channels do
+  not survive a sandbox restart). ``q`` is a case-insensitive substring match on summary, description,
   location and attendee/organizer emails and names.
 * Changes are found by comparing each event with a snapshot taken when the listing that issued the
   sync token started, so events changed directly in ``fake.events`` (or via ``update_event`` /
@@ -105,6 +106,7 @@ from aiohttp import web
 from hub.testing import FakeProvider, FakeToken, Grant
 
 from .fake_calendar import CalendarApi, SyncBase
+from .fake_push import CalendarPush
 from .fake_rules import (
     AUTH_HELP,
     DEFAULT_REASONS,
@@ -153,7 +155,7 @@ def _client_of(request: web.Request, form: dict[str, str]) -> tuple[str, str]:
     return client_id, secret
 
 
-class FakeGoogle(CalendarApi, FakeProvider):
+class FakeGoogle(CalendarPush, CalendarApi, FakeProvider):
     """Google's OAuth endpoints and Calendar API; see the module docstring for what it imitates."""
 
     title = "Google Calendar"
@@ -183,10 +185,12 @@ class FakeGoogle(CalendarApi, FakeProvider):
         self.events = CalendarEvents(email, {c["id"]: {} for c in self.calendars})
         self.page_tokens: dict[str, Any] = {}
         self.sync_tokens: dict[str, SyncBase] = {}
+        self.init_push()  # fake_push.py: channels, and the messages they send
 
     def make_app(self) -> web.Application:
         app = super().make_app()
         app.middlewares.append(self._oauth_rules)  # inside the base's: recorded and switchable first
+        self.add_push_routes(app)
         return app
 
     # ------------------------------------------------------------------ seeding, as another client would
@@ -227,9 +231,11 @@ class FakeGoogle(CalendarApi, FakeProvider):
 
     def delete_event(self, calendar_id: str, event_id: str) -> None:
         """Cancel a stored event as another client would; it stays behind with status "cancelled"."""
-        event = self.stored_event(self._seed_calendar(calendar_id), event_id)
+        calendar = self._seed_calendar(calendar_id)
+        event = self.stored_event(calendar, event_id)
         event["status"] = "cancelled"
         self.touch(event)
+        self.cancelled(calendar["id"])
 
     def _seed_calendar(self, calendar_id: str) -> dict[str, Any]:
         calendar = self.find_calendar(calendar_id)

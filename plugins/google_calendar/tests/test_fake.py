@@ -9,8 +9,13 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
+from typing import Any
+
 import aiohttp
 import pytest
+from aiohttp import web
+
+from hub.testing import FakeClock
 
 try:
     from hub_google_calendar.fake import FakeGoogle
@@ -587,3 +592,135 @@ async def test_the_state_survives_a_restart(aiohttp_client, client, fake):
     status, body = await refresh(again, tokens["refresh_token"])
     assert status == 200 and reborn.refresh_count == 1
     assert "refresh_token" not in await connect(again)  # the consent is remembered too
+
+
+# --- push notifications (fake_push.py): events.watch and channels.stop refuse what Google
+# refuses; the sending side posts the sync message, then one "exists" per change with the
+# next message number, and nothing once the channel is stopped or expired. A small aiohttp
+# app stands in for the receiver; tests decide when the fake sends (send_pending) or wait
+# for what it sent on its own (wait_for_pushes).
+
+WATCH = "/calendar/v3/calendars/primary/events/watch"
+
+
+@pytest.fixture
+async def receiver(aiohttp_server) -> Any:
+    """What Google's messages reach: records each request's headers and body."""
+    got: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append({"headers": dict(request.headers), "body": await request.read()})
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = await aiohttp_server(app)
+    server.got = got
+    server.address = str(server.make_url("/hook"))
+    return server
+
+
+async def watch(client, access, **body):
+    resp = await client.post(WATCH, json=body, headers=bearer(access))
+    return resp.status, await resp.json()
+
+
+def reason(body):
+    return body["error"]["errors"][0]["reason"]
+
+
+async def test_watch_answers_a_channel_and_sends_the_sync_message(client, fake, receiver) -> None:
+    token = (await connect(client))["access_token"]
+    fake.auto_send = False
+    status, channel = await watch(client, token, id="ch-1", type="web_hook", address=receiver.address, token="t0k",
+                                  params={"ttl": "3600"})
+    assert status == 200, channel
+    assert channel["kind"] == "api#channel" and channel["id"] == "ch-1" and channel["token"] == "t0k"
+    assert channel["resourceUri"].endswith("/events?alt=json") and isinstance(channel["expiration"], str)
+    assert abs(int(channel["expiration"]) / 1000 - fake.clock() - 3600) < 5
+    assert await fake.send_pending() == [200]
+    (sync,) = receiver.got
+    headers = sync["headers"]
+    assert sync["body"] == b"" and headers["X-Goog-Resource-State"] == "sync" and headers["X-Goog-Message-Number"] == "1"
+    assert (headers["X-Goog-Channel-ID"], headers["X-Goog-Channel-Token"], headers["X-Goog-Resource-ID"]) == (
+        "ch-1", "t0k", channel["resourceId"])
+    assert headers["X-Goog-Channel-Expiration"].endswith(" GMT") and headers["X-Goog-Resource-URI"] == channel["resourceUri"]
+
+
+async def test_each_change_is_an_exists_message_with_the_next_number_sent_on_its_own(client, fake, receiver) -> None:
+    token = (await connect(client))["access_token"]
+    await watch(client, token, id="ch-2", type="web_hook", address=receiver.address, token="t")
+    resp = await client.post(EVENTS, json={"start": {"date": "2026-06-08"}, "end": {"date": "2026-06-09"}}, headers=bearer(token))
+    event = await resp.json()
+    await client.patch(f"{EVENTS}/{event['id']}", json={"summary": "Moved"}, headers=bearer(token))
+    await client.delete(f"{EVENTS}/{event['id']}", headers=bearer(token))
+    fake.add_event(summary="Seeded elsewhere")
+    pushes = await fake.wait_for_pushes(5)  # auto_send: the fake sends by itself, in order
+    assert [p["headers"]["X-Goog-Resource-State"] for p in pushes] == ["sync", "exists", "exists", "exists", "exists"]
+    assert [p["headers"]["X-Goog-Message-Number"] for p in pushes] == ["1", "2", "3", "4", "5"]
+    assert [p["status"] for p in pushes] == [200] * 5 and len(receiver.got) == 5
+
+
+async def test_only_watched_calendars_notify_and_stopped_or_expired_channels_send_nothing(client, fake, receiver) -> None:
+    token = (await connect(client))["access_token"]
+    fake.auto_send = False
+    fake.clock = FakeClock()
+    status, channel = await watch(client, token, id="ch-3", type="web_hook", address=receiver.address, params={"ttl": "600"})
+    other = next(c["id"] for c in fake.calendars if c["id"] != fake.email and c["accessRole"] in ("owner", "writer"))
+    fake.add_event(other, summary="Not watched")
+    assert await fake.send_pending() == [200]  # the sync message only
+    resp = await client.post("/calendar/v3/channels/stop", json={"id": "ch-3", "resourceId": "not-its-own"}, headers=bearer(token))
+    assert resp.status == 404 and reason(await resp.json()) == "notFound"
+    fake.add_event(summary="Queued before the stop")
+    resp = await client.post("/calendar/v3/channels/stop", json={"id": "ch-3", "resourceId": channel["resourceId"]}, headers=bearer(token))
+    assert resp.status == 204
+    assert await fake.send_pending() == []  # a message queued before the stop is dropped
+    resp = await client.post("/calendar/v3/channels/stop", json={"id": "ch-3", "resourceId": channel["resourceId"]}, headers=bearer(token))
+    assert resp.status == 404  # stopped already
+
+    await watch(client, token, id="ch-4", type="web_hook", address=receiver.address, params={"ttl": "600"})
+    await fake.send_pending()
+    fake.clock.advance(601)
+    fake.add_event(summary="After expiry")
+    assert await fake.send_pending() == []
+    assert len(receiver.got) == 2  # the two sync messages, nothing else
+
+
+@pytest.mark.parametrize(("body", "status", "why"), [
+    ({"type": "web_hook", "address": "https://hub.example/hook"}, 400, "required"),
+    ({"id": "x", "type": "email", "address": "https://hub.example/hook"}, 400, "push.channelTypeNotSupported"),
+    ({"id": "x", "type": "web_hook"}, 400, "required"),
+    ({"id": "x", "type": "web_hook", "address": "http://hub.example/hook"}, 400, "push.webhookUrlNotHttps"),
+    ({"id": "x", "type": "web_hook", "address": "https://hub.example/hook", "token": "t" * 257}, 400, "invalid"),
+])
+async def test_watch_refuses_what_google_refuses(client, body, status, why) -> None:
+    token = (await connect(client))["access_token"]
+    got, answer = await watch(client, token, **body)
+    assert (got, reason(answer)) == (status, why)
+    if why == "push.webhookUrlNotHttps":
+        assert answer["error"]["message"] == "WebHook callback must be HTTPS: http://hub.example/hook"
+
+
+async def test_a_channel_id_is_taken_once_and_an_unknown_calendar_is_not_found(client, fake) -> None:
+    token = (await connect(client))["access_token"]
+    fake.auto_send = False
+    body = {"id": "same", "type": "web_hook", "address": "https://hub.example/hook"}
+    assert (await watch(client, token, **body))[0] == 200
+    status, answer = await watch(client, token, **body)
+    assert (status, reason(answer)) == (400, "channelIdNotUnique")
+    resp = await client.post("/calendar/v3/calendars/nobody%40example.com/events/watch", json={**body, "id": "other"},
+                             headers=bearer(token))
+    assert resp.status == 404
+    resp = await client.post(WATCH, json={**body, "id": "anon"})
+    assert resp.status == 401
+
+
+async def test_the_push_control_route_notifies_as_if_the_calendar_changed(client, fake, receiver) -> None:
+    token = (await connect(client))["access_token"]
+    fake.auto_send = False
+    await watch(client, token, id="ch-5", type="web_hook", address=receiver.address, token="t")
+    resp = await client.post("/_fake/push", json={"calendarId": "primary"})
+    assert (resp.status, await resp.json()) == (200, {"sent": [200, 200]})  # the queued sync, then the exists
+    assert [g["headers"]["X-Goog-Resource-State"] for g in receiver.got] == ["sync", "exists"]
+    assert (await client.post("/_fake/push", json={"calendarId": "nobody"})).status == 404
+    assert (await client.post("/_fake/push", data="[1]")).status == 400
