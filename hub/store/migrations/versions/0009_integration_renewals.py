@@ -1,8 +1,8 @@
 """Renewals: when a plugin wants its ``hub_renew`` called for an integration (a push channel
 about to run out), and the lease of the process doing it.
 
-Revision ID: 0008_integration_renewals
-Revises: 0007_logs_partitions
+Revision ID: 0009_integration_renewals
+Revises: 0008_refresh_sweep_index
 
 Everything this revision needs is in this file, as hub.store.models had it on the
 revision's day; nothing here may be imported from ``hub``.
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_integration_renewals"
-down_revision = "0007_logs_partitions"
+revision = "0009_integration_renewals"
+down_revision = "0008_refresh_sweep_index"
 branch_labels = None
 depends_on = None
 
