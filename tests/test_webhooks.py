@@ -65,6 +65,29 @@ async def test_hook_hub_webhook(hooked, fake_slack, subscriber) -> None:
     assert "fake-verification-token" not in json.dumps(payload)  # Slack's body token is never passed on
 
 
+async def test_the_fakes_control_routes_verify_the_request_url_then_send_events(hooked, fake_slack, aiohttp_client) -> None:
+    """What a sandbox user does with curl: enter the Request URL, then make Slack send an event."""
+    import aiohttp
+
+    control = fake_slack.base_url.rstrip("/") + "/_fake/events"
+    async with aiohttp.ClientSession() as http:
+        async def post(path: str, body: Any) -> tuple[int, Any]:
+            async with http.post(control + path, json=body) as resp:
+                return resp.status, await resp.json()
+
+        assert (await post("/send", {}))[0] == 409  # no Request URL yet
+        status, answer = await post("/request_url", {"url": str(hooked.make_url("/healthz"))})
+        assert status == 400 and "url_verification" in answer["message"]  # it does not echo the challenge
+        assert fake_slack.request_url is None
+        assert (await post("/request_url", {"url": url(hooked)})) == (200, {"ok": True, "request_url": url(hooked)})
+        assert (await post("/send", {"colour": "red"}))[0] == 400
+        assert (await post("/send", {"text": 5}))[0] == 400
+        status, answer = await post("/send", {"text": "typed in Slack", "team_id": TEAM})
+        assert (status, answer["status"]) == (200, 200)
+    (event,), _ = await stored(hooked)
+    assert event.type == "slack.message" and event.payload["data"]["event"]["event"]["text"] == "typed in Slack"
+
+
 async def test_the_url_verification_challenge_is_answered(hooked, fake_slack) -> None:
     assert await fake_slack.verify_url(url(hooked))
     assert await stored(hooked) == ([], [])

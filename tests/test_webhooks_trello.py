@@ -67,6 +67,24 @@ async def test_creating_a_webhook_passes_trellos_head_check_and_deliveries_becom
     assert len((await stored(trello_hooked))[0]) == 1
 
 
+async def test_the_fakes_control_routes_list_webhooks_and_send_an_action(trello_hooked, fake_trello) -> None:
+    """What a sandbox user does with curl: see the webhook the hub made, then change the board."""
+    import aiohttp
+
+    hook = await create(trello_hooked)
+    control = fake_trello.base_url.rstrip("/") + "/_fake/webhooks"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(control) as resp:
+            assert (await resp.json())["webhooks"] == [{"id": hook["id"], "idModel": ROADMAP, "callbackURL": hook["callbackURL"], "active": True}]
+        for bad in ({"board": "nope"}, {"board": ROADMAP, "type": "update card"}, {"board": ROADMAP, "data": []}, {"board": ROADMAP, "x": 1}, [1]):
+            async with http.post(control + "/send", json=bad) as resp:
+                assert resp.status == 400, bad
+        async with http.post(control + "/send", json={"board": ROADMAP, "type": "createCard", "data": {"card": {"id": "c9", "name": "New"}}}) as resp:
+            assert (resp.status, await resp.json()) == (200, {"sent": [200]})
+    (event,), (row,) = await stored(trello_hooked)
+    assert event.type == "trello.createcard" and event.payload["data"]["event"]["action"]["data"]["card"]["name"] == "New"
+
+
 @pytest.mark.parametrize("tamper", ["signature", "body", "missing"])
 async def test_a_bad_or_missing_signature_is_refused_and_nothing_is_stored(trello_hooked, fake_trello, tamper) -> None:
     hook = await create(trello_hooked)

@@ -222,6 +222,7 @@ class FakeSlack(SlackEvents, FakeProvider):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get(f"{self.api_path}/{{method}}", self._api)
         app.router.add_post(f"{self.api_path}/{{method}}", self._api)
+        self.add_event_routes(app)
 
     def hub_settings(self, base_url: str | None = None) -> dict[str, Any]:
         settings = super().hub_settings(base_url)

@@ -5,6 +5,17 @@ As Slack does: a JSON body, ``X-Slack-Request-Timestamp`` (Unix seconds) and
 signing secret), POSTed to the app's Request URL. :meth:`SlackEvents.verify_url` sends the
 ``url_verification`` challenge Slack sends when the URL is entered in the app's settings.
 ``at`` lets a test send a request stamped at another time (a replay, a skewed clock).
+
+Over HTTP, for a sandbox or a process that does not share the fake's memory (the control
+routes, under ``/_fake``):
+
+* ``POST /_fake/events/request_url`` ``{"url": ...}``: what entering the Request URL in the
+  app's settings does: the ``url_verification`` challenge is sent to it, and the URL is kept
+  only when the challenge comes back (else 400, as Slack's settings page refuses it).
+* ``POST /_fake/events/send`` ``{"type": "message", "channel", "text", "user"}`` (every field
+  optional; ``team_id`` defaults to the fake's team): an ``event_callback`` as if someone did
+  that in Slack, signed and sent to the kept Request URL (409 before one is set); answers
+  the receiver's status.
 """
 
 from __future__ import annotations
@@ -15,8 +26,12 @@ import time
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from .events import signature
+
+# The fields of ``POST /_fake/events/send`` and their defaults.
+_SEND_DEFAULTS = {"type": "message", "channel": "C0000000001", "text": "hello from the fake Slack", "user": "U0000000001"}
 
 
 class SlackEvents:
@@ -26,6 +41,45 @@ class SlackEvents:
 
     # Every request sent, as {"url", "body", "headers"}.
     sent: list[dict[str, Any]]
+    # The app's Request URL, once verified through the control route.
+    request_url: str | None = None
+    control_path: str | None
+    account: dict[str, Any]
+
+    def add_event_routes(self, app: web.Application) -> None:
+        if self.control_path:
+            app.router.add_post(f"{self.control_path}/events/request_url", self._set_request_url)
+            app.router.add_post(f"{self.control_path}/events/send", self._send_control)
+
+    async def _set_request_url(self, request: web.Request) -> web.Response:
+        body = await _json_object(request)
+        url = body.get("url") if body is not None else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return _problem(400, "the body must be {\"url\": \"http(s)://...\"}: the app's Request URL")
+        try:
+            verified = await self.verify_url(url)
+        except aiohttp.ClientError:
+            verified = False
+        if not verified:
+            return _problem(400, f"{url} did not answer the url_verification challenge with it")
+        self.request_url = url
+        return web.json_response({"ok": True, "request_url": url})
+
+    async def _send_control(self, request: web.Request) -> web.Response:
+        body = await _json_object(request)
+        if body is None:
+            return _problem(400, "the body must be a JSON object (type, channel, text, user, team_id; all optional)")
+        unknown = sorted(set(body) - {*_SEND_DEFAULTS, "team_id"})
+        if unknown:
+            return _problem(400, f"send takes no field {unknown[0]!r}")
+        if any(not isinstance(v, str) or not v for v in body.values()):
+            return _problem(400, "every field must be a non-empty string")
+        if self.request_url is None:
+            return _problem(409, "no Request URL yet: POST it to /_fake/events/request_url first")
+        event = {**_SEND_DEFAULTS, **{k: v for k, v in body.items() if k != "team_id"}}
+        event["ts"] = f"{time.time():.6f}"
+        status, _ = await self.send_event(self.request_url, event, team_id=body.get("team_id") or self.account["team_id"])
+        return web.json_response({"ok": True, "status": status})
 
     def signed(self, body: bytes, at: float | None = None) -> dict[str, str]:
         stamp = str(int(time.time() if at is None else at))
@@ -63,3 +117,16 @@ class SlackEvents:
         body = json.dumps({"token": "fake-verification-token", "challenge": challenge, "type": "url_verification"}).encode()
         status, text = await self.post(url, body, self.signed(body))
         return status == 200 and text == challenge
+
+
+async def _json_object(request: web.Request) -> dict[str, Any] | None:
+    raw = await request.text()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return web.json_response({"error": "bad_request" if status == 400 else "conflict", "message": message}, status=status)

@@ -7,6 +7,11 @@
 * :meth:`TrelloWebhooks.send_action` is Trello's delivery: for each active webhook on the
   board, a POST of ``{"action": ..., "model": <the board>}`` to its ``callbackURL`` with
   ``X-Trello-Webhook`` = base64(HMAC-SHA1(app secret, raw body + callbackURL)).
+* Over HTTP, for a sandbox (the control routes, under ``/_fake``): ``GET /_fake/webhooks``
+  lists the webhooks (id, idModel, callbackURL, active); ``POST /_fake/webhooks/send``
+  ``{"board": <id>, "type": "updateCard", "data": {...}}`` (type and data optional) is
+  :meth:`send_action`, as if someone changed the board in Trello; it answers the receivers'
+  statuses.
 
 Simplified: webhooks are kept for any token with read access (Trello ties them to the
 token that made them); no retries of failed deliveries, and no deactivation after failures.
@@ -34,6 +39,34 @@ class TrelloWebhooks:
     def add_webhook_routes(self, app: web.Application) -> None:
         app.router.add_post(self.api_path + "/webhooks", self._webhook_create)  # type: ignore[attr-defined]
         app.router.add_delete(self.api_path + "/webhooks/{webhook}", self._webhook_delete)  # type: ignore[attr-defined]
+        control = getattr(self, "control_path", None)
+        if control:
+            app.router.add_get(control + "/webhooks", self._webhooks_control)
+            app.router.add_post(control + "/webhooks/send", self._send_control)
+
+    async def _webhooks_control(self, request: web.Request) -> web.Response:
+        keys = ("id", "idModel", "callbackURL", "active")
+        return web.json_response({"webhooks": [{k: hook[k] for k in keys} for hook in self.webhooks.values()]})
+
+    async def _send_control(self, request: web.Request) -> web.Response:
+        raw = await request.text()
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _problem("the body must be a JSON object: {\"board\": <id>, \"type\": \"updateCard\", \"data\": {...}}")
+        unknown = sorted(set(body) - {"board", "type", "data"})
+        if unknown:
+            return _problem(f"send takes no field {unknown[0]!r} (it takes: board, type, data)")
+        board, action_type, data = body.get("board"), body.get("type", "updateCard"), body.get("data", {})
+        if not isinstance(board, str) or board not in getattr(self, "boards", {}):
+            return _problem("field 'board' must name one of the fake's boards")
+        if not isinstance(action_type, str) or not action_type.isalnum():
+            return _problem("field 'type' must be a Trello action type, such as updateCard")
+        if not isinstance(data, dict):
+            return _problem("field 'data' must be an object")
+        return web.json_response({"sent": await self.send_action(board, action_type, data)})
 
     async def _webhook_create(self, request: web.Request) -> web.Response:
         fake: Any = self
@@ -87,6 +120,13 @@ class TrelloWebhooks:
         for hook in [h for h in self.webhooks.values() if h["idModel"] == board_id and h["active"]]:
             body, headers = self.delivery(hook, action_type, data or {}, action_id)
             self.deliveries.append({"webhook": hook["id"], "body": body, "headers": headers})
-            async with aiohttp.ClientSession() as session, session.post(hook["callbackURL"], data=body, headers=headers) as resp:
-                statuses.append(resp.status)
+            try:
+                async with aiohttp.ClientSession() as session, session.post(hook["callbackURL"], data=body, headers=headers) as resp:
+                    statuses.append(resp.status)
+            except aiohttp.ClientError:
+                statuses.append(0)  # unreachable: Trello counts a failure and moves on
         return statuses
+
+
+def _problem(message: str) -> web.Response:
+    return web.json_response({"error": "bad_request", "message": message}, status=400)
