@@ -355,3 +355,34 @@ async def test_0007_partitions_an_existing_table_keeping_every_row_and_back(empt
 async def upgrade_to(engine: AsyncEngine, revision: str, *, down: bool = False) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(lambda sync: (command.downgrade if down else command.upgrade)(alembic_config(sync), revision))
+
+
+async def test_0010_fills_the_webhook_routes_of_the_integrations_already_stored(empty_db_url: str) -> None:
+    """Each scalar of the metadata and of the plugin state (a list per element) becomes a
+    route; objects, None and over-long values do not; and the rows go again on downgrade."""
+    engine = create_engine(empty_db_url)
+    try:
+        await upgrade(engine, "0009_integration_renewals")
+        metas = {
+            1: {"teamId": "T01", "accountId": "U01", "token": {"scope": "x"}, "none": None},
+            2: {"accountId": "m2", "state": {"webhook_models": ["b1", "b2"], "webhooks": {"w": "b1"}, "long": "x" * 300}},
+            3: {},
+        }
+        async with engine.begin() as conn:
+            await conn.execute(_INTEGRATIONS.insert(), [
+                {"id": i, "user_id": f"u{i}", "provider": "slack" if i == 1 else "trello", "status": "ACTIVE", "scopes": [],
+                 "metadata": meta, "created_at": T, "updated_at": T, "version": 1}
+                for i, meta in metas.items()
+            ])
+        await upgrade(engine, "0010_webhook_routes")
+        routes = sa.table("webhook_routes", sa.column("integration_id"), sa.column("provider"), sa.column("route"))
+        async with engine.connect() as conn:
+            stored = sorted(tuple(r) for r in (await conn.execute(sa.select(routes))).all())
+        assert stored == [
+            (1, "slack", "accountId=U01"), (1, "slack", "teamId=T01"),
+            (2, "trello", "accountId=m2"), (2, "trello", "state.webhook_models=b1"), (2, "trello", "state.webhook_models=b2"),
+        ]
+        await upgrade_to(engine, "0009_integration_renewals", down=True)
+        assert await current_revision(engine) == "0009_integration_renewals"
+    finally:
+        await engine.dispose()

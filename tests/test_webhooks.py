@@ -88,6 +88,38 @@ async def test_the_fakes_control_routes_verify_the_request_url_then_send_events(
     assert event.type == "slack.message" and event.payload["data"]["event"]["event"]["text"] == "typed in Slack"
 
 
+async def test_events_reach_integrations_through_the_webhook_routes_kept_with_their_metadata(hooked, fake_slack) -> None:
+    from sqlalchemy import delete
+
+    from hub.store.models import WebhookRoute
+
+    integration = await hooked.db.integration()
+    async with hooked.hub.sessions() as session:
+        routes = set((await session.scalars(select(WebhookRoute.route).where(WebhookRoute.integration_id == integration.id))).all())
+    assert f"teamId={TEAM}" in routes and f"accountId={integration.meta['accountId']}" in routes
+    # The route is what finds the integration: without its row the event reaches nobody
+    # (the webhook route no longer reads every integration of the provider).
+    async with hooked.hub.sessions.begin() as session:
+        await session.execute(delete(WebhookRoute).where(WebhookRoute.route == f"teamId={TEAM}"))
+    status, text = await fake_slack.send_event(url(hooked), MESSAGE, team_id=TEAM, event_id="Ev0ROUTES001")
+    assert status == 200 and json.loads(text)["data"] == {"routed": 0, "duplicates": 0}
+    # Any write of the metadata rewrites them, whoever writes it (a flush listener).
+    from hub.store.models import Integration
+
+    async def set_meta(**changes: Any) -> set[str]:
+        async with hooked.hub.sessions.begin() as session:
+            row = await session.get(Integration, integration.id)
+            row.meta = {**row.meta, **changes}
+        async with hooked.hub.sessions() as session:
+            return set((await session.scalars(select(WebhookRoute.route).where(WebhookRoute.integration_id == integration.id))).all())
+
+    assert f"teamId={TEAM}" in await set_meta(note="written again")
+    status, text = await fake_slack.send_event(url(hooked), MESSAGE, team_id=TEAM, event_id="Ev0ROUTES002")
+    assert status == 200 and json.loads(text)["data"] == {"routed": 1, "duplicates": 0}
+    moved = await set_meta(teamId="T0000000002")
+    assert "teamId=T0000000002" in moved and f"teamId={TEAM}" not in moved
+
+
 async def test_the_url_verification_challenge_is_answered(hooked, fake_slack) -> None:
     assert await fake_slack.verify_url(url(hooked))
     assert await stored(hooked) == ([], [])

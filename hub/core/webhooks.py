@@ -31,6 +31,7 @@ from ..errors import HubError, NotFound, ProviderError, WebhookRejected
 from ..events.outbox import Outbox
 from ..registry import Registry
 from ..store.models import Event, Integration, IntegrationLog, utcnow
+from ..store.routes import reached_by
 from ..webhooks import WebhookAnswer, WebhookEvent, WebhookRequest, WebhookResult
 from .hookcalls import IntegrationHooks, keep_call_state
 from .lifecycle import Status
@@ -129,17 +130,16 @@ class WebhookReceiver:
 
     async def _route(self, provider: str, events: tuple[WebhookEvent, ...]) -> Received:
         rt = self.providers.runtime(provider)
-        async with self.sessions() as session:
-            rows = (await session.execute(
-                select(Integration).where(Integration.provider == provider, Integration.status.in_(LISTENING)).order_by(Integration.id)
-            )).scalars().all()
         # Every event's integrations first, before anything is stored: an exclusive event that
-        # reaches none refuses the whole request.
+        # reaches none refuses the whole request. Candidates come through the webhook routes'
+        # index (hub.store.routes); every pair of the match is then checked here.
         plan: list[tuple[WebhookEvent, Integration]] = []
         for event in events:
             if not EVENT_NAME.fullmatch(event.type) or not event.match:
                 log.warning("provider plugin %s returned an event without a usable type or match; skipped", provider)
                 continue
+            async with self.sessions() as session:
+                rows = await reached_by(session, provider, event.match, LISTENING)
             reached = [row for row in rows if matches(row, event.match) and verified(provider, row, event)]
             if event.exclusive and not reached:
                 raise WebhookRejected(f"the {rt.info.title} request names nothing an integration expects "

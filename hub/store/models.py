@@ -97,6 +97,21 @@ class Integration(Base):
     renew_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
+class WebhookRoute(Base):
+    """What routes an inbound provider webhook to its integrations without reading them all:
+    one row per ``key=value`` of an integration's metadata (``teamId=T01``) and of its
+    plugin state, each element of a list counted (``state.watch_channels=<id>``). Kept by
+    :mod:`hub.store.routes` whenever an integration's metadata is written."""
+
+    __tablename__ = "webhook_routes"
+    __table_args__ = (Index("ix_webhook_routes_lookup", "provider", "route"),)
+
+    integration_id: Mapped[int] = mapped_column(BigId, ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True,
+                                                autoincrement=False)
+    route: Mapped[str] = mapped_column(String(255), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+
+
 class IntegrationLog(Base):
     __tablename__ = "integration_logs"
     __table_args__ = (
