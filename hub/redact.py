@@ -168,7 +168,8 @@ def _mask_string(text: str, known: list[str]) -> str:
     for secret in known:
         if secret in text:
             text = text.replace(secret, MASK)
-    text = _SECRET_PARAMS.sub(lambda m: m.group(1) + MASK, text)
+    if "=" in text:  # every match of _SECRET_PARAMS holds one
+        text = _SECRET_PARAMS.sub(lambda m: m.group(1) + MASK, text)
     lower = text.lower()
     if "eyj" in lower or "bearer" in lower or 'oauth_token="' in lower:
         text = _CORE_SHAPES.sub(MASK, text)

@@ -13,8 +13,8 @@ import asyncio
 import logging
 import math
 import os
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -64,7 +64,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Request id (the client's, if sane), the request counter, and one access-log line."""
     rid = request.headers.get("X-Request-Id", "")
     if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
-        rid = uuid.uuid4().hex
+        # 32 random hex digits, like uuid4().hex, without building a UUID object (a fifth
+        # of the cost).
+        rid = secrets.token_hex(16)
     request[REQUEST_ID] = rid
     started = time.perf_counter()
     response = await handler(request)
