@@ -178,12 +178,20 @@ def _mask_string(text: str, known: list[str]) -> str:
     return text
 
 
-def capped(value: Any, limit: int) -> Any:
-    """``value`` itself if its JSON form fits in ``limit`` bytes, else a marked preview.
+class EncodedJSON(str):
+    """A JSON document already encoded, by :func:`capped_json`. ``plain`` says it is the
+    value's own encoding (nothing was cut, nothing turned into text). The activity columns
+    (``hub.store.models.StoredJSON``) write it as it is instead of encoding the value again."""
 
-    A value that is not plain JSON (a plugin may hand back a datetime, a set, a Decimal)
-    comes back as its JSON round trip, which the database's JSON column accepts.
-    """
+    plain: bool = False
+
+
+_UNREPRESENTABLE = {"truncated": True, "reason": "not representable as JSON"}
+
+
+def capped_json(value: Any, limit: int) -> EncodedJSON | None:
+    """The JSON text of :func:`capped`'s answer, encoded once: measuring the value's size
+    needs its encoding anyway, and the activity row stores that same text."""
     if value is None:
         return None
     try:
@@ -194,9 +202,31 @@ def capped(value: Any, limit: int) -> Any:
             text = json.dumps(value, default=str, ensure_ascii=False)
         except (TypeError, ValueError, RecursionError):
             # Too deep, or refers to itself: nothing a JSON column could hold as it is.
-            return {"truncated": True, "reason": "not representable as JSON"}
+            return EncodedJSON(json.dumps(_UNREPRESENTABLE))
         plain = False
     # At most 4 bytes per character in UTF-8: skip the encoding when it cannot matter.
-    if len(text) * 4 <= limit or len(text.encode("utf-8")) <= limit:
-        return value if plain else json.loads(text)
-    return {"truncated": True, "size": len(text), "preview": text[: max(0, limit - 100)]}
+    if not (len(text) * 4 <= limit or len(text.encode("utf-8")) <= limit):
+        text = json.dumps({"truncated": True, "size": len(text), "preview": text[: max(0, limit - 100)]}, ensure_ascii=False)
+        plain = False
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (JSON input may carry one as an escape): no database takes it
+            # raw, so it is stored escaped, as the column's own encoder would have written it.
+            text = json.dumps(json.loads(text))
+    encoded = EncodedJSON(text)
+    encoded.plain = plain
+    return encoded
+
+
+def capped(value: Any, limit: int) -> Any:
+    """``value`` itself if its JSON form fits in ``limit`` bytes, else a marked preview.
+
+    A value that is not plain JSON (a plugin may hand back a datetime, a set, a Decimal)
+    comes back as its JSON round trip, which the database's JSON column accepts.
+    """
+    encoded = capped_json(value, limit)
+    if encoded is None:
+        return None
+    return value if encoded.plain else json.loads(encoded)
