@@ -39,8 +39,11 @@ _CORE_SHAPES = re.compile(
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/-]{8,}=*"
     r"|oauth_token=\"[^\"]+\")"
 )
+# Every match of _CORE_SHAPES holds "eyJ", "bearer" in any case, or 'oauth_token="'. Having
+# no literal start, the expression is tried at every position of a string, ten times the
+# cost of a provider's shape: _mask_string lets a string with none of them by without it.
 _declared: dict[str, tuple[re.Pattern[str], ...]] = {}
-_shapes: tuple[re.Pattern[str], ...] = (_CORE_SHAPES,)
+_shapes: tuple[re.Pattern[str], ...] = ()
 
 # Credentials carried in a URL's query string (callback codes and states, API keys).
 _SECRET_PARAMS = re.compile(
@@ -54,7 +57,7 @@ def declare_shapes(owner: str, shapes: Iterable[str]) -> None:
     error messages and server logs alike. Declaring again for ``owner`` replaces its set."""
     global _shapes
     _declared[owner] = tuple(re.compile(s) for s in shapes)
-    _shapes = (_CORE_SHAPES, *(p for patterns in _declared.values() for p in patterns))
+    _shapes = tuple(p for patterns in _declared.values() for p in patterns)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -165,18 +168,30 @@ def _mask_string(text: str, known: list[str]) -> str:
     for secret in known:
         if secret in text:
             text = text.replace(secret, MASK)
-    text = _SECRET_PARAMS.sub(lambda m: m.group(1) + MASK, text)
+    if "=" in text:  # every match of _SECRET_PARAMS holds one
+        text = _SECRET_PARAMS.sub(lambda m: m.group(1) + MASK, text)
+    lower = text.lower()
+    if "eyj" in lower or "bearer" in lower or 'oauth_token="' in lower:
+        text = _CORE_SHAPES.sub(MASK, text)
     for shape in _shapes:
         text = shape.sub(MASK, text)
     return text
 
 
-def capped(value: Any, limit: int) -> Any:
-    """``value`` itself if its JSON form fits in ``limit`` bytes, else a marked preview.
+class EncodedJSON(str):
+    """A JSON document already encoded, by :func:`capped_json`. ``plain`` says it is the
+    value's own encoding (nothing was cut, nothing turned into text). The activity columns
+    (``hub.store.models.StoredJSON``) write it as it is instead of encoding the value again."""
 
-    A value that is not plain JSON (a plugin may hand back a datetime, a set, a Decimal)
-    comes back as its JSON round trip, which the database's JSON column accepts.
-    """
+    plain: bool = False
+
+
+_UNREPRESENTABLE = {"truncated": True, "reason": "not representable as JSON"}
+
+
+def capped_json(value: Any, limit: int) -> EncodedJSON | None:
+    """The JSON text of :func:`capped`'s answer, encoded once: measuring the value's size
+    needs its encoding anyway, and the activity row stores that same text."""
     if value is None:
         return None
     try:
@@ -187,9 +202,31 @@ def capped(value: Any, limit: int) -> Any:
             text = json.dumps(value, default=str, ensure_ascii=False)
         except (TypeError, ValueError, RecursionError):
             # Too deep, or refers to itself: nothing a JSON column could hold as it is.
-            return {"truncated": True, "reason": "not representable as JSON"}
+            return EncodedJSON(json.dumps(_UNREPRESENTABLE))
         plain = False
     # At most 4 bytes per character in UTF-8: skip the encoding when it cannot matter.
-    if len(text) * 4 <= limit or len(text.encode("utf-8")) <= limit:
-        return value if plain else json.loads(text)
-    return {"truncated": True, "size": len(text), "preview": text[: max(0, limit - 100)]}
+    if not (len(text) * 4 <= limit or len(text.encode("utf-8")) <= limit):
+        text = json.dumps({"truncated": True, "size": len(text), "preview": text[: max(0, limit - 100)]}, ensure_ascii=False)
+        plain = False
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (JSON input may carry one as an escape): no database takes it
+            # raw, so it is stored escaped, as the column's own encoder would have written it.
+            text = json.dumps(json.loads(text))
+    encoded = EncodedJSON(text)
+    encoded.plain = plain
+    return encoded
+
+
+def capped(value: Any, limit: int) -> Any:
+    """``value`` itself if its JSON form fits in ``limit`` bytes, else a marked preview.
+
+    A value that is not plain JSON (a plugin may hand back a datetime, a set, a Decimal)
+    comes back as its JSON round trip, which the database's JSON column accepts.
+    """
+    encoded = capped_json(value, limit)
+    if encoded is None:
+        return None
+    return value if encoded.plain else json.loads(encoded)

@@ -170,3 +170,30 @@ async def test_daily_series_has_every_day(db_url):
     assert result["days"][-2] == {"date": (now - timedelta(days=1)).date().isoformat(), "successful": 1, "failed": 1}
     assert sum(d["successful"] + d["failed"] for d in result["days"][:-2]) == 0
     await engine.dispose()
+
+
+async def test_payloads_encoded_once_are_stored_as_the_values_they_encode(db_url):
+    """The recorder encodes each payload once (to measure it) and the writer stores that
+    text as it is: what is read back is the value, never a JSON string holding it, on a
+    batch insert and on a PENDING row's completion alike."""
+    from hub.activity.recorder import Recorder
+
+    engine, sessions = await make_db(db_url)
+    writer = ActivityWriter(sessions, flush_interval=0.01, batch_size=10, buffer_limit=100)
+    recorder = Recorder(writer, max_payload_bytes=1000, secrets=list)
+    async with sessions() as s:
+        integration = await s.get(Integration, 1)
+    await writer.start()
+    request = {"text": "héllo €", "n": [1, 2.5, None, True], "lone": "\ud800"}
+    started = asyncio.get_running_loop().time()
+    await recorder.record(integration, "post_message", started, request=request, response={"ok": True, "big": "x" * 2000})
+    pending = await recorder.start_pending(integration, "export", {"from": "ü"}, ())
+    await recorder.record(integration, "export", started, request={"from": "ü"}, response=["done"], pending_id=pending)
+    await writer.stop()
+    async with sessions() as s:
+        rows = {r.action: r for r in (await s.scalars(select(IntegrationLog))).all()}
+    assert rows["post_message"].request_data == request
+    cut = rows["post_message"].response_data
+    assert cut["truncated"] is True and cut["preview"].startswith('{"ok": true')
+    assert rows["export"].request_data == {"from": "ü"} and rows["export"].response_data == ["done"]
+    await engine.dispose()

@@ -516,11 +516,16 @@ def test_serve_moves_what_start_up_made_out_of_the_collectors_sight() -> None:
     ``hub serve`` freezes what exists once the hub has started (docs/performance.md)."""
     import gc
 
-    from hub.cli.server import _freeze_startup_objects
+    from hub.cli.server import YOUNG_COLLECTION_THRESHOLD, _freeze_startup_objects
 
     gc.unfreeze()
+    threshold = gc.get_threshold()
     try:
         asyncio.run(_freeze_startup_objects(None))
         assert gc.get_freeze_count() > 1000
+        # and the young collection waits for more than a few requests' objects
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *threshold[1:])
+        assert YOUNG_COLLECTION_THRESHOLD > threshold[0]
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)

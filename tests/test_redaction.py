@@ -194,3 +194,27 @@ def assert_masked_in_log(shaped: list[str]) -> None:
     finally:
         logger.removeHandler(handler)
     assert MASK in out.getvalue() and all(s not in out.getvalue() for s in shaped)
+
+
+# --- the core shapes are looked for only where they can be ---------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization: Bearer abcdefghijklmnop",
+        "BEARER   ABCDEFGHIJKLMNOP=",
+        "a JWT eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.signature inside",
+        'OAuth oauth_token="abc", oauth_verifier="x"',
+        "bEaReR 0123456789abcdef and eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.",
+    ],
+)
+def test_core_shapes_are_masked_whatever_their_case(text: str) -> None:
+    # _mask_string runs the core expression only on a string holding one of its marks
+    # (compared lower-cased); a case the check missed would let the credential through.
+    from hub.redact import redact_text
+
+    masked = redact_text(text)
+    assert MASK in masked
+    for secret in ("abcdefghijklmnop", "ABCDEFGHIJKLMNOP", "signature", "abc", "0123456789abcdef", "eyJhbGciOiJIUzI1NiJ9"):
+        assert secret not in masked.replace(MASK, "")

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import HubError
 from ..infra import metrics
-from ..redact import Redaction, capped, redact, redact_text
+from ..redact import Redaction, capped_json, redact, redact_text
 from ..store.models import Integration
 from .rollup import FAILED, SUCCESS
 from .writer import ActivityWriter
@@ -71,8 +71,9 @@ class Recorder:
             "integration_id": integration.id,
             "action": action,
             "status": FAILED if error is not None else SUCCESS,
-            "request_data": capped(redact(request, known, policy), self.limit),
-            "response_data": capped(redact(response, known, policy), self.limit),
+            # Encoded once here, to measure them; the writer stores that text as it is.
+            "request_data": capped_json(redact(request, known, policy), self.limit),
+            "response_data": capped_json(redact(response, known, policy), self.limit),
             "error_message": message,
             "duration_ms": int(elapsed * 1000),
         }
@@ -84,5 +85,5 @@ class Recorder:
     async def start_pending(self, integration: Integration, action: str, request: Any, secrets_: tuple[str, ...]) -> int:
         """A PENDING row for a long call, written now and completed by :meth:`record`."""
         cleaned = redact(request, (*secrets_, *self.secrets()), self.policy(integration.provider, action))
-        row = {"integration_id": integration.id, "action": action, "request_data": capped(cleaned, self.limit), "duration_ms": 0}
+        row = {"integration_id": integration.id, "action": action, "request_data": capped_json(cleaned, self.limit), "duration_ms": 0}
         return await self.writer.start_pending(row)

@@ -112,7 +112,10 @@ class ActivityWriter:
         item = dict(row)
         item.setdefault("created_at", utcnow())
         item.setdefault("kind", "call")
-        await self._queue.put(item)
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            await self._queue.put(item)  # back-pressure: wait for room
         # No await between the put and the count: the count always matches the queue order.
         self._queued += 1
         metrics.ACTIVITY_BUFFERED.set(self._queue.qsize())

@@ -21,8 +21,30 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..redact import EncodedJSON
+
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class StoredJSON(TypeDecorator[Any]):
+    """A JSON column that writes an :class:`~hub.redact.EncodedJSON` as it is: the activity
+    recorder has encoded each payload already to measure it, and encoding it again in the
+    writer was a second ``json.dumps`` per payload. Anything else is encoded by the JSON
+    type as before, and reading is the JSON type's own."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        encode = super().bind_processor(dialect)
+
+        def process(value: Any) -> Any:
+            if isinstance(value, EncodedJSON):
+                return str(value)
+            return encode(value) if encode is not None else value
+
+        return process
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -135,8 +157,8 @@ class IntegrationLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(8))
     # Nullable, as revision 0001 made them: ``Mapped[Any]`` alone would declare NOT NULL.
-    request_data: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
-    response_data: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
+    request_data: Mapped[Any] = mapped_column(StoredJSON, default=None, nullable=True)
+    response_data: Mapped[Any] = mapped_column(StoredJSON, default=None, nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

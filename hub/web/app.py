@@ -10,9 +10,8 @@ from aiohttp import web
 from ..core.hub import Hub
 from . import mcp_http, proxy, routes, sessions
 from .cors import cors_middleware
-from .deprecation import deprecation_headers
 from .idempotency import idempotency
-from .middleware import HUB_KEY, authentication, errors, rate_limit_headers, request_context
+from .middleware import HUB_KEY, answer, request_context
 from .routes import CORE_ROUTES
 
 __all__ = ["CORE_ROUTES", "HUB_KEY", "create_app"]
@@ -23,7 +22,7 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True, migrate: bool = True)
     the hub when the server starts and stops it when the server stops."""
     cors = [cors_middleware(hub.config.server.cors)] if hub.config.server.cors.allowed_origins else []
     app = web.Application(
-        middlewares=[request_context, *cors, rate_limit_headers, deprecation_headers, errors, authentication, idempotency],
+        middlewares=[request_context, *cors, answer, idempotency],
         client_max_size=hub.config.server.max_body_bytes,
         # Room for every query an action's schema admits, percent-encoded non-ASCII
         # included, so that a too-long value is a 400 naming the field rather than

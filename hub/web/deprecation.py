@@ -5,7 +5,6 @@ a deprecated core route or provider action carry ``Deprecation`` (RFC 9745), ``S
 from __future__ import annotations
 
 from calendar import timegm
-from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 
 from aiohttp import web
@@ -44,14 +43,14 @@ def mark(op: dict[str, object], dep: Deprecation | None) -> None:
         op["description"] = f"{describe(dep)} {op.get('description') or ''}".strip()
 
 
-@web.middleware
-async def deprecation_headers(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    response = await handler(request)
+def deprecation_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Add the headers to the answer (not yet sent) of a deprecated operation: the
+    handler's mark (:data:`DEPRECATED`) or the route's entry in :data:`ROUTES`. Called by
+    ``middleware.answer`` on every answer, errors included."""
     dep = request.get(DEPRECATED)
     if dep is None and ROUTES:
         route = request.match_info.route
         resource = getattr(route, "resource", None)
         dep = ROUTES.get((request.method, resource.canonical)) if resource is not None else None
-    if dep is not None and not response.prepared:
+    if dep is not None:
         response.headers.update(headers(dep))
-    return response

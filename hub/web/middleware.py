@@ -2,8 +2,8 @@
 any failure into the error envelope.
 
 Order (outermost first): :func:`request_context` (request id, metrics, the access
-line), CORS when configured (``cors.py``), :func:`rate_limit_headers`, :func:`errors` (the
-error table), :func:`authentication` (the caller), then idempotency (``idempotency.py``).
+line), CORS when configured (``cors.py``), :func:`answer` (the ``RateLimit-*`` and
+deprecation headers, the error table, the caller), then idempotency (``idempotency.py``).
 A route that needs no JWT is marked with :func:`public`.
 """
 
@@ -13,8 +13,8 @@ import asyncio
 import logging
 import math
 import os
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from ..infra import metrics
 from ..infra.auth import Caller
 from ..ratelimit import observe
 from ..redact import redact_text
+from .deprecation import deprecation_headers
 from .errorcodes import wire_code
 from .responses import error_response
 
@@ -63,7 +64,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Request id (the client's, if sane), the request counter, and one access-log line."""
     rid = request.headers.get("X-Request-Id", "")
     if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
-        rid = uuid.uuid4().hex
+        # 32 random hex digits, like uuid4().hex, without building a UUID object (a fifth
+        # of the cost).
+        rid = secrets.token_hex(16)
     request[REQUEST_ID] = rid
     started = time.perf_counter()
     response = await handler(request)
@@ -74,32 +77,33 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 
 
 @web.middleware
-async def rate_limit_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """``RateLimit-Limit``, ``-Remaining`` and ``-Reset`` on an answer whose request went
-    through a provider's request budget (the tightest window it met), refused or not."""
+async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The caller, the error table, and the headers every answer may need, in one frame.
+
+    From the inside out: the JWT is verified unless the route is :func:`public`; any
+    exception, the JWT's refusal included, is answered by :func:`respond_to`; a deprecated
+    operation's answer gets its ``Deprecation`` headers (``deprecation.py``); an answer
+    whose request went through a provider's request budget (the tightest window it met),
+    refused or not, gets ``RateLimit-Limit``, ``-Remaining`` and ``-Reset``.
+
+    These were four middlewares; each layer cost a coroutine and a call on every request.
+    """
     with observe() as seen:
-        response = await handler(request)
+        try:
+            if not _is_public(request.match_info):
+                authenticate(request)
+            response = await handler(request)
+        except Exception as exc:
+            response = respond_to(request, exc)
+    if response.prepared:
+        return response
+    deprecation_headers(request, response)
     budget = seen.budget
-    if budget is not None and not response.prepared:
+    if budget is not None:
         response.headers["RateLimit-Limit"] = str(budget.limit)
         response.headers["RateLimit-Remaining"] = str(budget.remaining)
         response.headers["RateLimit-Reset"] = str(math.ceil(budget.reset))
     return response
-
-
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except Exception as exc:
-        return respond_to(request, exc)
-
-
-@web.middleware
-async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not _is_public(request.match_info):
-        authenticate(request)
-    return await handler(request)
 
 
 def _is_public(info: web.AbstractMatchInfo) -> bool:

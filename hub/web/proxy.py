@@ -4,7 +4,7 @@ the hub (docs/proxy.md), and its OpenAPI path items.
 The path and query are taken as the caller sent them (still percent-encoded) and checked
 by the core; the provider's answer comes back verbatim, status and body, with the
 response headers :mod:`hub.core.proxyrules` lets through. The hub's ``RateLimit-*``
-headers (``middleware.rate_limit_headers``) replace a provider's of the same names.
+headers (``middleware.answer``) replace a provider's of the same names.
 """
 
 from __future__ import annotations
