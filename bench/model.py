@@ -77,8 +77,9 @@ class Config:
 class Costs:
     """Measured costs. Each default names the run it comes from."""
 
-    # docs/performance.md, P1 on PostgreSQL: CPU time of the server process per proxied call.
-    hub_cpu_per_call_s: float = 860e-6
+    # docs/performance.md, P1 on PostgreSQL: CPU time of the server process per proxied call
+    # (bench/run of 2026-12-04; 860 µs the run before).
+    hub_cpu_per_call_s: float = 633e-6
     # bench/simulate on PostgreSQL (docs/scaling.md): bytes per stored activity row, heap
     # and TOAST, and all six indexes of integration_logs; and per activity_hourly row.
     log_heap_bytes: float = 850.0
