@@ -178,7 +178,10 @@ async def client(outage: Any, make_config: Any, aiohttp_client: Any, fake_slack:
 
 
 async def timed(coro: Any, limit: float = 10.0) -> Any:
-    """A request that must be answered, one way or the other, within ``limit`` seconds."""
+    """A request that must be answered, one way or the other, before ``limit`` seconds: the
+    bound turns a hub hanging on the lost database into a failure. How long the answer took
+    is returned for a failure's message only; it decides nothing, since a busy machine
+    stretches it (speed belongs in bench/)."""
     started = time.monotonic()
     result = await asyncio.wait_for(coro, limit)
     return result, time.monotonic() - started
@@ -205,12 +208,11 @@ async def test_readyz_says_the_database_is_unreachable_and_recovers(client: Any,
 
     await control.cut(hub)
     for _ in range(3):  # not once by luck: every probe during the outage says so
-        resp, took = await timed(client.get("/readyz"))
+        resp, _ = await timed(client.get("/readyz"))
         body = await resp.json()
         assert resp.status == 503, body
         assert body["success"] is False and body["error"]["code"] == "database_unavailable"
         assert "database is unreachable" in body["error"]["message"]
-        assert took < 5
 
     await control.restore()
     resp, _ = await timed(client.get("/readyz"))
@@ -236,14 +238,13 @@ async def test_api_requests_get_503_database_unavailable_during_the_outage(clien
     for method, path, body in ROUTES:
         resp, took = await timed(client.request(method, path, json=body, headers=auth("alice")))
         raw = await resp.text()
-        assert resp.status == 503, (method, path, resp.status, raw[:300])
+        assert resp.status == 503, (method, path, resp.status, took, raw[:300])
         assert resp.content_type == "application/json", (path, raw[:300])
         answer = await resp.json()
         assert answer == {"success": False, "error": {"code": "database_unavailable", "message": UNAVAILABLE_MESSAGE}}
         assert resp.headers.get("Retry-After") == "5"
         assert resp.headers.get("X-Request-Id")
         assert "Traceback" not in raw and "sqlalchemy" not in raw.lower() and "asyncpg" not in raw.lower()
-        assert took < 5, (path, took)
     await control.restore()
 
 
@@ -265,8 +266,7 @@ async def test_the_same_hub_recovers_without_a_restart(client: Any, outage: Any,
 
     for method, path, body in ROUTES[:3]:
         resp, took = await timed(client.request(method, path, json=body, headers=auth("alice")))
-        assert resp.status == 503, (path, resp.status)  # the outage is real: nothing gets through
-        assert took < 5
+        assert resp.status == 503, (path, resp.status, took)  # the outage is real: nothing gets through
     assert len(fake_slack.messages) == 2  # the action attempted during the outage never reached Slack
 
     await control.restore()
