@@ -29,7 +29,7 @@ import pluggy
 
 from urllib.parse import unquote
 
-from . import hookspecs, oauth, yamlprov
+from . import hookspecs, oauth
 from .errors import HubError, ValidationFailed
 from .validation import declaration_problem, unbounded_arrays
 from .types import HTTP_METHODS, Action, ProviderInfo
@@ -136,6 +136,13 @@ class Registry:
     def load_provider_files(self, entries: Iterable[str], base: Path | None = None, only: set[str] | None = None) -> None:
         """Load YAML provider files (a path, or a catalogue name): one that is malformed is
         recorded with the file and the YAML path of each problem, like a broken plugin."""
+        entries = list(entries)
+        if not entries:
+            return
+        # Imported here: its definition models take some 30 ms to build, and a hub whose
+        # providers are all plugins never reads a provider file (docs/performance.md, P6).
+        from . import yamlprov
+
         for entry in entries:
             path = yamlprov.resolve(entry, base)
             # Named as the operator wrote it: a catalogue entry by its name, a file by its path.

@@ -31,7 +31,7 @@ from jsonschema.exceptions import ValidationError as SchemaError
 
 from .errors import ValidationFailed
 from .formats import FORMATS
-from .schemacheck import compiled_check
+from .schemacheck import check_schema, compiled_check
 from .types import Action
 
 QUERY_METHODS = frozenset({"GET", "DELETE"})
@@ -56,7 +56,7 @@ _ARRAY_KEYWORDS = frozenset({"items", "prefixItems", "contains", "uniqueItems", 
 
 class InputValidator:
     def __init__(self, action: Action) -> None:
-        Draft202012Validator.check_schema(action.input_schema)
+        check_schema(action.input_schema)
         self.action = action
         self.schema = action.input_schema
         self._validator = _BoundedValidator(action.input_schema, format_checker=FORMATS)
@@ -366,7 +366,7 @@ def declaration_problem(action: Action) -> str | None:
         if not isinstance(output, Mapping):
             return "output_schema must be a JSON Schema object (a mapping) or None"
         try:
-            Draft202012Validator.check_schema(output)
+            check_schema(output)
         except InvalidSchema as exc:
             where = "/" + "/".join(str(p) for p in exc.absolute_path)
             return f"output_schema is not a valid JSON Schema at {where}: {exc.message}"

@@ -256,3 +256,18 @@ async def test_stdio_serves_the_named_user(app, tmp_path, db_url, encryption_key
     assert not result.is_error, result.content
     rows = await app.db.activity(provider="slack", action="list_channels")
     assert [r.request_data.get("_via") for r in rows] == ["mcp"]
+
+
+async def test_the_sdk_starts_with_the_first_mcp_request_and_not_after_the_stop(app):
+    """Start-up leaves the SDK alone (docs/performance.md, P6): the session manager starts
+    when /mcp is first asked, and a request arriving once the app is stopping is a 503."""
+    from hub.web.mcp_http import MCP_KEY
+
+    endpoint = app.app[MCP_KEY]
+    assert not endpoint.started
+    async with mcp_client(app) as client:
+        assert SLACK_TOOLS <= await tool_names(client)
+    assert endpoint.started
+    await endpoint.stop()
+    late = await app.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=auth("alice"))
+    assert late.status == 503 and (await late.json())["error"]["code"] == "unavailable"

@@ -122,3 +122,24 @@ def test_the_compiled_check_never_accepts_what_jsonschema_refuses() -> None:
                         assert jsonschema_ok, (plugin.name, action.name, value)
                     checked += 1
     assert checked > 1000
+
+
+def test_the_meta_schema_check_is_made_once_per_unchanged_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry and the runtime both build an action's validator at start-up: the second
+    skips the meta-schema walk, unless the schema changed in between."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    checked: list[Any] = []
+    real = Draft202012Validator.check_schema
+    monkeypatch.setattr(Draft202012Validator, "check_schema", lambda schema: (checked.append(schema), real(schema)))
+    schema: dict[str, Any] = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    validator(schema)
+    validator(schema)
+    assert len(checked) == 1
+    schema["properties"]["n"]["type"] = "whole"  # changed since: checked again, and refused
+    with pytest.raises(SchemaError):
+        validator(schema)
+    with pytest.raises(SchemaError):
+        validator(schema)
+    assert len(checked) == 3

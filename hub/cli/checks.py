@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import sys
 
+from typing import TYPE_CHECKING
+
 import click
 
-from .. import yamlprov
 from ..infra.config import ConfigError, HubConfig, load_config
 from ..infra.crypto import KeyRing, KeyRingError
 from ..registry import Registry, StartupError, enable_hints
 from .common import config_option, fail, load_registry, read_config
+
+if TYPE_CHECKING:
+    from .. import yamlprov
 
 
 @click.command()
@@ -72,6 +76,8 @@ def check(config_path: str | None) -> None:
 def catalogue_definitions() -> list[yamlprov.Definition]:
     """The YAML catalogue shipped with the hub (an entry that does not load is left out here;
     loading it names the problem)."""
+    from .. import yamlprov
+
     out = []
     for name in yamlprov.catalogue_names():
         try:

@@ -12,7 +12,10 @@ application's ``http.response.*`` messages become an aiohttp ``StreamResponse`` 
 streams included, written as they come).
 
 The session manager runs in a task of its own (its anyio task group must be entered and
-left in one task), started and stopped with the app.
+left in one task), stopped with the app. The SDK itself is imported, and the manager
+started, by the first request to ``/mcp``, not at start-up: its modules and the pydantic
+models they build take about 0.3 s, a quarter of the hub's start, for an endpoint many
+deployments never call (docs/performance.md, P6). That first request waits for it once.
 """
 
 from __future__ import annotations
@@ -20,20 +23,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from mcp.server import ServerRequestContext
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.provider import AccessToken
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from ..core.hub import Hub
 from ..errors import Unauthorized
 from ..infra.auth import Caller
-from .mcp_server import build_server
 from .middleware import CALLER, HUB_KEY, REQUEST_ID, public
 from .responses import error_response
+
+if TYPE_CHECKING:
+    from mcp.server import ServerRequestContext
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 log = logging.getLogger("hub.mcp")
 
@@ -43,20 +45,39 @@ CALLER_SCOPE_KEY = "hub.caller"
 
 
 class McpEndpoint:
-    """The SDK's server and session manager for this app, run for the app's lifetime."""
+    """The SDK's server and session manager for this app: made and started by the first
+    request that needs them (:meth:`manager`), run until the app stops."""
 
     def __init__(self, hub: Hub) -> None:
-        self.server = build_server(hub, caller_of_request)
-        self.manager = StreamableHTTPSessionManager(app=self.server)
+        self.hub = hub
+        self._manager: StreamableHTTPSessionManager | None = None
+        self._starting = asyncio.Lock()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.exchanges: set[asyncio.Future[None]] = set()
 
-    async def start(self) -> None:
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
+    async def manager(self) -> StreamableHTTPSessionManager | None:
+        """The running session manager, started on first use; ``None`` once the app stops."""
+        if self._manager is None:
+            async with self._starting:
+                if self._manager is None and not self._stop.is_set():
+                    self._manager = await self._start()
+        return None if self._stop.is_set() else self._manager
+
+    async def _start(self) -> StreamableHTTPSessionManager:
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+        from .mcp_server import build_server
+
+        manager = StreamableHTTPSessionManager(app=build_server(self.hub, caller_of_request))
         started = asyncio.Event()
 
         async def run() -> None:
-            async with self.manager.run():
+            async with manager.run():
                 started.set()
                 await self._stop.wait()
 
@@ -64,6 +85,7 @@ class McpEndpoint:
         done, _ = await asyncio.wait({self._task, asyncio.ensure_future(started.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
             self._task.result()  # it failed to start: say why
+        return manager
 
     async def stop(self) -> None:
         self._stop.set()
@@ -89,7 +111,6 @@ def setup(app: web.Application, hub: Hub) -> None:
     app[MCP_KEY] = endpoint
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        await endpoint.start()
         yield
         await endpoint.stop()
 
@@ -103,6 +124,13 @@ def setup(app: web.Application, hub: Hub) -> None:
 async def mcp(request: web.Request) -> web.StreamResponse:
     """One Streamable HTTP request (a JSON-RPC POST, the event stream's GET, the session's
     DELETE), handed to the SDK with the verified caller in its scope."""
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+    from mcp.server.auth.provider import AccessToken
+
+    endpoint = request.app[MCP_KEY]
+    manager = await endpoint.manager()
+    if manager is None:
+        return error_response(503, "unavailable", "the hub is shutting down")
     caller: Caller = request[CALLER]
     scope = asgi_scope(request)
     scope[CALLER_SCOPE_KEY] = caller
@@ -110,8 +138,7 @@ async def mcp(request: web.Request) -> web.StreamResponse:
     # same session id is answered as if the session did not exist.
     scope["user"] = AuthenticatedUser(AccessToken(token="", client_id="integration-hub", scopes=[], subject=caller.user_id))
     bridge = AsgiBridge(request)
-    endpoint = request.app[MCP_KEY]
-    exchange = asyncio.ensure_future(endpoint.manager.handle_request(scope, bridge.receive, bridge.send))
+    exchange = asyncio.ensure_future(manager.handle_request(scope, bridge.receive, bridge.send))
     endpoint.exchanges.add(exchange)
     exchange.add_done_callback(endpoint.exchanges.discard)
     try:
