@@ -189,6 +189,21 @@ def _pick(sorted_counts: Sequence[tuple[int, int]], total: int, q: float) -> int
     return sorted_counts[-1][0] if sorted_counts else 0
 
 
+def rollup_sums_statement(integration_id: int, since: datetime) -> CompoundSelect:
+    """The rollup part of :func:`stats` for the window starting at ``since``: per action and
+    duration bucket, the counts and summed durations of the window's whole hours and days
+    (a key may come twice, once per level)."""
+
+    def shape(t: Table) -> Select[Any]:
+        return (
+            select(t.c.action, t.c.bucket, func.sum(t.c.succeeded), func.sum(t.c.failed), func.sum(t.c.pending), func.sum(t.c.total_ms))
+            .where(t.c.integration_id == integration_id)
+            .group_by(t.c.action, t.c.bucket)
+        )
+
+    return _Window.starting(since).rolled_up(shape)
+
+
 async def stats(
     session: AsyncSession, integration_id: int, days: int, *, now: datetime | None = None, exact_up_to: int = EXACT_PERCENTILES_UP_TO
 ) -> dict[str, Any]:
@@ -209,14 +224,7 @@ async def stats(
             acc[i] += sign * int(n or 0)
         buckets[bucket] += sign * sum(int(n or 0) for n in counts[:3])
 
-    def shape(t: Table) -> Select[Any]:
-        return (
-            select(t.c.action, t.c.bucket, func.sum(t.c.succeeded), func.sum(t.c.failed), func.sum(t.c.pending), func.sum(t.c.total_ms))
-            .where(t.c.integration_id == integration_id)
-            .group_by(t.c.action, t.c.bucket)
-        )
-
-    for action, bucket, *counts in (await session.execute(window.rolled_up(shape))).all():
+    for action, bucket, *counts in (await session.execute(rollup_sums_statement(integration_id, since))).all():
         add(action, bucket, counts)
     if window.sign:
         lg = IntegrationLog
