@@ -195,7 +195,9 @@ async def test_rollup_matches_a_recount_after_every_kind_of_write(db_url: str, m
     await engine.dispose()
 
 
-@pytest.mark.parametrize("now", [NOW, NOW + timedelta(minutes=25)], ids=["start-at-20-past", "start-at-45-past"])
+@pytest.mark.parametrize(
+    "now", [NOW, NOW + timedelta(minutes=25), NOW - timedelta(minutes=20)], ids=["start-at-20-past", "start-at-45-past", "start-at-midnight"]
+)
 async def test_stats_daily_and_summaries_are_exact_when_the_window_starts_mid_hour(db_url: str, now: datetime) -> None:
     """Early in an hour the rows before the window's start are taken off that whole hour;
     late in an hour the rows after it are added to the hours that follow."""
