@@ -29,12 +29,12 @@ from ..store.models import IntegrationLog, utcnow
 
 from .partitions import drop_months_before
 from .rollup import (
+    COUNTS,
     DAILY,
     DAYS,
     EXACT_PERCENTILES_UP_TO,
     HOUR,
     LOGS,
-    COUNTS,
     ROLLUP,
     SLOT,
     SUCCESS,

@@ -7,6 +7,7 @@ add up days and hours instead of reading every row: a 90-day window reads at mos
 of daily rows and one day's worth of hours. Durations fall in buckets about 10% wide
 (:func:`duration_bucket`), which is what bounds an estimated percentile's error.
 """
+
 from __future__ import annotations
 
 import logging
