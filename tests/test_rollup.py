@@ -422,3 +422,16 @@ async def test_upgrade_backfills_the_rollup_from_existing_rows(blank_db_url: str
             async with sessions() as s:
                 assert await stats(s, iid, days, now=NOW) == expected_stats(calls, days, NOW)
     await engine.dispose()
+
+
+async def test_postgresql_plans_no_parallel_workers_for_the_rollup(db_url: str) -> None:
+    """A statistics query reads about a millisecond's worth of rollup rows; starting
+    parallel workers for it would cost several times that (bench/p3scale.py's plans)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL planner setting")
+    engine, _, _ = await make_db(db_url, integrations=1)
+    async with engine.connect() as conn:
+        options = dict((await conn.execute(text(
+            "SELECT relname, reloptions FROM pg_class WHERE relname IN ('activity_hourly', 'activity_daily')"))).all())
+    assert options == {"activity_hourly": ["parallel_workers=0"], "activity_daily": ["parallel_workers=0"]}
+    await engine.dispose()
