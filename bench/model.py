@@ -88,6 +88,10 @@ class Costs:
     # New activity_hourly rows per call: nearly every call opens a key of its own
     # (integration x hour x action x duration bucket) when integrations make a few calls a day.
     rollup_rows_per_call: float = 0.95
+    # New activity_daily rows per call. A day gathers more of an integration's calls than an
+    # hour, so keys repeat more often and this is at most the hourly figure; a run of
+    # minutes cannot measure a day's reuse, so the model takes the hourly figure as its bound.
+    daily_rows_per_call: float = 0.95
     # CPU a PostgreSQL backend spends per call (the hub's connections only), from the same run.
     pg_cpu_per_call_s: float = 690e-6
     upstream_latency_s: float = 0.2  # a provider across the internet, p50 (bench/simulate uses its own)
@@ -166,6 +170,8 @@ def sizing(load: Load = Load(), config: Config = Config(), costs: Costs = Costs(
     f["rollup_rows_per_day"] = f["rows_per_day"] * costs.rollup_rows_per_call
     f["rollup_bytes_per_day"] = f["rollup_rows_per_day"] * costs.rollup_row_bytes
     f["rollup_retained_bytes"] = f["rollup_bytes_per_day"] * config.retention_days
+    f["daily_rows_per_day"] = f["rows_per_day"] * costs.daily_rows_per_call
+    f["daily_retained_bytes"] = f["daily_rows_per_day"] * costs.rollup_row_bytes * config.retention_days
     f["hub_processes_peak"] = hub_processes(load.peak_rate + f["refreshes_per_s"], costs)
     f["hub_cores_peak"] = (load.peak_rate + f["refreshes_per_s"]) * costs.hub_cpu_per_call_s
     f["pg_cores_peak"] = (load.peak_rate + f["refreshes_per_s"]) * costs.pg_cpu_per_call_s

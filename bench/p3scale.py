@@ -14,7 +14,7 @@ connection commits first), so 100 M rows take tens of minutes rather than hours.
 partitions are made as a hub running through the span would have made them, then switched
 to UNLOGGED: writing them then skips the write-ahead log, and reading them is the same. The
 hourly rollup is computed by one ``INSERT ... SELECT ... GROUP BY`` with the hub's duration
-buckets (``--check-rollup`` compares it with ``hub.activity.rebuild_rollups`` for the
+buckets and the daily level from it as revision 0011 does (``--check-rollup`` compares it with ``hub.activity.rebuild_rollups`` for the
 measured integration), then ``VACUUM ANALYZE``, as autovacuum would after such a load.
 
 Each size gets a database of its own, ``bench_p3_<size>`` (dropped at the end unless
@@ -266,7 +266,8 @@ async def seed(url: str, total: int, span_days: float, jobs: int, reserve: int) 
 
 
 async def rollup(url: str) -> tuple[float, int]:
-    """The hourly rollup of every row, in one statement, with the hub's buckets."""
+    """The hourly rollup of every row, in one statement, with the hub's buckets, then the
+    daily level from it; returns the seconds and the rollup rows of both levels."""
     from hub.activity.rollup import _FLOORS
 
     conn = await asyncpg.connect(dsn(url))
@@ -280,8 +281,13 @@ async def rollup(url: str) -> tuple[float, int]:
                       count(*) FILTER (WHERE status = 'SUCCESS'), count(*) FILTER (WHERE status = 'FAILED'),
                       count(*) FILTER (WHERE status NOT IN ('SUCCESS', 'FAILED')), sum(duration_ms)
                FROM integration_logs WHERE kind = 'call' GROUP BY 1, 2, 3, 4""", _FLOORS)
+        # The daily level, as revision 0011 fills it: the hours added up per UTC day.
+        await conn.execute(
+            """INSERT INTO activity_daily (integration_id, day, action, bucket, succeeded, failed, pending, total_ms)
+               SELECT integration_id, date_trunc('day', hour), action, bucket, sum(succeeded), sum(failed), sum(pending), sum(total_ms)
+               FROM activity_hourly GROUP BY 1, 2, 3, 4""")
         took = time.perf_counter() - t0
-        return took, int(await conn.fetchval("SELECT count(*) FROM activity_hourly"))
+        return took, int(await conn.fetchval("SELECT (SELECT count(*) FROM activity_hourly) + (SELECT count(*) FROM activity_daily)"))
     finally:
         await conn.close()
 
@@ -296,13 +302,16 @@ async def check_rollup(url: str, integration_id: int) -> int:
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(text("CREATE TEMP TABLE mine AS SELECT * FROM activity_hourly WHERE integration_id = :i"), {"i": integration_id})
+            levels = {"activity_hourly": "hour", "activity_daily": "day"}
+            for table in levels:
+                await conn.execute(text(f"CREATE TEMP TABLE mine_{table} AS SELECT * FROM {table} WHERE integration_id = :i"), {"i": integration_id})
             await rebuild_rollups(conn, integration_id)
-            cols = "integration_id, hour, action, bucket, succeeded, failed, pending, total_ms"
-            differ = (await conn.execute(text(
-                f"SELECT count(*) FROM ((SELECT {cols} FROM mine EXCEPT SELECT {cols} FROM activity_hourly WHERE integration_id = :i) "
-                f"UNION ALL (SELECT {cols} FROM activity_hourly WHERE integration_id = :i EXCEPT SELECT {cols} FROM mine)) AS d"),
-                {"i": integration_id})).scalar_one()
+            differ = 0
+            for table, period in levels.items():
+                cols = f"integration_id, {period}, action, bucket, succeeded, failed, pending, total_ms"
+                mine, theirs = f"SELECT {cols} FROM mine_{table}", f"SELECT {cols} FROM {table} WHERE integration_id = :i"
+                differ += (await conn.execute(text(
+                    f"SELECT count(*) FROM (({mine} EXCEPT {theirs}) UNION ALL ({theirs} EXCEPT {mine})) AS d"), {"i": integration_id})).scalar_one()
             return int(differ)
     finally:
         await engine.dispose()
@@ -314,6 +323,7 @@ async def vacuum(url: str) -> float:
         t0 = time.perf_counter()
         await conn.execute("VACUUM ANALYZE integration_logs")
         await conn.execute("VACUUM ANALYZE activity_hourly")
+        await conn.execute("VACUUM ANALYZE activity_daily")
         await conn.execute("VACUUM ANALYZE integrations")
         return time.perf_counter() - t0
     finally:
@@ -327,7 +337,7 @@ async def sizes(url: str) -> dict[str, int]:
             "SELECT sum(pg_table_size(inhrelid)) AS heap, sum(pg_indexes_size(inhrelid)) AS indexes "
             "FROM pg_inherits WHERE inhparent = 'integration_logs'::regclass")
         return {"heap_and_toast": int(row["heap"]), "indexes": int(row["indexes"]),
-                "rollup": int(await conn.fetchval("SELECT pg_total_relation_size('activity_hourly')"))}
+                "rollup": int(await conn.fetchval("SELECT pg_total_relation_size('activity_hourly') + pg_total_relation_size('activity_daily')"))}
     finally:
         await conn.close()
 
@@ -373,7 +383,7 @@ async def plans(url: str, integration_id: int, middle: int, early: int) -> tuple
     from sqlalchemy import text
 
     from hub import activity
-    from hub.activity.queries import LogQuery, encode_cursor, logs_statement
+    from hub.activity.queries import LogQuery, encode_cursor, logs_statement, rollup_sums_statement
     from hub.store.engine import create_engine, sessionmaker
 
     engine = create_engine(url)
@@ -381,10 +391,8 @@ async def plans(url: str, integration_id: int, middle: int, early: int) -> tuple
     hour = timedelta(hours=1)
     queries: dict[str, tuple[str, dict[str, Any]]] = {}
     for days in (7, 30, 90):
-        first_hour = (now - timedelta(days=days)).replace(minute=0, second=0, microsecond=0) + hour
-        queries[f"stats {days} days: rollup hours"] = (
-            "SELECT action, bucket, sum(succeeded), sum(failed), sum(pending), sum(total_ms) FROM activity_hourly "
-            "WHERE integration_id = :i AND hour >= :h GROUP BY action, bucket", {"i": integration_id, "h": first_hour})
+        statement = rollup_sums_statement(integration_id, now - timedelta(days=days))
+        queries[f"stats {days} days: rollup hours and days"] = (str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})), {})
     since = now - timedelta(days=7)
     queries["stats: the window's first partial hour (raw rows)"] = (
         "SELECT action, status, duration_ms, count(*) FROM integration_logs WHERE integration_id = :i AND kind = 'call' "

@@ -1,5 +1,6 @@
-"""The hourly activity rollup: kept exactly in step with the rows by every write path, and
-the statistics read from it equal the statistics of the rows themselves."""
+"""The activity rollup, hourly and daily: kept exactly in step with the rows by every write
+path, each day the sum of its hours, and the statistics read from it equal the statistics
+of the rows themselves."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from hub.activity import rollup as rollup_module
 from hub.activity import writer as writer_module
 from hub.activity import ActivityWriter, bucket_value, daily, duration_bucket, prune, rebuild_rollups, stats, summaries
 from hub.store.engine import create_engine, sessionmaker, upgrade
-from hub.store.models import ActivityHour, Integration, IntegrationLog
+from hub.store.models import ActivityDay, ActivityHour, Integration, IntegrationLog
 
 # A fixed clock: 00:20 UTC, so a window of whole days starts 20 minutes into an hour and
 # the last hour of the previous day is only 20 minutes back.
@@ -44,22 +45,52 @@ def call(iid: int, at: datetime, *, action: str = "post_message", status: str = 
     return {"integration_id": iid, "action": action, "status": status, "duration_ms": ms, "created_at": at, **extra}
 
 
-async def rollup(sessions: Any) -> dict[tuple[Any, ...], tuple[int, ...]]:
-    """The rollup as stored, without rows whose counts are all zero."""
-    h = ActivityHour
+def _stored(rows: Any) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    out = {tuple(r[:4]): tuple(r[4:]) for r in rows if any(r[4:7])}
+    # One row per key: a period stored in two spellings (text on SQLite) would read back
+    # as one key here while the table held two rows for it.
+    assert len({tuple(r[:4]) for r in rows}) == len(rows)
+    return out
+
+
+def _level(model: Any) -> Any:
+    period = model.hour if model is ActivityHour else model.day
+    return select(model.integration_id, period, model.action, model.bucket, model.succeeded, model.failed, model.pending, model.total_ms)
+
+
+async def rollup(sessions: Any, model: Any = ActivityHour) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    """One level of the rollup as stored, without rows whose counts are all zero."""
     async with sessions() as s:
-        rows = (await s.execute(select(h.integration_id, h.hour, h.action, h.bucket, h.succeeded, h.failed, h.pending, h.total_ms))).all()
-    return {tuple(r[:4]): tuple(r[4:]) for r in rows if any(r[4:7])}
+        return _stored((await s.execute(_level(model))).all())
 
 
-async def recomputed(sessions: Any) -> dict[tuple[Any, ...], tuple[int, ...]]:
+async def recomputed(sessions: Any, model: Any = ActivityHour) -> dict[tuple[Any, ...], tuple[int, ...]]:
     """The rollup a from-scratch rebuild makes of the rows as they are (rolled back after)."""
-    h = ActivityHour
     async with sessions() as s:
         await rebuild_rollups(s, batch_size=7)  # a small batch: several passes, summed
-        rows = (await s.execute(select(h.integration_id, h.hour, h.action, h.bucket, h.succeeded, h.failed, h.pending, h.total_ms))).all()
+        rows = (await s.execute(_level(model))).all()
         await s.rollback()
-    return {tuple(r[:4]): tuple(r[4:]) for r in rows if any(r[4:7])}
+    return _stored(rows)
+
+
+def by_day(hours: dict[tuple[Any, ...], tuple[int, ...]]) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    """What the daily level must hold: the hours' counts added up per UTC day."""
+    out: dict[tuple[Any, ...], list[int]] = {}
+    for (iid, hour, action, bucket), counts in hours.items():
+        acc = out.setdefault((iid, rollup_module.day_of(hour), action, bucket), [0, 0, 0, 0])
+        for i, n in enumerate(counts):
+            acc[i] += n
+    return {k: tuple(v) for k, v in out.items() if any(v[:3])}
+
+
+async def assert_both_levels_exact(sessions: Any) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    """Both levels equal a recount of the rows, and every day is the sum of its hours;
+    returns the hourly level."""
+    hours = await rollup(sessions)
+    assert hours == await recomputed(sessions)
+    days = await rollup(sessions, ActivityDay)
+    assert days == by_day(hours) == await recomputed(sessions, ActivityDay)
+    return hours
 
 
 async def calls_of(sessions: Any, iid: int) -> list[Any]:
@@ -147,8 +178,7 @@ async def test_rollup_matches_a_recount_after_every_kind_of_write(db_url: str, m
     engine, sessions, ids = await make_db(db_url)
     await mixed_workload(sessions, ids, monkeypatch)
 
-    kept = await rollup(sessions)
-    assert kept == await recomputed(sessions)
+    kept = await assert_both_levels_exact(sessions)
     async with sessions() as s:
         calls = await s.scalar(select(func.count()).select_from(IntegrationLog).where(IntegrationLog.kind == "call"))
         stripped = (await s.scalars(select(IntegrationLog.error_message).where(IntegrationLog.error_message.like("%payload%")))).all()
@@ -165,7 +195,9 @@ async def test_rollup_matches_a_recount_after_every_kind_of_write(db_url: str, m
     await engine.dispose()
 
 
-@pytest.mark.parametrize("now", [NOW, NOW + timedelta(minutes=25)], ids=["start-at-20-past", "start-at-45-past"])
+@pytest.mark.parametrize(
+    "now", [NOW, NOW + timedelta(minutes=25), NOW - timedelta(minutes=20)], ids=["start-at-20-past", "start-at-45-past", "start-at-midnight"]
+)
 async def test_stats_daily_and_summaries_are_exact_when_the_window_starts_mid_hour(db_url: str, now: datetime) -> None:
     """Early in an hour the rows before the window's start are taken off that whole hour;
     late in an hour the rows after it are added to the hours that follow."""
@@ -264,8 +296,7 @@ async def test_prune_takes_the_rollup_with_the_rows(db_url: str) -> None:
         older = await s.scalar(select(func.count()).select_from(IntegrationLog).where(IntegrationLog.created_at < cutoff))
     async with sessions.begin() as s:
         assert await prune(s, cutoff) == older > 0
-    kept = await rollup(sessions)
-    assert kept == await recomputed(sessions)
+    kept = await assert_both_levels_exact(sessions)
     assert min(k[1] for k in kept) == datetime(2026, 3, 9, 20, tzinfo=timezone.utc)  # earlier hours gone, 20:00 reduced
     async with sessions() as s:
         assert await s.scalar(select(func.count()).select_from(ActivityHour).where(ActivityHour.hour < rollup_module.hour_of(cutoff))) == 0
@@ -284,6 +315,7 @@ async def test_deleting_an_integration_deletes_its_rollup(db_url: str) -> None:
     async with sessions.begin() as s:
         await s.execute(delete(Integration).where(Integration.id == ids[0]))
     assert {k[0] for k in await rollup(sessions)} == {ids[1]}
+    assert {k[0] for k in await rollup(sessions, ActivityDay)} == {ids[1]}
     await engine.dispose()
 
 
@@ -315,9 +347,8 @@ async def test_two_writers_on_one_database_lose_no_counts(db_url: str, monkeypat
 
     await asyncio.gather(drive(writers[0], actions), drive(writers[1], actions[::-1]))
     assert [r.getMessage() for r in caplog.records if r.name == "hub.activity"] == []  # no write failed, none retried
-    kept = await rollup(sessions)
+    kept = await assert_both_levels_exact(sessions)
     assert sum(sum(v[:3]) for v in kept.values()) == 2 * per_writer
-    assert kept == await recomputed(sessions)
     await second.dispose()
     await engine.dispose()
 
@@ -375,10 +406,32 @@ async def test_upgrade_backfills_the_rollup_from_existing_rows(blank_db_url: str
         await conn.execute(insert(IntegrationLog.__table__), rows)
 
     await upgrade(engine)
-    assert await rollup(sessions) == await recomputed(sessions)
+    await assert_both_levels_exact(sessions)
+    # Rows written after the upgrade land on the days the backfill made, not beside them.
+    days_before = await rollup(sessions, ActivityDay)
+    writer = ActivityWriter(sessions)
+    for r in rows[:200]:
+        await writer.record(r)
+    await writer.flush()
+    days_after = await rollup(sessions, ActivityDay)
+    assert set(days_after) >= set(days_before) and len(days_after) == len(days_before)
+    await assert_both_levels_exact(sessions)
     for iid in (1, 2):
         calls = await calls_of(sessions, iid)
-        for days in (1, 7, 30, 365):
+        for days in (1, 7, 30, 90, 365):
             async with sessions() as s:
                 assert await stats(s, iid, days, now=NOW) == expected_stats(calls, days, NOW)
+    await engine.dispose()
+
+
+async def test_postgresql_plans_no_parallel_workers_for_the_rollup(db_url: str) -> None:
+    """A statistics query reads about a millisecond's worth of rollup rows; starting
+    parallel workers for it would cost several times that (bench/p3scale.py's plans)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL planner setting")
+    engine, _, _ = await make_db(db_url, integrations=1)
+    async with engine.connect() as conn:
+        options = dict((await conn.execute(text(
+            "SELECT relname, reloptions FROM pg_class WHERE relname IN ('activity_hourly', 'activity_daily')"))).all())
+    assert options == {"activity_hourly": ["parallel_workers=0"], "activity_daily": ["parallel_workers=0"]}
     await engine.dispose()

@@ -2,7 +2,7 @@
 
 - :mod:`.recorder` turns one call's outcome into a redacted, size-capped row.
 - :mod:`.writer` buffers rows and inserts them in batches, never dropping one.
-- :mod:`.rollup` keeps the hourly statistics table in step with the rows.
+- :mod:`.rollup` keeps the hourly and daily statistics tables in step with the rows.
 - :mod:`.queries` reads log pages, statistics, summaries, and prunes old rows.
 - :mod:`.partitions` keeps ``integration_logs``' monthly partitions on PostgreSQL.
 """

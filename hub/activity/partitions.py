@@ -12,7 +12,7 @@ processes starting together never race on the same ``CREATE TABLE``.
 
 Retention drops whole months: :func:`drop_months_before` detaches and drops the partitions
 that end at or before the cutoff's hour, deletes what the default partition holds before
-that moment, and the rollup hours of those rows, in one transaction, so the statistics
+that moment, and the rollup hours and days of those rows, in one transaction, so the statistics
 always describe exactly the rows that remain.
 """
 
@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .rollup import LOGS, ROLLUP
+from .rollup import DAYS, LOGS, ROLLUP
 
 log = logging.getLogger("hub.activity")
 
@@ -148,7 +148,7 @@ class Dropped:
 async def drop_months_before(conn: AsyncConnection, edge: datetime) -> Dropped:
     """Detach and drop every month partition that ends at or before ``edge`` (an hour
     boundary), with what the default partition holds before the newest such month's end and
-    the rollup hours before it. Nothing on SQLite or when no month is wholly before ``edge``.
+    the rollup hours and days before it. Nothing on SQLite or when no month is wholly before ``edge``.
 
     DETACH takes a brief exclusive lock on the table; this waits for it at most
     :data:`LOCK_TIMEOUT` and otherwise raises, leaving everything as it was."""
@@ -167,7 +167,9 @@ async def drop_months_before(conn: AsyncConnection, edge: datetime) -> Dropped:
         await conn.execute(text(f"DROP TABLE {name}"))
     # Rows before ``until`` that are left can only be in the default partition.
     rows += int((await conn.execute(delete(LOGS).where(LOGS.c.created_at < until))).rowcount or 0)
+    # A month ends at a UTC midnight, so its hours and days go whole.
     await conn.execute(delete(ROLLUP).where(ROLLUP.c.hour < until))
+    await conn.execute(delete(DAYS).where(DAYS.c.day < until))
     await conn.execute(text("SET LOCAL lock_timeout = DEFAULT"))
     log.info("activity partitions dropped: %s (%d rows)", ", ".join(n for _, n in expired), rows)
     return Dropped([n for _, n in expired], rows)

@@ -15,20 +15,38 @@ import binascii
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, any_, case, delete, func, select
+from sqlalchemy import BigInteger, ColumnElement, CompoundSelect, Select, Table, and_, any_, case, delete, func, select, union_all
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..errors import ValidationFailed
-from ..store.models import ActivityHour, IntegrationLog, utcnow
+from ..store.models import IntegrationLog, utcnow
 
 from .partitions import drop_months_before
-from .rollup import EXACT_PERCENTILES_UP_TO, HOUR, LOGS, ROLLUP, SLOT, SUCCESS, TALLIED, apply_changes, bucket_value, duration_bucket, hour_of, tally
+from .rollup import (
+    COUNTS,
+    DAILY,
+    DAYS,
+    EXACT_PERCENTILES_UP_TO,
+    HOUR,
+    LOGS,
+    ROLLUP,
+    SLOT,
+    SUCCESS,
+    TALLIED,
+    apply_changes,
+    bucket_value,
+    day_of,
+    duration_bucket,
+    hour_of,
+    next_day,
+    tally,
+)
 
 log = logging.getLogger("hub.activity")
 
@@ -148,6 +166,16 @@ class _Window:
     def raw_calls(self) -> list[Any]:
         return [IntegrationLog.kind == "call", IntegrationLog.created_at >= self.raw_from, IntegrationLog.created_at < self.raw_to]
 
+    def rolled_up(self, shape: Callable[[Table], Select[Any]]) -> CompoundSelect:
+        """``shape`` (the columns, filters and grouping of one rollup table) over the window's
+        rollup part: the hours from ``first_hour`` to the next UTC midnight, then whole days.
+        The two parts cover disjoint time, so a caller adds up their rows as they come."""
+        first_day = next_day(self.first_hour)
+        return union_all(
+            shape(ROLLUP).where(ROLLUP.c.hour >= self.first_hour, ROLLUP.c.hour < first_day),
+            shape(DAYS).where(DAYS.c.day >= first_day),
+        )
+
 
 def _pick(sorted_counts: Sequence[tuple[int, int]], total: int, q: float) -> int:
     """The smallest value whose cumulative count reaches rank ceil(q * total): what
@@ -161,13 +189,28 @@ def _pick(sorted_counts: Sequence[tuple[int, int]], total: int, q: float) -> int
     return sorted_counts[-1][0] if sorted_counts else 0
 
 
+def rollup_sums_statement(integration_id: int, since: datetime) -> CompoundSelect:
+    """The rollup part of :func:`stats` for the window starting at ``since``: per action and
+    duration bucket, the counts and summed durations of the window's whole hours and days
+    (a key may come twice, once per level)."""
+
+    def shape(t: Table) -> Select[Any]:
+        return (
+            select(t.c.action, t.c.bucket, func.sum(t.c.succeeded), func.sum(t.c.failed), func.sum(t.c.pending), func.sum(t.c.total_ms))
+            .where(t.c.integration_id == integration_id)
+            .group_by(t.c.action, t.c.bucket)
+        )
+
+    return _Window.starting(since).rolled_up(shape)
+
+
 async def stats(
     session: AsyncSession, integration_id: int, days: int, *, now: datetime | None = None, exact_up_to: int = EXACT_PERCENTILES_UP_TO
 ) -> dict[str, Any]:
     """The statistics of one integration over the window ``[now - days, now]``.
 
-    Whole hours come from the rollup and the hour the window starts in is completed from
-    raw rows (see :class:`_Window`), so every figure but the percentiles is exact. p50/p95 are exact while the window holds at most
+    Whole days and hours come from the rollup and the hour the window starts in is completed
+    from raw rows (see :class:`_Window`), so every figure but the percentiles is exact. p50/p95 are exact while the window holds at most
     ``exact_up_to`` calls, and otherwise estimated from the duration buckets (within 5%;
     ``percentilesEstimated`` says which)."""
     since = (now or utcnow()) - timedelta(days=days)
@@ -181,13 +224,7 @@ async def stats(
             acc[i] += sign * int(n or 0)
         buckets[bucket] += sign * sum(int(n or 0) for n in counts[:3])
 
-    h = ActivityHour
-    hours = await session.execute(
-        select(h.action, h.bucket, func.sum(h.succeeded), func.sum(h.failed), func.sum(h.pending), func.sum(h.total_ms))
-        .where(h.integration_id == integration_id, h.hour >= window.first_hour)
-        .group_by(h.action, h.bucket)
-    )
-    for action, bucket, *counts in hours.all():
+    for action, bucket, *counts in (await session.execute(rollup_sums_statement(integration_id, since))).all():
         add(action, bucket, counts)
     if window.sign:
         lg = IntegrationLog
@@ -241,22 +278,16 @@ async def _exact_percentiles(session: AsyncSession, integration_id: int, since: 
 
 async def daily(session: AsyncSession, integration_id: int, days: int, *, now: datetime | None = None) -> dict[str, Any]:
     """Requests per UTC day over the last ``days`` days, successes against failures,
-    every day present (zeros included) so a chart needs no gap-filling. UTC days are whole
-    hours, so this reads the rollup alone."""
+    every day present (zeros included) so a chart needs no gap-filling. This reads the
+    daily rollup alone."""
     now = now or utcnow()
     first = (now - timedelta(days=days - 1)).date()
     since = datetime.combine(first, datetime.min.time(), tzinfo=timezone.utc)
-    h = ActivityHour
+    d = DAYS.c
     rows = await session.execute(
-        select(h.hour, func.sum(h.succeeded), func.sum(h.failed))
-        .where(h.integration_id == integration_id, h.hour >= since)
-        .group_by(h.hour)
+        select(d.day, func.sum(d.succeeded), func.sum(d.failed)).where(d.integration_id == integration_id, d.day >= since).group_by(d.day)
     )
-    found: dict[str, list[int]] = {}
-    for hour, ok, bad in rows.all():
-        day = found.setdefault(hour.date().isoformat(), [0, 0])
-        day[0] += int(ok or 0)
-        day[1] += int(bad or 0)
+    found = {day.date().isoformat(): (int(ok or 0), int(bad or 0)) for day, ok, bad in rows.all()}
     series = []
     for offset in range(days):
         key = (first + timedelta(days=offset)).isoformat()
@@ -267,18 +298,20 @@ async def daily(session: AsyncSession, integration_id: int, days: int, *, now: d
 
 async def summaries(session: AsyncSession, integration_ids: Sequence[int], days: int = 7, *, now: datetime | None = None) -> dict[int, dict[str, Any]]:
     """Total and success counts for many integrations (for list views): one query over
-    the rollup, one over the raw rows of part of the hour the window starts in."""
+    the rollup (days and hours), one over the raw rows of part of the hour the window starts in."""
     if not integration_ids:
         return {}
     window = _Window.starting((now or utcnow()) - timedelta(days=days))
     found: dict[int, list[int]] = {iid: [0, 0] for iid in integration_ids}
-    h = ActivityHour
-    parts = [(
-        select(h.integration_id, func.sum(h.succeeded + h.failed + h.pending), func.sum(h.succeeded))
-        .where(h.integration_id.in_(integration_ids), h.hour >= window.first_hour)
-        .group_by(h.integration_id),
-        1,
-    )]
+
+    def shape(t: Table) -> Select[Any]:
+        return (
+            select(t.c.integration_id, func.sum(t.c.succeeded + t.c.failed + t.c.pending), func.sum(t.c.succeeded))
+            .where(t.c.integration_id.in_(integration_ids))
+            .group_by(t.c.integration_id)
+        )
+
+    parts: list[tuple[Any, int]] = [(window.rolled_up(shape), 1)]
     if window.sign:
         lg = IntegrationLog
         parts.append((
@@ -300,17 +333,30 @@ async def summaries(session: AsyncSession, integration_ids: Sequence[int], days:
 async def prune(session: AsyncSession, older_than: datetime) -> int:
     """Delete activity rows created before ``older_than``, and their share of the rollup.
 
-    Rollup hours that end at or before the cutoff go with their rows. In the hour the
-    cutoff falls in, the deleted rows are subtracted from that hour's counts, so the
-    statistics always describe exactly the rows that remain. Returns the rows deleted."""
+    Rollup hours and days that end at or before the cutoff go with their rows. The hours
+    deleted from the day the cutoff falls in are subtracted from that day's row, and in the
+    hour the cutoff falls in, the deleted rows are subtracted from that hour's and that
+    day's counts, so the statistics always describe exactly the rows that remain. Returns
+    the rows deleted.
+
+    Each subtraction is of what this call itself deleted (``RETURNING``), so two prunes at
+    once never take the same rows away twice."""
     edge = hour_of(older_than)
+    conn = await session.connection()
+    h = ROLLUP.c
+    hours_gone = (
+        await session.execute(
+            delete(ROLLUP).where(h.hour >= day_of(edge), h.hour < edge).returning(h.integration_id, h.hour, h.action, h.bucket, *(h[c] for c in COUNTS))
+        )
+    ).all()
+    await apply_changes(conn, {(iid, hour, action, bucket): [-n for n in counts] for iid, hour, action, bucket, *counts in hours_gone}, (DAILY,))
     deleted = int((await session.execute(delete(LOGS).where(LOGS.c.created_at < edge))).rowcount or 0)
     if older_than > edge:
         gone = (await session.execute(delete(LOGS).where(LOGS.c.created_at >= edge, LOGS.c.created_at < older_than).returning(*TALLIED))).all()
         deleted += len(gone)
-        conn = await session.connection()
         await apply_changes(conn, {key: [-n for n in counts] for key, counts in tally(gone).items()})
-    await session.execute(delete(ROLLUP).where(ROLLUP.c.hour < edge))
+    await session.execute(delete(ROLLUP).where(h.hour < edge))
+    await session.execute(delete(DAYS).where(DAYS.c.day < day_of(edge)))
     return deleted
 
 

@@ -1,16 +1,18 @@
-"""The hourly rollup: per integration, UTC hour, action and duration bucket, the calls
-that succeeded, failed or are pending, and their summed duration.
+"""The activity rollup, at two levels: per integration, UTC hour (``activity_hourly``) or
+UTC day (``activity_daily``), action and duration bucket, the calls that succeeded, failed
+or are pending, and their summed duration.
 
-The writer keeps ``activity_hourly`` in the same transaction as the rows it inserts, so
-statistics add up hours instead of reading every row. Durations fall in buckets about 10%
-wide (:func:`duration_bucket`), which is what bounds an estimated percentile's error.
+The writer keeps both levels in the same transaction as the rows it inserts, so statistics
+add up days and hours instead of reading every row: a 90-day window reads at most 90 days
+of daily rows and one day's worth of hours. Durations fall in buckets about 10% wide
+(:func:`duration_bucket`), which is what bounds an estimated percentile's error.
 """
 
 from __future__ import annotations
 
 import logging
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,7 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
-from ..store.models import ActivityHour, IntegrationLog
+from ..store.models import ActivityDay, ActivityHour, IntegrationLog
 
 log = logging.getLogger("hub.activity")
 
@@ -32,10 +34,10 @@ LOG_STATUSES = (SUCCESS, FAILED, PENDING)
 EXACT_PERCENTILES_UP_TO = 20_000
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 LOGS = IntegrationLog.__table__
 ROLLUP = ActivityHour.__table__
-
-
+DAYS = ActivityDay.__table__
 
 
 def _bucket_floors() -> list[int]:
@@ -75,10 +77,20 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
+def day_of(moment: datetime) -> datetime:
+    """The UTC midnight that starts the day ``moment`` falls in."""
+    return moment.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_day(moment: datetime) -> datetime:
+    """The first UTC midnight at or after ``moment``."""
+    start = day_of(moment)
+    return start if start == moment else start + DAY
+
+
 # The columns of a log row the rollup is made from, in the order tally() reads them.
 TALLIED = (LOGS.c.integration_id, LOGS.c.kind, LOGS.c.created_at, LOGS.c.action, LOGS.c.status, LOGS.c.duration_ms)
-_KEY = ("integration_id", "hour", "action", "bucket")
-_COUNTS = ("succeeded", "failed", "pending", "total_ms")
+COUNTS = ("succeeded", "failed", "pending", "total_ms")
 SLOT = {SUCCESS: 0, FAILED: 1}  # any other status is counted as pending
 
 Key = tuple[int, datetime, str, int]
@@ -105,50 +117,79 @@ def as_tallied(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(row[c.name] for c in TALLIED)
 
 
-def _bind(column: str) -> Any:
-    return bindparam("p_" + column, type_=ROLLUP.c[column].type)
+class Level:
+    """One rollup table: its period column, how a moment maps to its period, and the
+    statements that add to it, take from it and drop the rows a subtraction empties."""
+
+    def __init__(self, table: Any, period: str, period_of: Callable[[datetime], datetime]) -> None:
+        self.table = table
+        self.period = period
+        self.period_of = period_of
+        self.key = ("integration_id", period, "action", "bucket")
+        self._upserts = {d: self._upsert(d) for d in ("postgresql", "sqlite")}
+        matches = and_(*(table.c[c] == self._bind(c) for c in self.key))
+        # Taking away only ever touches a row that exists: what was never counted is not subtracted.
+        self.subtract = update(table).where(matches).values({c: table.c[c] + self._bind(c) for c in COUNTS})
+        self.drop_empty = delete(table).where(matches, table.c.succeeded == 0, table.c.failed == 0, table.c.pending == 0)
+
+    def _bind(self, column: str) -> Any:
+        return bindparam("p_" + column, type_=self.table.c[column].type)
+
+    def _upsert(self, dialect: str) -> Any:
+        if dialect not in ("postgresql", "sqlite"):
+            raise NotImplementedError(f"the activity rollup supports PostgreSQL and SQLite, not {dialect}")
+        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(self.table).values({c: self._bind(c) for c in self.key + COUNTS})
+        return ins.on_conflict_do_update(index_elements=list(self.key), set_={c: self.table.c[c] + ins.excluded[c] for c in COUNTS})
+
+    def upsert(self, dialect: str) -> Any:
+        return self._upserts[dialect] if dialect in self._upserts else self._upsert(dialect)
+
+    def regroup(self, changes: Mapping[Key, Sequence[int]]) -> Mapping[Key, Sequence[int]]:
+        """``changes`` (keyed by hour) keyed by this level's period instead, summed."""
+        if self.period_of is hour_of:
+            return changes
+        out: dict[Key, list[int]] = {}
+        for (integration_id, hour, action, bucket), counts in changes.items():
+            acc = out.setdefault((integration_id, self.period_of(hour), action, bucket), [0, 0, 0, 0])
+            for i, n in enumerate(counts):
+                acc[i] += n
+        return out
+
+    def statements(self, dialect: str, changes: Mapping[Key, Sequence[int]]) -> list[tuple[Any, list[dict[str, Any]]]]:
+        steps: list[tuple[Any, list[dict[str, Any]]]] = []
+        emptied: list[dict[str, Any]] = []
+        upsert = self.upsert(dialect)
+        for key in sorted(changes):
+            counts = changes[key]
+            if not any(counts):
+                continue
+            keyed = {"p_" + c: v for c, v in zip(self.key, key)}
+            params = {**keyed, **{"p_" + c: int(v) for c, v in zip(COUNTS, counts)}}
+            stmt = self.subtract if min(counts) < 0 else upsert
+            if stmt is self.subtract:
+                emptied.append(keyed)
+            if steps and steps[-1][0] is stmt:
+                steps[-1][1].append(params)
+            else:
+                steps.append((stmt, [params]))
+        if emptied:
+            steps.append((self.drop_empty, emptied))
+        return steps
 
 
-def _matches_key() -> Any:
-    return and_(*(ROLLUP.c[c] == _bind(c) for c in _KEY))
+HOURLY = Level(ROLLUP, "hour", hour_of)
+DAILY = Level(DAYS, "day", day_of)
+LEVELS = (HOURLY, DAILY)
 
 
-def _upsert(dialect: str) -> Any:
-    if dialect not in ("postgresql", "sqlite"):
-        raise NotImplementedError(f"the activity rollup supports PostgreSQL and SQLite, not {dialect}")
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ROLLUP).values({c: _bind(c) for c in _KEY + _COUNTS})
-    return ins.on_conflict_do_update(index_elements=list(_KEY), set_={c: ROLLUP.c[c] + ins.excluded[c] for c in _COUNTS})
-
-
-_UPSERTS = {d: _upsert(d) for d in ("postgresql", "sqlite")}
-# Taking away only ever touches a row that exists: what was never counted is not subtracted.
-_SUBTRACT = update(ROLLUP).where(_matches_key()).values({c: ROLLUP.c[c] + _bind(c) for c in _COUNTS})
-_DROP_EMPTY = delete(ROLLUP).where(_matches_key(), ROLLUP.c.succeeded == 0, ROLLUP.c.failed == 0, ROLLUP.c.pending == 0)
-
-
-def rollup_statements(dialect: str, changes: Mapping[Key, Sequence[int]]) -> list[tuple[Any, list[dict[str, Any]]]]:
-    """The statements that apply ``changes`` (signed counts per key), each with its
-    executemany parameters. Keys go in sorted order, so concurrent writers take their row
-    locks in one order and cannot deadlock one another on PostgreSQL."""
-    steps: list[tuple[Any, list[dict[str, Any]]]] = []
-    emptied: list[dict[str, Any]] = []
-    upsert = _UPSERTS[dialect] if dialect in _UPSERTS else _upsert(dialect)
-    for key in sorted(changes):
-        counts = changes[key]
-        if not any(counts):
-            continue
-        keyed = {"p_" + c: v for c, v in zip(_KEY, key)}
-        params = {**keyed, **{"p_" + c: int(v) for c, v in zip(_COUNTS, counts)}}
-        stmt = _SUBTRACT if min(counts) < 0 else upsert
-        if stmt is _SUBTRACT:
-            emptied.append(keyed)
-        if steps and steps[-1][0] is stmt:
-            steps[-1][1].append(params)
-        else:
-            steps.append((stmt, [params]))
-    if emptied:
-        steps.append((_DROP_EMPTY, emptied))
-    return steps
+def rollup_statements(
+    dialect: str, changes: Mapping[Key, Sequence[int]], levels: Sequence[Level] = LEVELS
+) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """The statements that apply ``changes`` (signed counts per hourly key) to every rollup
+    level, each with its executemany parameters. The hours go first, then the days, and
+    within a level keys go in sorted order, so concurrent writers take their row locks in
+    one order and cannot deadlock one another on PostgreSQL."""
+    return [step for level in levels for step in level.statements(dialect, level.regroup(changes))]
 
 
 def difference(after: Mapping[Key, Sequence[int]], before: Mapping[Key, Sequence[int]]) -> dict[Key, list[int]]:
@@ -160,8 +201,8 @@ def difference(after: Mapping[Key, Sequence[int]], before: Mapping[Key, Sequence
     return out
 
 
-async def apply_changes(conn: AsyncConnection, changes: Mapping[Key, Sequence[int]]) -> None:
-    for stmt, params in rollup_statements(conn.dialect.name, changes):
+async def apply_changes(conn: AsyncConnection, changes: Mapping[Key, Sequence[int]], levels: Sequence[Level] = LEVELS) -> None:
+    for stmt, params in rollup_statements(conn.dialect.name, changes, levels):
         await conn.execute(stmt, params)
 
 
@@ -175,13 +216,13 @@ def rebuild_rollups_sync(bind: Connection | Session, integration_id: int | None 
     the first statement takes the database's write lock."""
     conn = bind.connection() if isinstance(bind, Session) else bind
     if conn.dialect.name == "postgresql":
-        conn.execute(text(f"LOCK TABLE {ROLLUP.name} IN EXCLUSIVE MODE"))
-    clear = delete(ROLLUP)
+        conn.execute(text(f"LOCK TABLE {ROLLUP.name}, {DAYS.name} IN EXCLUSIVE MODE"))
     scope = [LOGS.c.kind == "call"]
     if integration_id is not None:
-        clear = clear.where(ROLLUP.c.integration_id == integration_id)
         scope.append(LOGS.c.integration_id == integration_id)
-    conn.execute(clear)
+    for level in LEVELS:
+        clear = delete(level.table)
+        conn.execute(clear if integration_id is None else clear.where(level.table.c.integration_id == integration_id))
     counted, last = 0, 0
     while True:
         rows = conn.execute(select(LOGS.c.id, *TALLIED).where(*scope, LOGS.c.id > last).order_by(LOGS.c.id).limit(batch_size)).all()

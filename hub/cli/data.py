@@ -121,7 +121,7 @@ def logs_group() -> None:
 @config_option
 @click.option("--days", type=click.IntRange(1), help="Keep this many days (default: activity.retention_days).")
 def logs_prune(config_path: str | None, days: int | None) -> None:
-    """Delete activity rows older than the retention period, and their hourly statistics.
+    """Delete activity rows older than the retention period, and their share of the statistics.
 
     On PostgreSQL the months wholly past retention are dropped as whole partitions; the
     older part of the month the cutoff falls in is deleted row by row."""
@@ -149,7 +149,7 @@ def logs_prune(config_path: str | None, days: int | None) -> None:
 @click.option("--user", "user_id", help="Only this user's integrations (the JWT 'sub').")
 @click.option("--provider", help="Only integrations with this provider.")
 def logs_recount(config_path: str | None, user_id: str | None, provider: str | None) -> None:
-    """Rebuild the hourly statistics from the activity rows.
+    """Rebuild the statistics (the hourly and daily rollup) from the activity rows.
 
     Needed only after rows reached integration_logs around the hub (a bulk import, a
     restore of that table, a hand edit). One integration per transaction, so a busy hub's
@@ -185,7 +185,7 @@ def logs_recount(config_path: str | None, user_id: str | None, provider: str | N
     integrations, calls = asyncio.run(run())
     if not integrations and (user_id or provider):
         fail("no integration matches" + (f" --user {user_id!r}" if user_id else "") + (f" --provider {provider!r}" if provider else ""))
-    click.echo(f"recounted {calls} call(s) of {integrations} integration(s) into the hourly statistics")
+    click.echo(f"recounted {calls} call(s) of {integrations} integration(s) into the hourly and daily statistics")
 
 
 @click.command()

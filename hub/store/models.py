@@ -164,7 +164,16 @@ class IntegrationLog(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ActivityHour(Base):
+class _CallCounts:
+    """The counts both rollup levels keep per key."""
+
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    pending: Mapped[int] = mapped_column(Integer, default=0)
+    total_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ActivityHour(_CallCounts, Base):
     """Hourly totals of ``kind == "call"`` activity rows, kept by the activity writer in the
     same transaction as the rows themselves (see ``hub.activity``), so statistics read a few
     thousand of these instead of every row in their window.
@@ -183,10 +192,23 @@ class ActivityHour(Base):
     hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     action: Mapped[str] = mapped_column(String(64), primary_key=True)
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    succeeded: Mapped[int] = mapped_column(Integer, default=0)
-    failed: Mapped[int] = mapped_column(Integer, default=0)
-    pending: Mapped[int] = mapped_column(Integer, default=0)
-    total_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ActivityDay(_CallCounts, Base):
+    """Daily totals of the same calls as :class:`ActivityHour`, one row per integration, UTC
+    day, action and duration bucket, kept by the activity writer in the same transaction as
+    the hours, so a window of weeks adds up days instead of hundreds of thousands of hours.
+
+    ``day`` is the UTC midnight the day starts at. Every row equals the sum of the hourly
+    rows of its day (``hub logs recount`` rebuilds both from the raw rows)."""
+
+    __tablename__ = "activity_daily"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    integration_id: Mapped[int] = mapped_column(BigId, ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    action: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
 
 class OAuthState(Base):
