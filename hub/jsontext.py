@@ -23,22 +23,23 @@ at a few edges, and each is handled here rather than at every caller:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
-_LONG_NUMBER_TEXT = re.compile(r"\d{19}")
+# Every ASCII digit to "0", every other byte to " ": a run of 19 digits is then a
+# substring search, several times faster than a regular expression's scan.
+_DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def loads(data: bytes | str) -> Any:
     """``json.loads(data)``'s value (or its ``ValueError``), through orjson when that is
     the same."""
-    long_number = _LONG_NUMBER_BYTES if isinstance(data, bytes) else _LONG_NUMBER_TEXT
-    if long_number.search(data) is None:
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    if _LONG_RUN not in raw.translate(_DIGITS):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
