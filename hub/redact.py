@@ -136,6 +136,9 @@ MAX_DEPTH = 128
 TOO_DEEP = "[NESTED TOO DEEPLY]"
 
 
+_LEAVES = frozenset({int, float, bool, type(None)})
+
+
 def _walk(value: Any, known: list[str], policy: Redaction) -> Any:
     # Iterative: redaction runs after a call has reached the provider, so no value may make
     # it fail (a recursion error here used to lose the call's activity row).
@@ -145,11 +148,19 @@ def _walk(value: Any, known: list[str], policy: Redaction) -> Any:
         item, parent, slot, depth = stack.pop()
         if isinstance(item, str):
             parent[slot] = _mask_string(item, known)
-        elif not isinstance(item, (Mapping, list, tuple)):
+            continue
+        # What JSON decodes to is told apart by its exact type first: isinstance against
+        # the Mapping ABC is a Python-level call, paid only by other kinds of value.
+        kind = type(item)
+        if kind in _LEAVES:
+            parent[slot] = item
+            continue
+        mapping = kind is dict or (kind is not list and isinstance(item, Mapping))
+        if not (mapping or isinstance(item, (list, tuple))):
             parent[slot] = item
         elif depth > MAX_DEPTH:
             parent[slot] = TOO_DEEP
-        elif isinstance(item, Mapping):
+        elif mapping:
             copy: dict[str, Any] = {}
             parent[slot] = copy
             for k, v in item.items():
