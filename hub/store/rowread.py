@@ -118,6 +118,9 @@ class IntegrationReader:
                 pool_pre_ping=False,
                 pool_reset_on_return=None,
                 pool_recycle=RECYCLE_SECONDS,
+                # asyncpg hands the JSON columns (scopes, metadata) to this decoder: the
+                # standard library's value, through orjson where that is the same.
+                json_deserializer=jsontext.loads,
             )
 
     async def by_owner(self, user_id: str, provider: str, fallback: Fallback) -> Integration | None:
