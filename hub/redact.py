@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import jsontext
+
 MASK = "[REDACTED]"
 
 # Names that mean a credential wherever they appear.
@@ -134,6 +136,9 @@ MAX_DEPTH = 128
 TOO_DEEP = "[NESTED TOO DEEPLY]"
 
 
+_LEAVES = frozenset({int, float, bool, type(None)})
+
+
 def _walk(value: Any, known: list[str], policy: Redaction) -> Any:
     # Iterative: redaction runs after a call has reached the provider, so no value may make
     # it fail (a recursion error here used to lose the call's activity row).
@@ -143,11 +148,19 @@ def _walk(value: Any, known: list[str], policy: Redaction) -> Any:
         item, parent, slot, depth = stack.pop()
         if isinstance(item, str):
             parent[slot] = _mask_string(item, known)
-        elif not isinstance(item, (Mapping, list, tuple)):
+            continue
+        # What JSON decodes to is told apart by its exact type first: isinstance against
+        # the Mapping ABC is a Python-level call, paid only by other kinds of value.
+        kind = type(item)
+        if kind in _LEAVES:
+            parent[slot] = item
+            continue
+        mapping = kind is dict or (kind is not list and isinstance(item, Mapping))
+        if not (mapping or isinstance(item, (list, tuple))):
             parent[slot] = item
         elif depth > MAX_DEPTH:
             parent[slot] = TOO_DEEP
-        elif isinstance(item, Mapping):
+        elif mapping:
             copy: dict[str, Any] = {}
             parent[slot] = copy
             for k, v in item.items():
@@ -195,29 +208,45 @@ def capped_json(value: Any, limit: int) -> EncodedJSON | None:
     if value is None:
         return None
     try:
-        text = json.dumps(value, ensure_ascii=False)
+        text, size = _encoded(value, None)
         plain = True
     except (TypeError, ValueError, RecursionError):
         try:
-            text = json.dumps(value, default=str, ensure_ascii=False)
+            text, size = _encoded(value, str)
         except (TypeError, ValueError, RecursionError):
             # Too deep, or refers to itself: nothing a JSON column could hold as it is.
             return EncodedJSON(json.dumps(_UNREPRESENTABLE))
         plain = False
-    # At most 4 bytes per character in UTF-8: skip the encoding when it cannot matter.
-    if not (len(text) * 4 <= limit or len(text.encode("utf-8")) <= limit):
-        text = json.dumps({"truncated": True, "size": len(text), "preview": text[: max(0, limit - 100)]}, ensure_ascii=False)
+    if size > limit:
+        # Rare, and read by people: the preview and its size are those of the standard
+        # library's spacing, as they always were.
+        spaced = _spaced(value, None if plain else str)
+        text = json.dumps({"truncated": True, "size": len(spaced), "preview": spaced[: max(0, limit - 100)]}, ensure_ascii=False)
         plain = False
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            # A lone surrogate (JSON input may carry one as an escape): no database takes it
-            # raw, so it is stored escaped, as the column's own encoder would have written it.
-            text = json.dumps(json.loads(text))
     encoded = EncodedJSON(text)
     encoded.plain = plain
     return encoded
+
+
+def _encoded(value: Any, default: Any) -> tuple[str, int]:
+    """``value``'s JSON text and its size in UTF-8 bytes."""
+    try:
+        data = jsontext.dumps(value, default=default)
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON input may carry one as an escape): no database takes it
+        # raw, so it is stored escaped, as the column's own encoder would have written it.
+        text = json.dumps(value, default=default)
+        return text, len(text)
+    return data.decode("utf-8"), len(data)
+
+
+def _spaced(value: Any, default: Any) -> str:
+    text = json.dumps(value, default=default, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, default=default)  # a lone surrogate, escaped as above
+    return text
 
 
 def capped(value: Any, limit: int) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import random
 import re
 import time
@@ -23,6 +22,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from . import jsontext
 from .errors import (
     BadRequest,
     HubError,
@@ -87,7 +87,7 @@ class UpstreamResponse:
         if not self.body:
             return None
         try:
-            return json.loads(self.body)
+            return jsontext.loads(self.body)
         except ValueError:
             raise MalformedResponse(
                 f"{self.provider} answered with a body that is not valid JSON (HTTP {self.status})"
@@ -138,6 +138,8 @@ class Upstream:
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
                 raise_for_status=False,
                 auto_decompress=True,
+                # A request's ``json=`` body: the same JSON value as aiohttp's json.dumps.
+                json_serialize_bytes=jsontext.dumps,
             )
 
     async def close(self) -> None:

@@ -218,3 +218,39 @@ def test_core_shapes_are_masked_whatever_their_case(text: str) -> None:
     assert MASK in masked
     for secret in ("abcdefghijklmnop", "ABCDEFGHIJKLMNOP", "signature", "abc", "0123456789abcdef", "eyJhbGciOiJIUzI1NiJ9"):
         assert secret not in masked.replace(MASK, "")
+
+
+def test_every_kind_of_value_is_walked_as_before() -> None:
+    """The walk tells JSON's own types apart by exact type first; other mappings, tuples,
+    subclasses of str and depth past the bound must still be handled as they always were."""
+    from collections import OrderedDict
+    from types import MappingProxyType
+
+    from hub.redact import MAX_DEPTH, TOO_DEEP
+
+    class Text(str):
+        pass
+
+    secret = "s3cr3t-value-123"
+    value = {
+        "plain": [1, 2.5, True, None, f"x {secret} y"],
+        "proxy": MappingProxyType({"access_token": "abc", "n": 1}),
+        "ordered": OrderedDict(password="pw", keep=(secret, 7)),
+        "text": Text(f"in a str subclass: {secret}"),
+        "other": {1, 2},
+    }
+    got = redact(value, [secret])
+    assert got == {
+        "plain": [1, 2.5, True, None, f"x {MASK} y"],
+        "proxy": {"access_token": MASK, "n": 1},
+        "ordered": {"password": MASK, "keep": [MASK, 7]},
+        "text": f"in a str subclass: {MASK}",
+        "other": {1, 2},
+    }
+    deep: Any = "bottom"
+    for _ in range(MAX_DEPTH + 5):
+        deep = {"d": deep}
+    walked = redact(deep)
+    for _ in range(MAX_DEPTH):
+        walked = walked["d"]
+    assert walked == TOO_DEEP

@@ -28,7 +28,6 @@ token is never served once its change is committed. The rows come back as detach
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import time
@@ -41,6 +40,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import configure_mappers
 
+from .. import jsontext
 from ..infra import metrics
 from .models import Integration
 
@@ -66,7 +66,7 @@ def _utc(value: Any) -> datetime | None:
 
 
 def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, (str, bytes)) else value
+    return jsontext.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 _NEW = Integration.__mapper__.class_manager.new_instance
@@ -118,6 +118,9 @@ class IntegrationReader:
                 pool_pre_ping=False,
                 pool_reset_on_return=None,
                 pool_recycle=RECYCLE_SECONDS,
+                # asyncpg hands the JSON columns (scopes, metadata) to this decoder: the
+                # standard library's value, through orjson where that is the same.
+                json_deserializer=jsontext.loads,
             )
 
     async def by_owner(self, user_id: str, provider: str, fallback: Fallback) -> Integration | None:

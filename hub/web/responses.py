@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from .. import jsontext
 from .openapi_components import DETAIL_KEYS
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+def _json(value: Any, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    # What web.json_response sends (the same Content-Type), encoded straight to bytes.
+    return web.Response(body=jsontext.dumps(value, default=str), status=status, headers=headers,
+                        content_type="application/json", charset="utf-8")
 
 
 def ok(data: Any, message: str = "OK", status: int = 200) -> web.Response:
-    return web.json_response({"success": True, "data": data, "message": message}, status=status, dumps=_dumps)
+    return _json({"success": True, "data": data, "message": message}, status)
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -55,4 +57,4 @@ def error_details(message: str, details: Any) -> dict[str, Any] | None:
 
 
 def error_response(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(error_body(code, message, details), status=status, headers=headers, dumps=_dumps)
+    return _json(error_body(code, message, details), status, headers)
