@@ -278,10 +278,12 @@ class CallContext:
     # What the handler asked with renew_by(): None for "no renewal", unset for "unchanged".
     renewal: datetime | None = None
     renewal_set: bool = False
-    # The state as it was when the call started, kept by the core apart from ``state`` (which
-    # a plugin may reassign): what its updates are merged against when the row has moved
-    # since. None when unknown (a context built by hand): updates are then written as given.
+    # The state and the renewal deadline as they were when the call started, kept by the core
+    # apart from ``state`` (which a plugin may reassign): what its updates are merged against
+    # when the row has moved since. None when unknown (a context built by hand): updates are
+    # then written as given.
     _state_base: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    _renew_base: datetime | None = field(default=None, repr=False, compare=False)
 
     def update_state(self, **values: Any) -> None:
         self.state_updates.update(values)

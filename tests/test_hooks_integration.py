@@ -216,3 +216,38 @@ async def test_two_actions_at_once_keep_each_others_state_changes(start, upstrea
     state = (await row(client)).meta["state"]
     assert state["cursors"] == {"a": 0, "slow": 1, "fast": 1} and state["tags"] == ["a", "fast", "slow"]
     assert state["count"] == 1  # a plain value both changed: the later writer's
+
+
+class Lingering(Upkept):
+    """Renews and asks no further deadline, waiting for the test first; ``extend`` asks one."""
+
+    def __init__(self) -> None:
+        super().__init__("demo", again=False)
+        self.waiting, self.release = asyncio.Event(), asyncio.Event()
+
+    @hookimpl
+    def hub_actions(self) -> list[Action]:
+        return [Action("subscribe", "POST", "subscribe", subscribe), Action("extend", "POST", "extend", self.extend)]
+
+    async def extend(self, ctx: CallContext) -> Any:
+        ctx.renew_by(DEADLINE + timedelta(days=1))
+        return {}
+
+    @hookimpl
+    async def hub_renew(self, ctx: CallContext) -> Any:
+        self.waiting.set()
+        await self.release.wait()
+        return self.renew(ctx)
+
+
+async def test_a_deadline_asked_while_a_renewal_runs_outlives_it(start, upstream) -> None:  # noqa: F811 - the fixtures imported above
+    plugin = Lingering()
+    client = await subscribed(start, upstream, plugin)
+    client.hub.renewals.clock = lambda: DEADLINE - timedelta(minutes=30)
+    sweep = asyncio.create_task(client.hub.renewals.sweep())
+    await plugin.waiting.wait()
+    assert (await request(client, "POST", "demo/extend", json={}))[0] == 200
+    plugin.release.set()
+    assert await sweep == 1
+    stored = await row(client)
+    assert stored.renew_by == DEADLINE + timedelta(days=1) and stored.meta["state"]["renewals"] == 1  # not cancelled by the renewal

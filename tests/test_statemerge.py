@@ -3,11 +3,12 @@ state the call started from, mine what it asked to keep, theirs the row's value 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from hub.core.statemerge import merge_state, merge_value
+from hub.core.statemerge import merge_deadline, merge_state, merge_value
 
 
 def test_unchanged_since_the_call_started_means_mine_as_asked() -> None:
@@ -67,3 +68,14 @@ def test_keys_new_on_both_sides_and_an_unknown_base() -> None:
     assert merge_state({"k": 1}, {"k": 2}, {}) == {"k": 2}  # gone from the row meanwhile: written again
     # A context built by hand has no base: the update is written as given, as it always was.
     assert merge_state(None, {"cursor": {"a": 1}}, {"cursor": {"b": 2}, "x": 0}) == {"cursor": {"a": 1}, "x": 0}
+
+
+def test_of_two_renewal_deadlines_asked_at_once_the_sooner_is_kept() -> None:
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    week, hour = start + timedelta(days=7), start + timedelta(hours=1)
+    assert merge_deadline(start, week, start) == week  # nobody else moved it: as asked
+    assert merge_deadline(start, None, start) is None
+    assert merge_deadline(start, week, hour) == hour  # a call meanwhile needs it sooner
+    assert merge_deadline(start, hour, week) == hour
+    assert merge_deadline(start, None, hour) == hour  # this call cancels, the other asked for one
+    assert merge_deadline(start, week, None) == week  # the other cancelled, this one asks

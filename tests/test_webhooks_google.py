@@ -272,8 +272,9 @@ async def test_follow_ups_for_two_calendars_at_once_keep_both_sync_tokens(watche
 
 async def test_a_renewal_racing_a_new_watch_keeps_the_new_channel_and_its_route(watched, fake_google, monkeypatch) -> None:
     """The renewal and the watch each ask to keep the whole ``channels`` dict and the
-    ``watch_channels`` list: the merge keeps the renewed channel and the new one, and the
-    new one's messages reach the integration."""
+    ``watch_channels`` list: the merge keeps the renewed channel and the new one, the new
+    one's messages reach the integration, and the sooner of the two renewal deadlines (the
+    new channel's) is kept."""
     from hub_google_calendar import push
 
     assert await fake_google.send_pending() == [200]
@@ -282,7 +283,7 @@ async def test_a_renewal_racing_a_new_watch_keeps_the_new_channel_and_its_route(
     waiting, release = hold(monkeypatch, push, "_open", lambda ctx, calendar, ttl: ctx.action.name == "renew")
     sweep = asyncio.create_task(watched.hub.renewals.sweep())
     await waiting.wait()  # the renewal has opened the primary calendar's new channel, not kept it yet
-    resp = await watched.post(f"{G}/watch", json={"calendarId": TEAM}, headers=auth("alice"))
+    resp = await watched.post(f"{G}/watch", json={"calendarId": TEAM, "ttl": 300}, headers=auth("alice"))
     assert resp.status == 200, await resp.text()
     team = (await resp.json())["data"]["channelId"]
     release.set()
@@ -291,6 +292,8 @@ async def test_a_renewal_racing_a_new_watch_keeps_the_new_channel_and_its_route(
     state = await state_of(watched)
     (renewed,) = set(state["channels"]) - {team}
     assert renewed != old and sorted(state["watch_channels"]) == sorted([renewed, team])
+    row = await watched.db.integration(provider="google_calendar")  # renewed before the short-lived new channel runs out
+    assert int(row.renew_by.timestamp() * 1000) == state["channels"][team]["expiration"] < state["channels"][renewed]["expiration"]
     async with watched.hub.sessions() as session:
         routes = set((await session.scalars(select(WebhookRoute.route))).all())
     assert {f"state.watch_channels={renewed}", f"state.watch_channels={team}"} <= routes

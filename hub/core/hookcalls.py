@@ -24,7 +24,7 @@ from ..store.integrations import account_of
 from ..store.models import Integration, utcnow
 from ..types import Action, CallContext
 from .runtime import ProviderRuntime
-from .statemerge import merge_state
+from .statemerge import merge_deadline, merge_state
 from .tokens import Snapshot, TokenSessions
 
 log = logging.getLogger("hub")
@@ -51,13 +51,15 @@ def call_context(rt: ProviderRuntime, action: Action, data: Mapping[str, Any], s
         # A copy of its own: a handler that changes a nested value of ``state`` in place
         # must not change what its updates are merged against.
         _state_base=copy.deepcopy(state),
+        _renew_base=snap.integration.renew_by,
     )
 
 
 def keep_call_state(row: Integration, ctx: CallContext) -> None:
     """Apply what a handler or hook asked to keep to ``row`` (locked by the caller): each
     updated value merged three ways (:mod:`.statemerge`), so that calls running at once for
-    one integration keep each other's changes."""
+    one integration keep each other's changes; of two renewal deadlines asked at once, the
+    sooner."""
     if ctx.state_updates:
         meta = dict(row.meta or {})
         meta["state"] = merge_state(ctx._state_base, ctx.state_updates, meta.get("state") or {})
@@ -65,7 +67,7 @@ def keep_call_state(row: Integration, ctx: CallContext) -> None:
     if ctx.mark_synced:
         row.last_sync_at = utcnow()
     if ctx.renewal_set:
-        row.renew_by = ctx.renewal
+        row.renew_by = ctx.renewal if ctx._state_base is None else merge_deadline(ctx._renew_base, ctx.renewal, row.renew_by)
         row.renew_lease_until = None
 
 

@@ -25,6 +25,7 @@ from ..infra.periodic import Periodic
 from ..store.integrations import IntegrationStore
 from ..store.models import Integration, utcnow
 from .hookcalls import IntegrationHooks, keep_call_state
+from .statemerge import merge_deadline
 from .lifecycle import Status
 from .runtime import Providers
 
@@ -83,7 +84,9 @@ class Renewals:
                 return False
             keep_call_state(fresh, ctx)
             if not ctx.renewal_set:
-                fresh.renew_by = None  # renewed, and nothing further asked: no renewal loop
+                # Renewed, and nothing further asked: no renewal loop; unless another call
+                # asked for a deadline meanwhile (something new upstream).
+                fresh.renew_by = merge_deadline(ctx._renew_base, None, fresh.renew_by)
             fresh.renew_lease_until = None
         return True
 

@@ -11,11 +11,17 @@ Writing *mine* as it is would undo their changes; :func:`merge_state` keeps both
 - lists: theirs in its order, less the elements mine removed, then the elements mine
   added that theirs lacks (elements compared by equality, as a set);
 - anything else (a scalar, a type that changed): the later writer, mine.
+
+The renewal deadline (``ctx.renew_by``) follows the state it was derived from: when another
+call set one since this call started, the sooner of the two is kept (:func:`merge_deadline`),
+since a renewal that comes early only renews, while one that comes late lets something
+upstream run out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 _MISSING: Any = object()
@@ -44,6 +50,14 @@ def merge_state(base: Mapping[str, Any] | None, updates: Mapping[str, Any], curr
         else:
             merged[key] = merge_value(base.get(key, _MISSING), mine, current.get(key, _MISSING))
     return merged
+
+
+def merge_deadline(base: datetime | None, mine: datetime | None, theirs: datetime | None) -> datetime | None:
+    """When to call ``hub_renew``: ``mine`` unless the row's deadline moved since the call
+    started (from ``base`` to ``theirs``); then the sooner one, and theirs over none."""
+    if theirs == base or theirs is None:
+        return mine
+    return theirs if mine is None else min(mine, theirs)
 
 
 def _same(a: Any, b: Any) -> bool:
