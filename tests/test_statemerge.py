@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hub.core.statemerge import merge_deadline, merge_state, merge_value
+from hub.core.statemerge import copy_state, merge_deadline, merge_state, merge_value
 
 
 def test_unchanged_since_the_call_started_means_mine_as_asked() -> None:
@@ -79,3 +79,11 @@ def test_of_two_renewal_deadlines_asked_at_once_the_sooner_is_kept() -> None:
     assert merge_deadline(start, hour, week) == hour
     assert merge_deadline(start, None, hour) == hour  # this call cancels, the other asked for one
     assert merge_deadline(start, week, None) == week  # the other cancelled, this one asks
+
+
+def test_the_base_is_a_copy_a_handler_cannot_change_in_place() -> None:
+    state = {"syncTokens": {"primary": "p1"}, "watch_channels": ["c1"], "n": 1}
+    base = copy_state(state)
+    state["syncTokens"]["work"] = "w1"
+    state["watch_channels"].append("c2")
+    assert base == {"syncTokens": {"primary": "p1"}, "watch_channels": ["c1"], "n": 1}

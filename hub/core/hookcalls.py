@@ -11,7 +11,6 @@ transaction the caller writes it.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -24,7 +23,7 @@ from ..store.integrations import account_of
 from ..store.models import Integration, utcnow
 from ..types import Action, CallContext
 from .runtime import ProviderRuntime
-from .statemerge import merge_deadline, merge_state
+from .statemerge import copy_state, merge_deadline, merge_state
 from .tokens import Snapshot, TokenSessions
 
 log = logging.getLogger("hub")
@@ -50,7 +49,7 @@ def call_context(rt: ProviderRuntime, action: Action, data: Mapping[str, Any], s
         webhook_url=webhook_url,
         # A copy of its own: a handler that changes a nested value of ``state`` in place
         # must not change what its updates are merged against.
-        _state_base=copy.deepcopy(state),
+        _state_base=copy_state(state),
         _renew_base=snap.integration.renew_by,
     )
 
