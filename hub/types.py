@@ -258,8 +258,8 @@ class CallContext:
     own bookkeeping for this integration (a sync cursor, say): changes made through
     :meth:`update_state` are saved when the action succeeds, and kept across reconnects
     of the same account; they are merged with what other calls for the integration saved
-    meanwhile (docs/plugins.md, "State"). ``webhook_url`` is the hub's public URL for the provider's
-    webhooks (``hub_webhook``), to register with the provider.
+    meanwhile (docs/plugins.md, "State and calls at once"). ``webhook_url`` is the hub's
+    public URL for the provider's webhooks (``hub_webhook``), to register with the provider.
     """
 
     provider: Provider
