@@ -25,9 +25,9 @@ from ..infra.periodic import Periodic
 from ..store.integrations import IntegrationStore
 from ..store.models import Integration, utcnow
 from .hookcalls import IntegrationHooks, keep_call_state
-from .statemerge import merge_deadline
 from .lifecycle import Status
 from .runtime import Providers
+from .statemerge import merge_deadline
 
 log = logging.getLogger("hub.renewals")
 
