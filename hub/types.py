@@ -257,8 +257,9 @@ class CallContext:
     ``metadata`` is the connected account as stored (read-only). ``state`` is the plugin's
     own bookkeeping for this integration (a sync cursor, say): changes made through
     :meth:`update_state` are saved when the action succeeds, and kept across reconnects
-    of the same account. ``webhook_url`` is the hub's public URL for the provider's
-    webhooks (``hub_webhook``), to register with the provider.
+    of the same account; they are merged with what other calls for the integration saved
+    meanwhile (docs/plugins.md, "State and calls at once"). ``webhook_url`` is the hub's
+    public URL for the provider's webhooks (``hub_webhook``), to register with the provider.
     """
 
     provider: Provider
@@ -277,6 +278,12 @@ class CallContext:
     # What the handler asked with renew_by(): None for "no renewal", unset for "unchanged".
     renewal: datetime | None = None
     renewal_set: bool = False
+    # The state and the renewal deadline as they were when the call started, kept by the core
+    # apart from ``state`` (which a plugin may reassign): what its updates are merged against
+    # when the row has moved since. None when unknown (a context built by hand): updates are
+    # then written as given.
+    _state_base: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    _renew_base: datetime | None = field(default=None, repr=False, compare=False)
 
     def update_state(self, **values: Any) -> None:
         self.state_updates.update(values)

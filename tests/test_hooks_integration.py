@@ -2,11 +2,13 @@
 set with ``ctx.renew_by``, picked by the background sweep under a lease),
 ``hub_before_disconnect`` (before the token is revoked) and ``hub_webhook_follow_up`` (a
 webhook event completed for each integration it reaches, with the integration's state
-checked by the event's ``verify``). Inline plugins beside ``plain``, which implements none
+checked by the event's ``verify``); and two calls at once for one integration keeping each
+other's state changes. Inline plugins beside ``plain``, which implements none
 of them and is left alone; the same helpers as tests/test_hooks.py."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -170,3 +172,82 @@ async def test_hook_hub_webhook_follow_up(start, upstream) -> None:  # noqa: F81
     assert (await resp.json())["data"] == {"routed": 0, "duplicates": 1} and len(plugin.calls) == 1  # no second follow-up
     rows = await client.db.activity(action="webhook_follow_up")
     assert [r.status for r in rows] == ["SUCCESS"]
+
+
+class Tagger(Plain):
+    """Actions that change one dict (a cursor per tag, changed in place, as a handler may)
+    and one list of the state; the tag ``slow`` waits for the test once it has read them."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.waiting, self.release = asyncio.Event(), asyncio.Event()
+
+    @hookimpl
+    def hub_actions(self) -> list[Action]:
+        return [Action("begin", "POST", "begin", self.begin), Action("tag", "POST", "tags/{tag}", self.tag)]
+
+    async def begin(self, ctx: CallContext) -> Any:
+        ctx.update_state(cursors={"a": 0}, tags=["a"], count=0)
+        return {}
+
+    async def tag(self, ctx: CallContext) -> Any:
+        tag = ctx.input["tag"]
+        cursors = ctx.state["cursors"]
+        cursors[tag] = cursors.get(tag, 0) + 1
+        tags, count = [*ctx.state["tags"], tag], ctx.state["count"] + 1
+        if tag == "slow":
+            self.waiting.set()
+            await self.release.wait()
+        ctx.update_state(cursors=cursors, tags=tags, count=count)
+        return {"tag": tag}
+
+
+async def test_two_actions_at_once_keep_each_others_state_changes(start, upstream) -> None:  # noqa: F811 - the fixtures imported above
+    plugin = Tagger("demo")
+    client = await start({"demo": plugin})
+    upstream.get(url("demo", "userinfo"), payload={"sub": "u-1"}, repeat=True)
+    assert (await paste(client, "demo", "demo-tok"))[0] == 201
+    assert (await request(client, "POST", "demo/begin", json={}))[0] == 200
+    slow = asyncio.create_task(request(client, "POST", "demo/tags/slow", json={}))
+    await plugin.waiting.wait()  # slow has read the state and changed its copy of it
+    assert (await request(client, "POST", "demo/tags/fast", json={}))[0] == 200
+    plugin.release.set()
+    assert (await slow)[0] == 200
+    state = (await row(client)).meta["state"]
+    assert state["cursors"] == {"a": 0, "slow": 1, "fast": 1} and state["tags"] == ["a", "fast", "slow"]
+    assert state["count"] == 1  # a plain value both changed: the later writer's
+
+
+class Lingering(Upkept):
+    """Renews and asks no further deadline, waiting for the test first; ``extend`` asks one."""
+
+    def __init__(self) -> None:
+        super().__init__("demo", again=False)
+        self.waiting, self.release = asyncio.Event(), asyncio.Event()
+
+    @hookimpl
+    def hub_actions(self) -> list[Action]:
+        return [Action("subscribe", "POST", "subscribe", subscribe), Action("extend", "POST", "extend", self.extend)]
+
+    async def extend(self, ctx: CallContext) -> Any:
+        ctx.renew_by(DEADLINE + timedelta(days=1))
+        return {}
+
+    @hookimpl
+    async def hub_renew(self, ctx: CallContext) -> Any:
+        self.waiting.set()
+        await self.release.wait()
+        return self.renew(ctx)
+
+
+async def test_a_deadline_asked_while_a_renewal_runs_outlives_it(start, upstream) -> None:  # noqa: F811 - the fixtures imported above
+    plugin = Lingering()
+    client = await subscribed(start, upstream, plugin)
+    client.hub.renewals.clock = lambda: DEADLINE - timedelta(minutes=30)
+    sweep = asyncio.create_task(client.hub.renewals.sweep())
+    await plugin.waiting.wait()
+    assert (await request(client, "POST", "demo/extend", json={}))[0] == 200
+    plugin.release.set()
+    assert await sweep == 1
+    stored = await row(client)
+    assert stored.renew_by == DEADLINE + timedelta(days=1) and stored.meta["state"]["renewals"] == 1  # not cancelled by the renewal

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,12 +22,13 @@ from sqlalchemy import select
 from conftest import serve_hub
 from eventsupport import Subscriber, with_subscriber
 from hub.infra.config import HubConfig
-from hub.store.models import Event, IntegrationLog, utcnow
+from hub.store.models import Event, IntegrationLog, WebhookRoute, utcnow
 from hub.testing import FakeClock
 from support import auth, google_section
 from test_google import connect_google
 
 G = "/api/integrations/google_calendar"
+TEAM = "c_5f0e3a9d2b7c4e1f8a6d0b3c9e2f7a41@group.calendar.google.com"
 
 
 @pytest.fixture
@@ -216,3 +217,86 @@ async def test_unwatch_stops_the_calendars_channels(watched, fake_google) -> Non
     assert (await watched.db.integration(provider="google_calendar")).renew_by is None
     fake_google.add_event(summary="Unseen")
     assert await fake_google.send_pending() == []  # nothing is sent on a stopped channel
+
+
+def hold(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, when: Callable[..., bool]) -> tuple[asyncio.Event, asyncio.Event]:
+    """Patch ``module.name`` (a coroutine function) so that the first call ``when`` accepts
+    waits, after doing its work, until the test sets the second event; the first is set
+    once it waits. What runs meanwhile is decided by the test, not by timing."""
+    real: Callable[..., Awaitable[Any]] = getattr(module, name)
+    waiting, release = asyncio.Event(), asyncio.Event()
+
+    async def held(*args: Any) -> Any:
+        result = await real(*args)
+        if when(*args) and not release.is_set():
+            waiting.set()
+            await release.wait()
+        return result
+
+    monkeypatch.setattr(module, name, held)
+    return waiting, release
+
+
+async def test_follow_ups_for_two_calendars_at_once_keep_both_sync_tokens(watched, fake_google, monkeypatch) -> None:
+    """Each follow-up reads the sync tokens, sets its calendar's and asks to keep the whole
+    dict: the core merges the two, so neither calendar's new token is lost."""
+    import hub_google_calendar
+
+    resp = await watched.post(f"{G}/watch", json={"calendarId": TEAM}, headers=auth("alice"))
+    assert resp.status == 200, await resp.text()
+    assert await fake_google.send_pending() == [200, 200]  # both channels' sync pings
+    before = (await state_of(watched))["syncTokens"]
+    fake_google.add_event(summary="Dentist")
+    fake_google.add_event(TEAM, summary="Standup")
+    pending = {m["channel"]: m["headers"] for m in fake_google._pending}  # one change message per channel
+    fake_google._pending.clear()
+    primary = pending.pop(watched.channel["channelId"])
+    (team,) = pending.values()
+
+    waiting, release = hold(monkeypatch, hub_google_calendar, "_collect", lambda ctx, calendar, cursor: calendar == "primary")
+    first = asyncio.create_task(watched.post(f"{G}/webhook", data=b"", headers=primary))
+    await waiting.wait()  # the primary calendar's follow-up has read the state and Google's changes
+    resp = await watched.post(f"{G}/webhook", data=b"", headers=team)
+    assert resp.status == 200, await resp.text()
+    release.set()
+    resp = await first
+    assert resp.status == 200, await resp.text()
+
+    after = (await state_of(watched))["syncTokens"]
+    assert after["primary"] != before["primary"] and after[TEAM] != before[TEAM]
+    fake_google.add_event(TEAM, summary="Retro")
+    assert await fake_google.send_pending() == [200]
+    data = (await stored(watched))[0][-1].payload["data"]["event"]
+    assert data["incremental"] is True and [c["summary"] for c in data["changed"]] == ["Retro"]  # no Standup again
+
+
+async def test_a_renewal_racing_a_new_watch_keeps_the_new_channel_and_its_route(watched, fake_google, monkeypatch) -> None:
+    """The renewal and the watch each ask to keep the whole ``channels`` dict and the
+    ``watch_channels`` list: the merge keeps the renewed channel and the new one, the new
+    one's messages reach the integration, and the sooner of the two renewal deadlines (the
+    new channel's) is kept."""
+    from hub_google_calendar import push
+
+    assert await fake_google.send_pending() == [200]
+    old = watched.channel["channelId"]
+    later(watched, fake_google, timedelta(days=7) - timedelta(minutes=30))
+    waiting, release = hold(monkeypatch, push, "_open", lambda ctx, calendar, ttl: ctx.action.name == "renew")
+    sweep = asyncio.create_task(watched.hub.renewals.sweep())
+    await waiting.wait()  # the renewal has opened the primary calendar's new channel, not kept it yet
+    resp = await watched.post(f"{G}/watch", json={"calendarId": TEAM, "ttl": 300}, headers=auth("alice"))
+    assert resp.status == 200, await resp.text()
+    team = (await resp.json())["data"]["channelId"]
+    release.set()
+    assert await sweep == 1
+
+    state = await state_of(watched)
+    (renewed,) = set(state["channels"]) - {team}
+    assert renewed != old and sorted(state["watch_channels"]) == sorted([renewed, team])
+    row = await watched.db.integration(provider="google_calendar")  # renewed before the short-lived new channel runs out
+    assert int(row.renew_by.timestamp() * 1000) == state["channels"][team]["expiration"] < state["channels"][renewed]["expiration"]
+    async with watched.hub.sessions() as session:
+        routes = set((await session.scalars(select(WebhookRoute.route))).all())
+    assert {f"state.watch_channels={renewed}", f"state.watch_channels={team}"} <= routes
+    fake_google.add_event(TEAM, summary="Standup")
+    assert await fake_google.send_pending() == [200, 200, 200]  # both sync pings, then the team calendar's change
+    assert [c["summary"] for c in (await stored(watched))[0][-1].payload["data"]["event"]["changed"]] == ["Standup"]

@@ -23,6 +23,7 @@ from ..store.integrations import account_of
 from ..store.models import Integration, utcnow
 from ..types import Action, CallContext
 from .runtime import ProviderRuntime
+from .statemerge import copy_state, merge_deadline, merge_state
 from .tokens import Snapshot, TokenSessions
 
 log = logging.getLogger("hub")
@@ -35,6 +36,7 @@ async def _not_an_action(ctx: CallContext) -> None:  # pragma: no cover - never 
 def call_context(rt: ProviderRuntime, action: Action, data: Mapping[str, Any], snap: Snapshot, headers: Mapping[str, str],
                  webhook_url: str) -> CallContext:
     """The context a handler or an integration hook gets for one call."""
+    state = (snap.integration.meta or {}).get("state") or {}
     return CallContext(
         provider=rt.provider,
         action=action,
@@ -43,21 +45,28 @@ def call_context(rt: ProviderRuntime, action: Action, data: Mapping[str, Any], s
         http=rt.provider.http.with_headers(dict(headers)),
         access_token=snap.token.access_token,
         metadata=account_of(snap.integration.meta),
-        state=dict((snap.integration.meta or {}).get("state") or {}),
+        state=dict(state),
         webhook_url=webhook_url,
+        # A copy of its own: a handler that changes a nested value of ``state`` in place
+        # must not change what its updates are merged against.
+        _state_base=copy_state(state),
+        _renew_base=snap.integration.renew_by,
     )
 
 
 def keep_call_state(row: Integration, ctx: CallContext) -> None:
-    """Apply what a handler or hook asked to keep to ``row`` (locked by the caller)."""
+    """Apply what a handler or hook asked to keep to ``row`` (locked by the caller): each
+    updated value merged three ways (:mod:`.statemerge`), so that calls running at once for
+    one integration keep each other's changes; of two renewal deadlines asked at once, the
+    sooner."""
     if ctx.state_updates:
         meta = dict(row.meta or {})
-        meta["state"] = {**(meta.get("state") or {}), **ctx.state_updates}
+        meta["state"] = merge_state(ctx._state_base, ctx.state_updates, meta.get("state") or {})
         row.meta = meta
     if ctx.mark_synced:
         row.last_sync_at = utcnow()
     if ctx.renewal_set:
-        row.renew_by = ctx.renewal
+        row.renew_by = ctx.renewal if ctx._state_base is None else merge_deadline(ctx._renew_base, ctx.renewal, row.renew_by)
         row.renew_lease_until = None
 
 

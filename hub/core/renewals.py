@@ -27,6 +27,7 @@ from ..store.models import Integration, utcnow
 from .hookcalls import IntegrationHooks, keep_call_state
 from .lifecycle import Status
 from .runtime import Providers
+from .statemerge import merge_deadline
 
 log = logging.getLogger("hub.renewals")
 
@@ -83,7 +84,9 @@ class Renewals:
                 return False
             keep_call_state(fresh, ctx)
             if not ctx.renewal_set:
-                fresh.renew_by = None  # renewed, and nothing further asked: no renewal loop
+                # Renewed, and nothing further asked: no renewal loop; unless another call
+                # asked for a deadline meanwhile (something new upstream).
+                fresh.renew_by = merge_deadline(ctx._renew_base, None, fresh.renew_by)
             fresh.renew_lease_until = None
         return True
 

@@ -1,0 +1,89 @@
+"""The three-way merge of a call's state updates (hub/core/statemerge.py): base is the
+state the call started from, mine what it asked to keep, theirs the row's value now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hub.core.statemerge import copy_state, merge_deadline, merge_state, merge_value
+
+
+def test_unchanged_since_the_call_started_means_mine_as_asked() -> None:
+    base = {"a": 1, "b": 2}
+    assert merge_value(base, {"a": 1}, {"a": 1, "b": 2}) == {"a": 1}  # a removal is kept too
+    assert merge_value([1, 2], [2, 1], [1, 2]) == [2, 1]  # and mine's order
+    assert merge_state({"n": 1}, {"n": 2, "new": "x"}, {"n": 1, "other": True}) == {"n": 2, "new": "x", "other": True}
+
+
+def test_two_calls_setting_different_entries_of_one_dict_keep_both() -> None:
+    base = {"syncTokens": {"primary": "p1"}}
+    first = merge_state(base, {"syncTokens": {"primary": "p2"}}, base)
+    second = merge_state(base, {"syncTokens": {"primary": "p1", "work": "w1"}}, first)
+    assert second == {"syncTokens": {"primary": "p2", "work": "w1"}}
+
+
+def test_a_dict_entry_removed_by_mine_goes_and_theirs_additions_stay() -> None:
+    base = {"c1": {"cal": "a"}, "c2": {"cal": "b"}}
+    theirs = {**base, "c3": {"cal": "c"}}
+    assert merge_value(base, {"c2": {"cal": "b"}, "c4": {"cal": "a"}}, theirs) == {"c2": {"cal": "b"}, "c3": {"cal": "c"}, "c4": {"cal": "a"}}
+
+
+def test_nested_dicts_merge_and_a_scalar_both_changed_goes_to_the_later_writer() -> None:
+    base = {"c1": {"exp": 1, "res": "r"}}
+    theirs = {"c1": {"exp": 1, "res": "r", "seen": 5}}
+    assert merge_value(base, {"c1": {"exp": 2, "res": "r"}}, theirs) == {"c1": {"exp": 2, "res": "r", "seen": 5}}
+    assert merge_value({"n": 1}, {"n": 3}, {"n": 2}) == {"n": 3}
+    assert merge_value(1, 3, 2) == 3
+
+
+def test_lists_keep_theirs_order_less_mine_removals_then_mine_additions() -> None:
+    base = ["c1", "c2"]
+    theirs = ["c1", "c2", "c3"]  # a new channel, written meanwhile
+    assert merge_value(base, ["c2", "c9"], theirs) == ["c2", "c3", "c9"]  # c1 renewed as c9
+    assert merge_value([], ["x", "a"], ["a", "b"]) == ["a", "b", "x"]  # no element twice
+    assert merge_value(("a",), ("a", "b"), ["a", "c"]) == ["a", "c", "b"]  # tuples are the lists they are stored as
+    assert merge_value([{"id": 1}], [{"id": 1}, {"id": 2}], [{"id": 1}, {"id": 3}]) == [{"id": 1}, {"id": 3}, {"id": 2}]
+
+
+def test_a_value_this_call_did_not_change_keeps_theirs() -> None:
+    assert merge_value({"a": 1}, {"a": 1}, {"a": 2}) == {"a": 2}
+    assert merge_state({"n": 1}, {"n": 1}, {"n": 7}) == {"n": 7}
+
+
+@pytest.mark.parametrize(("base", "mine", "theirs", "want"), [
+    ({"a": 1}, ["a"], {"b": 2}, ["a"]),  # the type changed: mine
+    ("s", {"a": 1}, {"b": 2}, {"a": 1, "b": 2}),  # no dict to compare with: an addition of each entry
+    (None, [1], [2], [2, 1]),
+])
+def test_mixed_types_fall_back_to_mine_or_a_union(base: Any, mine: Any, theirs: Any, want: Any) -> None:
+    assert merge_value(base, mine, theirs) == want
+
+
+def test_keys_new_on_both_sides_and_an_unknown_base() -> None:
+    assert merge_state({}, {"cursor": {"a": 1}}, {"cursor": {"b": 2}}) == {"cursor": {"a": 1, "b": 2}}
+    assert merge_state({}, {"cursor": "mine"}, {"cursor": "theirs"}) == {"cursor": "mine"}
+    assert merge_state({"k": 1}, {"k": 2}, {}) == {"k": 2}  # gone from the row meanwhile: written again
+    # A context built by hand has no base: the update is written as given, as it always was.
+    assert merge_state(None, {"cursor": {"a": 1}}, {"cursor": {"b": 2}, "x": 0}) == {"cursor": {"a": 1}, "x": 0}
+
+
+def test_of_two_renewal_deadlines_asked_at_once_the_sooner_is_kept() -> None:
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    week, hour = start + timedelta(days=7), start + timedelta(hours=1)
+    assert merge_deadline(start, week, start) == week  # nobody else moved it: as asked
+    assert merge_deadline(start, None, start) is None
+    assert merge_deadline(start, week, hour) == hour  # a call meanwhile needs it sooner
+    assert merge_deadline(start, hour, week) == hour
+    assert merge_deadline(start, None, hour) == hour  # this call cancels, the other asked for one
+    assert merge_deadline(start, week, None) == week  # the other cancelled, this one asks
+
+
+def test_the_base_is_a_copy_a_handler_cannot_change_in_place() -> None:
+    state = {"syncTokens": {"primary": "p1"}, "watch_channels": ["c1"], "n": 1}
+    base = copy_state(state)
+    state["syncTokens"]["work"] = "w1"
+    state["watch_channels"].append("c2")
+    assert base == {"syncTokens": {"primary": "p1"}, "watch_channels": ["c1"], "n": 1}
