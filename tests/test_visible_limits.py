@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 from hub.infra.config import ConfigError, config_from_dict
 from support import auth
@@ -53,7 +54,9 @@ async def test_130_concurrent_reads_get_100_answers_and_30_quick_429s(trello, fa
     answers = await asyncio.gather(*(trello.get(f"{T}/boards", headers=auth("alice")) for _ in range(130)))
     ok = [a for a in answers if a.status == 200]
     refused = [a for a in answers if a.status == 429]
-    assert (len(ok), len(refused)) == (100, 30)
+    # Which refusal, and from where, when the counts are off (the hub's budget or Trello's).
+    why = Counter([(await a.json())["error"]["code"] for a in answers if a.status != 200])
+    assert (len(ok), len(refused)) == (100, 30), (why, board_calls(fake_trello), trello.clock.slept[:3])
     assert trello.clock.slept == []  # nobody queued
     assert board_calls(fake_trello) == 100  # the refused never reached Trello
     for resp in refused:
