@@ -269,12 +269,15 @@ def cpu_of(pids: list[int]) -> dict[int, float]:
     return out
 
 
+# Summed over the table's partitions and itself: the parent of a partitioned table holds no
+# rows or index pages of its own, and a plain table has no partition tree.
 SIZES = """
-SELECT count(*) AS n,
-       pg_relation_size('{t}') + coalesce(pg_total_relation_size(c.reltoastrelid), 0) AS heap,
-       pg_indexes_size('{t}') AS indexes,
+WITH parts AS (SELECT relid FROM pg_partition_tree('{t}') UNION SELECT '{t}'::regclass)
+SELECT (SELECT count(*) FROM {t}) AS n,
+       (SELECT sum(pg_relation_size(p.relid) + coalesce(pg_total_relation_size(c.reltoastrelid), 0))
+          FROM parts p JOIN pg_class c ON c.oid = p.relid)::bigint AS heap,
+       (SELECT sum(pg_indexes_size(p.relid)) FROM parts p)::bigint AS indexes,
        (SELECT avg(pg_column_size(x.*)) FROM {t} x) AS tuple
-FROM {t}, pg_class c WHERE c.relname = '{t}' GROUP BY c.reltoastrelid
 """
 
 
