@@ -440,13 +440,15 @@ async def plans(url: str, integration_id: int, middle: int, early: int) -> tuple
 # --- the run ------------------------------------------------------------------------------------
 
 
-def run_size(args: argparse.Namespace, procs: Procs, upstream: Any, passthrough: Any, keys: str, total: int, out: Path) -> dict[str, Any]:
+def run_size(args: argparse.Namespace, procs: Procs, upstream: Any, keys: str, total: int, out: Path) -> dict[str, Any]:
     label = size_label(total)
     name = f"bench_p3_{label}"
     url = database_url(args.pg_url, name)
+    result: dict[str, Any] = {"rows": total, "database": name, "span_days": args.span_days}
+    if args.reuse:
+        return measure(args, procs, upstream, keys, out, label, url, result, *asyncio.run(reused(url, result)))
     asyncio.run(admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     asyncio.run(admin(args.pg_url, f'CREATE DATABASE "{name}"'))
-    result: dict[str, Any] = {"rows": total, "database": name, "span_days": args.span_days}
     try:
         asyncio.run(migrate(url))
         asyncio.run(month_partitions(url, args.span_days))
@@ -467,25 +469,47 @@ def run_size(args: argparse.Namespace, procs: Procs, upstream: Any, passthrough:
         result["vacuum_s"] = asyncio.run(vacuum(url))
         result["bytes"] = asyncio.run(sizes(url))
         log(f"P3 {label}: VACUUM ANALYZE in {result['vacuum_s']:.0f}s; {result['bytes']}")
-        middle, early = asyncio.run(row_ids(url, measured, own))
-        d = Path(tempfile.mkdtemp(prefix=f"hub-p3-{label}-"))
-        cfg = d / "hub.json"
-        from bench import free_port
-
-        hub_config(cfg, port=free_port(), db_url=url, slack=upstream, keys=keys)
-        hub = start_hub(procs, f"hub-{label}", cfg, d)
-        try:
-            busy0, t0 = system_busy(), time.perf_counter()
-            timings = asyncio.run(time_queries(hub.url, passthrough.url, jwt_for("p3-user-0"), paths(middle, early), args.repeat))
-            result["machine_busy_cores"] = (system_busy() - busy0) / (time.perf_counter() - t0)
-        finally:
-            procs.stop(hub.proc)
-        result["timings"] = timings
-        text, result["sql_alone"] = asyncio.run(plans(url, measured, middle, early))
-        (out / f"p3scale-plans-{label}.txt").write_text(text)
+        return measure(args, procs, upstream, keys, out, label, url, result, measured, own)
     finally:
         if not args.keep:
             asyncio.run(admin(args.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def reused(url: str, result: dict[str, Any]) -> tuple[int, int]:
+    """A database an earlier ``--keep`` run seeded: its measured integration and its rows;
+    the loading figures are those of that run and are not repeated here."""
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        measured = await conn.fetchval("SELECT id FROM integrations WHERE user_id = 'p3-user-0'")
+        own = await conn.fetchval("SELECT count(*) FROM integration_logs WHERE integration_id = $1", measured)
+        result["rows"] = await conn.fetchval("SELECT count(*) FROM integration_logs")
+        result["rollup_rows"] = await conn.fetchval("SELECT (SELECT count(*) FROM activity_hourly) + (SELECT count(*) FROM activity_daily)")
+        result.update(measured_rows=own, seed_s=0.0, rollup_s=0.0, vacuum_s=0.0, reused=True)
+    finally:
+        await conn.close()
+    result["bytes"] = await sizes(url)
+    return int(measured), int(own)
+
+
+def measure(args: argparse.Namespace, procs: Procs, upstream: Any, keys: str, out: Path, label: str, url: str,
+            result: dict[str, Any], measured: int, own: int) -> dict[str, Any]:
+    """Time the API through a ``hub serve`` and write every statement's plan."""
+    middle, early = asyncio.run(row_ids(url, measured, own))
+    d = Path(tempfile.mkdtemp(prefix=f"hub-p3-{label}-"))
+    cfg = d / "hub.json"
+    from bench import free_port
+
+    hub_config(cfg, port=free_port(), db_url=url, slack=upstream, keys=keys)
+    hub = start_hub(procs, f"hub-{label}", cfg, d)
+    try:
+        busy0, t0 = system_busy(), time.perf_counter()
+        timings = asyncio.run(time_queries(hub.url, args.passthrough_url, jwt_for("p3-user-0"), paths(middle, early), args.repeat))
+        result["machine_busy_cores"] = (system_busy() - busy0) / (time.perf_counter() - t0)
+    finally:
+        procs.stop(hub.proc)
+    result["timings"] = timings
+    text, result["sql_alone"] = asyncio.run(plans(url, measured, middle, early))
+    (out / f"p3scale-plans-{label}.txt").write_text(text)
     return result
 
 
@@ -510,6 +534,7 @@ def table(results: list[dict[str, Any]]) -> str:
     lines.append("| integration_logs heap + TOAST / indexes | " + " | ".join(
         f"{r['bytes']['heap_and_toast'] / 2**30:.1f} / {r['bytes']['indexes'] / 2**30:.1f} GiB" for r in results) + " | |")
     lines.append("| seeding / rollup / VACUUM ANALYZE | " + " | ".join(
+        "a kept database (--reuse)" if r.get("reused") else
         f"{r['seed_s'] + r.get('index_s', 0):.0f} / {r['rollup_s']:.0f} / {r['vacuum_s']:.0f} s" for r in results) + " | |")
     return "\n".join(lines)
 
@@ -527,7 +552,9 @@ def main() -> int:
     p.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres", help="PostgreSQL to create the databases through")
     p.add_argument("--out", default=str(BENCH / "out"), help="where plans and results go (default bench/out)")
     p.add_argument("--keep", action="store_true", help="keep each size's database")
+    p.add_argument("--reuse", action="store_true", help="measure the databases an earlier --keep run left, without seeding (implies --keep)")
     args = p.parse_args()
+    args.keep = args.keep or args.reuse
     global DATA_DIR
     DATA_DIR = args.data_dir
     out = Path(args.out)
@@ -541,8 +568,9 @@ def main() -> int:
     try:
         upstream = start_upstream(procs, "upstream")
         passthrough = start_passthrough(procs, upstream, asyncio.run(fake_token(upstream)))
+        args.passthrough_url = passthrough.url
         for total in (parse_size(s) for s in args.sizes.split(",")):
-            result = run_size(args, procs, upstream, passthrough, generate_key("bench1"), total, out)
+            result = run_size(args, procs, upstream, generate_key("bench1"), total, out)
             results.append(result)
             stamp = time.strftime("%Y%m%d-%H%M")
             (out / f"p3scale-{size_label(total)}-{stamp}.json").write_text(json.dumps(result, indent=2, default=str))
