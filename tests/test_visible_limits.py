@@ -33,7 +33,14 @@ class FrozenClock:
 
 
 @pytest.fixture
-async def trello(trello_app, fake_trello):
+async def trello(make_config, aiohttp_client, fake_trello):
+    from conftest import serve_hub
+    from support import trello_section
+
+    # 130 calls at once on a saturated machine may take longer than the suite's usual 5 s
+    # upstream timeout; only the budget is under test here, so time may not decide.
+    config = make_config(providers={"trello": trello_section(fake_trello)}, upstream={"total_timeout": 120})
+    trello_app = await serve_hub(config, aiohttp_client)
     await connect_by_posting(trello_app, fake_trello)
     clock = FrozenClock()
     clock.slept = []
