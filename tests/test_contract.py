@@ -185,6 +185,15 @@ async def test_the_suite_catches_a_redelivery_emitted_again(make_hub: Any) -> No
         await contract_for(Forgetful(), signed_delivery=delivered).test_webhook_delivery_is_routed_once(make_hub)
 
 
+async def test_a_failing_before_disconnect_is_exercised_not_skipped(make_hub: Any) -> None:
+    """HookedMemos passes the provider's failure on: the test must run to its end (a FAILED
+    row), not skip as it does for a hook that absorbs the failure or calls nothing."""
+    try:
+        await contract_for(HookedMemos()).test_disconnect_goes_on_when_before_disconnect_fails(make_hub)
+    except pytest.skip.Exception as skipped:
+        pytest.fail(f"the before_disconnect test skipped: {skipped}")
+
+
 # Without the hook, a delivery to send, or a hook call that could fail, the new tests skip
 # and say why, so a plugin without them keeps passing.
 SKIPS = {
