@@ -71,9 +71,10 @@ async def traces(client: TestClient) -> Traces:
 
 async def integration_id(client: TestClient, user: str) -> int | None:
     """The id of ``user``'s integration of the client's provider, or ``None``."""
+    provider = client.provider  # type: ignore[attr-defined]
     async with hub_of(client).sessions() as session:
-        return await session.scalar(select(Integration.id).where(
-            Integration.provider == client.provider, Integration.user_id == user))  # type: ignore[attr-defined]
+        found: int | None = await session.scalar(select(Integration.id).where(Integration.provider == provider, Integration.user_id == user))
+        return found
 
 
 def error_code(answer: Any) -> str | None:
