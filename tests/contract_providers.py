@@ -4,14 +4,29 @@ each a plugin and a fake built on FakeProvider."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
+import json
 import secrets
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from hub import Action, CallContext, Endpoints, ProviderInfo, hookimpl
+from hub import (
+    Action,
+    CallContext,
+    Endpoints,
+    Provider,
+    ProviderInfo,
+    WebhookEvent,
+    WebhookRejected,
+    WebhookRequest,
+    WebhookResult,
+    hookimpl,
+    same_digest,
+)
 from hub.testing import FakeProvider, FakeToken
 
 MEMO = {
@@ -91,6 +106,39 @@ class Memos:
 
     async def add_memo(self, ctx: CallContext) -> Any:
         return (await ctx.http.post("memos", json=ctx.input)).json()
+
+
+# Memos signs its webhook deliveries with this (a test value, nothing real).
+MEMOS_WEBHOOK_SECRET = "memos-test-webhook-secret"
+
+
+def memos_signature(body: bytes) -> str:
+    return hmac.new(MEMOS_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def memos_delivery(account: str, event_id: str) -> tuple[dict[str, str], bytes]:
+    """A delivery as Memos would send it: one memo event about ``account``, signed."""
+    body = json.dumps({"id": event_id, "type": "memo_added", "account": account, "memo": {"id": "m9"}}).encode()
+    return {"Content-Type": "application/json", "X-Memos-Signature": memos_signature(body)}, body
+
+
+class HookedMemos(Memos):
+    """Memos with webhooks in (an HMAC over the body, deduplicated on the event id) and a
+    ``hub_before_disconnect`` that tells Memos to stop sending them."""
+
+    @hookimpl
+    def hub_webhook(self, provider: Provider, request: WebhookRequest) -> WebhookResult:
+        if not same_digest(memos_signature(request.body), request.header("X-Memos-Signature")):
+            raise WebhookRejected("X-Memos-Signature: missing, or does not match the body")
+        return self.events(json.loads(request.body))
+
+    def events(self, body: dict[str, Any]) -> WebhookResult:
+        return WebhookResult(events=(WebhookEvent(type=body["type"], match={"accountId": body["account"]}, data={"memo": body["memo"]},
+                                                  dedupe_key=body["id"]),))
+
+    @hookimpl
+    async def hub_before_disconnect(self, ctx: CallContext) -> Any:
+        return (await ctx.http.post("memos", json={"text": "stop sending webhooks"})).json()
 
 
 class FakePasted(FakeProvider):

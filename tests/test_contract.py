@@ -5,6 +5,8 @@ promises to catch."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import subprocess
 import sys
@@ -12,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract_providers import FakeMemos, FakePasted, Memos, Pasted
+from contract_providers import FakeMemos, FakePasted, HookedMemos, Memos, Pasted, memos_delivery
 
-from hub import Action, CallContext, ProviderError, hookimpl
+from hub import Action, CallContext, Provider, ProviderError, WebhookRequest, WebhookResult, hookimpl
 from hub.testing import FakeProvider, ProviderContract
 
 # --- the suite, run as a plugin package runs it ------------------------------------------
@@ -25,6 +27,18 @@ class TestMemosContract(ProviderContract):
 
     def make_fake(self) -> FakeProvider:
         return FakeMemos(account={"sub": "acct-7", "name": "Ada", "email": "ada@example.com"})
+
+
+class TestHookedMemosContract(ProviderContract):
+    """Memos with webhooks in and a hub_before_disconnect: the suite's tests of both run."""
+
+    plugin = HookedMemos()
+
+    def make_fake(self) -> FakeProvider:
+        return FakeMemos(account={"sub": "acct-7"})
+
+    async def signed_delivery(self, client: Any) -> Any:
+        return memos_delivery("acct-7", "ev-contract-1")
 
 
 class TestPastedContract(ProviderContract):
@@ -78,6 +92,46 @@ class Unexampled(Memos):
         return [Action("list_memos", "GET", "memos", self.list_memos)]
 
 
+class Trusting(HookedMemos):
+    """Reads whatever arrives at its webhook URL, signed or not."""
+
+    @hookimpl
+    def hub_webhook(self, provider: Provider, request: WebhookRequest) -> WebhookResult:
+        body = json.loads(request.body)
+        return self.events(body) if "account" in body else WebhookResult()
+
+
+class Forgetful(HookedMemos):
+    """Gives its events no dedupe_key: a provider's redelivery goes out again."""
+
+    def events(self, body: dict[str, Any]) -> WebhookResult:
+        (event,) = super().events(body).events
+        return WebhookResult(events=(dataclasses.replace(event, dedupe_key=None),))
+
+
+class Idle(HookedMemos):
+    """Has a hub_before_disconnect that calls nothing upstream."""
+
+    @hookimpl
+    async def hub_before_disconnect(self, ctx: CallContext) -> Any:
+        return {"nothing": "to undo"}
+
+
+class Absorbing(HookedMemos):
+    """Has a hub_before_disconnect that keeps the provider's failures to itself."""
+
+    @hookimpl
+    async def hub_before_disconnect(self, ctx: CallContext) -> Any:
+        try:
+            return await super().hub_before_disconnect(ctx)
+        except ProviderError:
+            return {"stopped": False}
+
+
+async def delivered(self: Any, client: Any) -> Any:
+    return memos_delivery("acct-7", "ev-contract-2")
+
+
 def contract_for(plugin: object, **members: Any) -> ProviderContract:
     """A contract over ``plugin`` (not collected: its name does not start with Test)."""
     members.setdefault("make_fake", lambda self: FakeMemos(account={"sub": "acct-7"}))
@@ -121,6 +175,45 @@ async def test_the_suite_asks_for_examples_or_a_reason(make_hub: Any) -> None:
         await contract_for(Unexampled(), skip_actions={"list_memos": "read-only in this test"}).test_action_example(make_hub, ("list_memos", None))
 
 
+async def test_the_suite_catches_a_webhook_read_without_its_signature(make_hub: Any) -> None:
+    with pytest.raises(AssertionError, match="without a valid signature answered 200"):
+        await contract_for(Trusting()).test_webhook_refuses_an_unsigned_delivery(make_hub)
+
+
+async def test_the_suite_catches_a_redelivery_emitted_again(make_hub: Any) -> None:
+    with pytest.raises(AssertionError, match="sent again emitted another event"):
+        await contract_for(Forgetful(), signed_delivery=delivered).test_webhook_delivery_is_routed_once(make_hub)
+
+
+async def test_a_failing_before_disconnect_is_exercised_not_skipped(make_hub: Any) -> None:
+    """HookedMemos passes the provider's failure on: the test must run to its end (a FAILED
+    row), not skip as it does for a hook that absorbs the failure or calls nothing."""
+    try:
+        await contract_for(HookedMemos()).test_disconnect_goes_on_when_before_disconnect_fails(make_hub)
+    except pytest.skip.Exception as skipped:
+        pytest.fail(f"the before_disconnect test skipped: {skipped}")
+
+
+# Without the hook, a delivery to send, or a hook call that could fail, the new tests skip
+# and say why, so a plugin without them keeps passing.
+SKIPS = {
+    "no_hub_webhook": (Memos, "test_webhook_refuses_an_unsigned_delivery", "implements no hub_webhook"),
+    "no_hub_webhook_to_route": (Memos, "test_webhook_delivery_is_routed_once", "implements no hub_webhook"),
+    "no_hub_before_disconnect": (Memos, "test_disconnect_goes_on_when_before_disconnect_fails", "implements no hub_before_disconnect"),
+    "no_signed_delivery": (HookedMemos, "test_webhook_delivery_is_routed_once", r"override signed_delivery\(client\)"),
+    "no_upstream_call": (Idle, "test_disconnect_goes_on_when_before_disconnect_fails", "made no call to the provider"),
+    "failure_absorbed": (Absorbing, "test_disconnect_goes_on_when_before_disconnect_fails",
+                         r"absorbed the provider's failures itself \(its row is SUCCESS"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SKIPS))
+async def test_the_webhook_and_before_disconnect_tests_skip_with_a_reason(make_hub: Any, case: str) -> None:
+    plugin, test, reason = SKIPS[case]
+    with pytest.raises(pytest.skip.Exception, match=reason):
+        await getattr(contract_for(plugin()), test)(make_hub)
+
+
 def test_every_example_is_a_test_of_its_own() -> None:
     """The inherited action test is parametrized with one case per declared example."""
 
@@ -147,7 +240,7 @@ def test_the_documented_example_passes_as_a_package_test_file(tmp_path: Path) ->
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "10 passed" in run.stdout, run.stdout
+    assert "10 passed, 3 skipped" in run.stdout, run.stdout  # no webhook hooks: those tests skip
 
 
 def test_a_misspelled_skip_or_a_missing_plugin_is_an_error_at_collection() -> None:

@@ -1,21 +1,25 @@
 """Pieces of :class:`hub.testing.ProviderContract` that are not tests: the plugin's declared
-actions, an example turned into the HTTP request that carries it, answers checked against
-an output schema, and a test client that keeps every answer for secret scans."""
+actions and hooks, an example turned into the HTTP request that carries it, answers checked
+against an output schema, what a webhook delivery left in the database, and a test client
+that keeps every answer for secret scans."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from aiohttp.test_utils import TestClient
 from jsonschema import Draft202012Validator, FormatChecker
+from sqlalchemy import select
 
 from hub.registry import Registry
+from hub.store.models import Event, Integration, IntegrationLog
 from hub.types import Action
 from hub.validation import QUERY_METHODS
 
-from .kit import auth_headers, provider_name
+from .kit import auth_headers, hub_of, provider_name
 
 
 def declared_actions(plugin: object) -> tuple[Action, ...]:
@@ -24,6 +28,59 @@ def declared_actions(plugin: object) -> tuple[Action, ...]:
     loaded = registry.add(provider_name(plugin), plugin)
     assert loaded is not None
     return loaded.actions
+
+
+def implements(plugin: object, hook: str) -> bool:
+    """Whether the plugin, loaded as the hub loads it, implements ``hook`` (``hub_webhook``)."""
+    loaded = Registry(strict=True).add(provider_name(plugin), plugin)
+    assert loaded is not None
+    return hook in loaded.hooks
+
+
+def webhook_path(provider: str) -> str:
+    return f"/api/integrations/{provider}/webhook"
+
+
+@dataclass(frozen=True)
+class Traces:
+    """What the hub stored for a provider that a webhook delivery may add to: its events out
+    (``(id, integration id, type)``) and its ``webhook`` activity rows (``(id, integration id, action)``)."""
+
+    events: tuple[tuple[int, int | None, str], ...]
+    logs: tuple[tuple[int, int, str], ...]
+
+    def since(self, before: Traces) -> Traces:
+        """What is here and was not ``before``."""
+        return Traces(tuple(e for e in self.events if e not in before.events), tuple(r for r in self.logs if r not in before.logs))
+
+
+async def traces(client: TestClient) -> Traces:
+    """The provider's events and webhook activity rows now (the activity writer caught up first)."""
+    hub = hub_of(client)
+    provider = client.provider  # type: ignore[attr-defined]
+    await hub.activity.flush(timeout=None)
+    async with hub.sessions() as session:
+        events = (await session.execute(
+            select(Event.id, Event.integration_id, Event.type).where(Event.provider == provider).order_by(Event.id))).all()
+        logs = (await session.execute(
+            select(IntegrationLog.id, IntegrationLog.integration_id, IntegrationLog.action)
+            .join(Integration, Integration.id == IntegrationLog.integration_id)
+            .where(Integration.provider == provider, IntegrationLog.kind == "webhook").order_by(IntegrationLog.id))).all()
+    return Traces(tuple(tuple(e) for e in events), tuple(tuple(r) for r in logs))  # type: ignore[misc]
+
+
+async def integration_id(client: TestClient, user: str) -> int | None:
+    """The id of ``user``'s integration of the client's provider, or ``None``."""
+    provider = client.provider  # type: ignore[attr-defined]
+    async with hub_of(client).sessions() as session:
+        found: int | None = await session.scalar(select(Integration.id).where(Integration.provider == provider, Integration.user_id == user))
+        return found
+
+
+def error_code(answer: Any) -> str | None:
+    """The ``error.code`` of a hub's JSON error answer, if it is one."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
 
 
 def example_cases(plugin: object) -> list[tuple[str, int | None]]:
