@@ -9,6 +9,7 @@ import hmac
 import html
 import json
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,19 +38,26 @@ MEMO = {
 MEMO_ID = {"type": "string", "pattern": "^m[0-9]+$", "maxLength": 16}
 
 
+# How long a subscription to Memos' webhooks lasts before it must be renewed.
+SUBSCRIPTION_LIFE = timedelta(days=1)
+
+
 class FakeMemos(FakeProvider):
-    """Memos' API: a list of memos, one memo, and adding one."""
+    """Memos' API: a list of memos, one memo, adding one, and a subscription to its webhooks
+    that runs out after a day unless a new one is taken."""
 
     title = "Memos"
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.memos = {"m1": {"id": "m1", "text": "Buy milk"}}
+        self.subscriptions = 0
 
     def add_routes(self, app: Any) -> None:
         app.router.add_get(f"{self.api_path}/memos", self.list_memos)
         app.router.add_post(f"{self.api_path}/memos", self.add_memo)
         app.router.add_get(f"{self.api_path}/memos/{{memo_id}}", self.get_memo)
+        app.router.add_post(f"{self.api_path}/subscriptions", self.subscribe)
 
     def owned(self, memo: dict[str, Any], token: FakeToken) -> dict[str, Any]:
         return {**memo, "owner": token.account["sub"]}
@@ -69,6 +77,12 @@ class FakeMemos(FakeProvider):
         memo = {"id": f"m{len(self.memos) + 1}", "text": (await request.json())["text"]}
         self.memos[memo["id"]] = memo
         return self.json(self.owned(memo, token), status=201)
+
+    async def subscribe(self, request: Any) -> Any:
+        self.require_token(request)
+        self.subscriptions += 1
+        expires = datetime.fromtimestamp(self.clock(), UTC) + SUBSCRIPTION_LIFE
+        return self.json({"id": f"s{self.subscriptions}", "expiresAt": expires.isoformat()}, status=201)
 
 
 def endpoints(name: str) -> Endpoints:
@@ -123,8 +137,23 @@ def memos_delivery(account: str, event_id: str) -> tuple[dict[str, str], bytes]:
 
 
 class HookedMemos(Memos):
-    """Memos with webhooks in (an HMAC over the body, deduplicated on the event id) and a
-    ``hub_before_disconnect`` that tells Memos to stop sending them."""
+    """Memos with webhooks in (an HMAC over the body, deduplicated on the event id), a
+    subscription to them (the ``subscribe`` action) that ``hub_renew`` takes anew before it
+    runs out, and a ``hub_before_disconnect`` that tells Memos to stop sending them."""
+
+    @hookimpl
+    def hub_actions(self) -> list[Action]:
+        return [*super().hub_actions(), Action("subscribe", "POST", "subscriptions", self.subscribe, examples=[{}])]
+
+    async def subscribe(self, ctx: CallContext) -> Any:
+        subscription = (await ctx.http.post("subscriptions", json={"callback": ctx.webhook_url})).json()
+        ctx.update_state(subscription=subscription["id"])
+        ctx.renew_by(datetime.fromisoformat(subscription["expiresAt"]))
+        return subscription
+
+    @hookimpl
+    async def hub_renew(self, ctx: CallContext) -> Any:
+        return await self.subscribe(ctx)
 
     @hookimpl
     def hub_webhook(self, provider: Provider, request: WebhookRequest) -> WebhookResult:

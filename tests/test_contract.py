@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime
 import logging
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import pytest
 from contract_providers import FakeMemos, FakePasted, HookedMemos, Memos, Pasted, memos_delivery
 
 from hub import Action, CallContext, Provider, ProviderError, WebhookRequest, WebhookResult, hookimpl
-from hub.testing import FakeProvider, ProviderContract
+from hub.core.renewals import Renewals
+from hub.testing import FakeProvider, ProviderContract, auth_headers
 
 # --- the suite, run as a plugin package runs it ------------------------------------------
 
@@ -29,10 +31,19 @@ class TestMemosContract(ProviderContract):
         return FakeMemos(account={"sub": "acct-7", "name": "Ada", "email": "ada@example.com"})
 
 
+async def subscribed(self: Any, client: Any) -> bool:
+    """A subscription to Memos' webhooks, taken through the hub: it asks for its renewal."""
+    resp = await client.post(f"/api/integrations/{client.provider}/subscriptions", json={}, headers=auth_headers(self.user))
+    assert resp.status == 200, await resp.text()
+    return True
+
+
 class TestHookedMemosContract(ProviderContract):
-    """Memos with webhooks in and a hub_before_disconnect: the suite's tests of both run."""
+    """Memos with webhooks in, a hub_renew and a hub_before_disconnect: the suite's tests of
+    all three run."""
 
     plugin = HookedMemos()
+    prepare_renewal = subscribed
 
     def make_fake(self) -> FakeProvider:
         return FakeMemos(account={"sub": "acct-7"})
@@ -128,6 +139,35 @@ class Absorbing(HookedMemos):
             return {"stopped": False}
 
 
+class Once(HookedMemos):
+    """Renews its subscription and asks for no further renewal."""
+
+    @hookimpl
+    async def hub_renew(self, ctx: CallContext) -> Any:
+        return (await ctx.http.post("subscriptions", json={})).json()
+
+
+class Hasty(HookedMemos):
+    """Renews, but asks for the next renewal at once: the sweep would call it on every pass."""
+
+    @hookimpl
+    async def hub_renew(self, ctx: CallContext) -> Any:
+        answer = await super().hub_renew(ctx)
+        ctx.renew_by(datetime.now(UTC))
+        return answer
+
+
+class AbsorbingRenewal(HookedMemos):
+    """Has a hub_renew that keeps the provider's failures to itself."""
+
+    @hookimpl
+    async def hub_renew(self, ctx: CallContext) -> Any:
+        try:
+            return await super().hub_renew(ctx)
+        except ProviderError:
+            return {"renewed": False}
+
+
 async def delivered(self: Any, client: Any) -> Any:
     return memos_delivery("acct-7", "ev-contract-2")
 
@@ -194,9 +234,73 @@ async def test_a_failing_before_disconnect_is_exercised_not_skipped(make_hub: An
         pytest.fail(f"the before_disconnect test skipped: {skipped}")
 
 
-# Without the hook, a delivery to send, or a hook call that could fail, the new tests skip
-# and say why, so a plugin without them keeps passing.
-SKIPS = {
+RENEWAL_TESTS = ["test_renewal_runs_before_the_deadline", "test_failed_renewal_keeps_the_deadline"]
+
+
+@pytest.mark.parametrize("test", RENEWAL_TESTS)
+async def test_the_renewal_tests_run_to_their_end(make_hub: Any, test: str) -> None:
+    """HookedMemos renews its subscription and passes the provider's failure on: neither
+    renewal test may skip."""
+    try:
+        await getattr(contract_for(HookedMemos(), prepare_renewal=subscribed), test)(make_hub)
+    except pytest.skip.Exception as skipped:
+        pytest.fail(f"{test} skipped: {skipped}")
+
+
+@pytest.mark.parametrize("test", RENEWAL_TESTS)
+async def test_a_renewal_that_asks_for_no_more_passes(make_hub: Any, test: str) -> None:
+    """A hook that never calls renew_by again is allowed: the deadline is cleared."""
+    await getattr(contract_for(Once(), prepare_renewal=subscribed), test)(make_hub)
+
+
+async def test_the_suite_catches_a_renewal_that_is_due_again_at_once(make_hub: Any) -> None:
+    with pytest.raises(AssertionError, match="not later than"):
+        await contract_for(Hasty(), prepare_renewal=subscribed).test_renewal_runs_before_the_deadline(make_hub)
+
+
+@pytest.mark.parametrize("test", RENEWAL_TESTS)
+async def test_the_suite_catches_a_hub_that_does_not_call_hub_renew(make_hub: Any, monkeypatch: pytest.MonkeyPatch, test: str) -> None:
+    async def lost(self: Renewals, row: Any) -> bool:
+        return False
+
+    monkeypatch.setattr(Renewals, "renew", lost)
+    with pytest.raises(AssertionError, match="called hub_renew 0 times"):
+        await getattr(contract_for(HookedMemos(), prepare_renewal=subscribed), test)(make_hub)
+
+
+async def test_the_suite_catches_a_hub_that_drops_the_deadline_of_a_failed_renewal(make_hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    renew = Renewals.renew
+
+    async def dropping(self: Renewals, row: Any) -> bool:
+        done = await renew(self, row)
+        if not done:
+            async with self.store.locked(row.id) as (_, fresh):
+                fresh.renew_by = None
+        return done
+
+    monkeypatch.setattr(Renewals, "renew", dropping)
+    with pytest.raises(AssertionError, match="a failed renewal moved the deadline"):
+        await contract_for(HookedMemos(), prepare_renewal=subscribed).test_failed_renewal_keeps_the_deadline(make_hub)
+
+
+async def test_the_suite_catches_a_hub_that_keeps_the_lease_of_a_renewal(make_hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    renew = Renewals.renew
+
+    async def holding(self: Renewals, row: Any) -> bool:
+        done = await renew(self, row)
+        async with self.store.locked(row.id) as (_, fresh):
+            fresh.renew_lease_until = self.clock() + self.lease
+        return done
+
+    monkeypatch.setattr(Renewals, "renew", holding)
+    with pytest.raises(AssertionError, match="lease is still held"):
+        await contract_for(HookedMemos(), prepare_renewal=subscribed).test_renewal_runs_before_the_deadline(make_hub)
+
+
+# Without the hook, a delivery to send, something to renew, or a hook call that could fail,
+# the newer tests skip and say why, so a plugin without them keeps passing. A fourth member
+# holds the contract's overrides.
+SKIPS: dict[str, tuple[Any, ...]] = {
     "no_hub_webhook": (Memos, "test_webhook_refuses_an_unsigned_delivery", "implements no hub_webhook"),
     "no_hub_webhook_to_route": (Memos, "test_webhook_delivery_is_routed_once", "implements no hub_webhook"),
     "no_hub_before_disconnect": (Memos, "test_disconnect_goes_on_when_before_disconnect_fails", "implements no hub_before_disconnect"),
@@ -204,14 +308,20 @@ SKIPS = {
     "no_upstream_call": (Idle, "test_disconnect_goes_on_when_before_disconnect_fails", "made no call to the provider"),
     "failure_absorbed": (Absorbing, "test_disconnect_goes_on_when_before_disconnect_fails",
                          r"absorbed the provider's failures itself \(its row is SUCCESS"),
+    "no_hub_renew": (Memos, "test_renewal_runs_before_the_deadline", "implements no hub_renew"),
+    "no_hub_renew_to_fail": (Memos, "test_failed_renewal_keeps_the_deadline", "implements no hub_renew"),
+    "nothing_to_renew": (HookedMemos, "test_renewal_runs_before_the_deadline", r"override prepare_renewal\(client\)"),
+    "nothing_to_renew_to_fail": (HookedMemos, "test_failed_renewal_keeps_the_deadline", r"override prepare_renewal\(client\)"),
+    "renewal_failure_absorbed": (AbsorbingRenewal, "test_failed_renewal_keeps_the_deadline",
+                                 r"hub_renew absorbed the provider's failures itself \(its row is SUCCESS", {"prepare_renewal": subscribed}),
 }
 
 
 @pytest.mark.parametrize("case", sorted(SKIPS))
-async def test_the_webhook_and_before_disconnect_tests_skip_with_a_reason(make_hub: Any, case: str) -> None:
-    plugin, test, reason = SKIPS[case]
+async def test_the_hook_tests_skip_with_a_reason(make_hub: Any, case: str) -> None:
+    plugin, test, reason, *members = SKIPS[case]
     with pytest.raises(pytest.skip.Exception, match=reason):
-        await getattr(contract_for(plugin()), test)(make_hub)
+        await getattr(contract_for(plugin(), **(members[0] if members else {})), test)(make_hub)
 
 
 def test_every_example_is_a_test_of_its_own() -> None:
@@ -240,7 +350,7 @@ def test_the_documented_example_passes_as_a_package_test_file(tmp_path: Path) ->
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "10 passed, 3 skipped" in run.stdout, run.stdout  # no webhook hooks: those tests skip
+    assert "10 passed, 5 skipped" in run.stdout, run.stdout  # no webhook or renewal hooks: those tests skip
 
 
 def test_a_misspelled_skip_or_a_missing_plugin_is_an_error_at_collection() -> None:

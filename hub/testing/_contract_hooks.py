@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from ._contract_parts import error_code, implements, integration_id, traces, webhook_path
+from ._contract_parts import error_code, implements, integration_id, traces, upstream_calls, webhook_path
 from .fake import FakeProvider
 from .kit import auth_headers
 from .observe import activity
@@ -122,8 +122,7 @@ class HookContract:
         assert not body["data"]["hasCredentials"], f"with hub_before_disconnect failing, the credentials stayed: {body}"
         rows = await activity(client, self.user, action="before_disconnect")
         assert len(rows) == 1, f"a disconnect should leave one before_disconnect activity row, not {len(rows)}: {rows}"
-        oauth = {p for p in getattr(fake, "paths", {}).values() if p}
-        upstream = [f"{c.method} {c.path}" for c in fake.calls[seen:] if c.path not in oauth]
+        upstream = upstream_calls(fake, seen)
         if not upstream:
             pytest.skip("hub_before_disconnect made no call to the provider, so nothing could fail: override "
                         "prepare_before_disconnect(client) to set up what it undoes")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -75,6 +76,22 @@ async def integration_id(client: TestClient, user: str) -> int | None:
     async with hub_of(client).sessions() as session:
         found: int | None = await session.scalar(select(Integration.id).where(Integration.provider == provider, Integration.user_id == user))
         return found
+
+
+async def renewal_of(client: TestClient, user: str) -> tuple[datetime | None, datetime | None]:
+    """``(renew_by, renew_lease_until)`` of ``user``'s integration of the client's provider."""
+    provider = client.provider  # type: ignore[attr-defined]
+    async with hub_of(client).sessions() as session:
+        found = (await session.execute(select(Integration.renew_by, Integration.renew_lease_until)
+                                       .where(Integration.provider == provider, Integration.user_id == user))).one()
+    return found[0], found[1]
+
+
+def upstream_calls(fake: Any, since: int) -> list[str]:
+    """``"METHOD path"`` of the fake's calls from index ``since`` on, its OAuth endpoints left
+    out (``fake.paths``, when it has them): what a hook asked of the provider."""
+    oauth = {p for p in getattr(fake, "paths", {}).values() if p}
+    return [f"{c.method} {c.path}" for c in fake.calls[since:] if c.path not in oauth]
 
 
 def error_code(answer: Any) -> str | None:

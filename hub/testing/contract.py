@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from hub.types import Action
 
 from ._contract_hooks import HookContract
+from ._contract_renew import RenewalContract
 from ._contract_parts import (
     RecordingClient,
     call_action,
@@ -42,11 +43,12 @@ RETRY_AFTER = 30
 STRANGER = "contract-stranger"
 
 
-class ProviderContract(HookContract):
+class ProviderContract(HookContract, RenewalContract):
     """Subclass it as ``Test...`` with ``plugin`` (the plugin module or object) and
     :meth:`make_fake` (a new, unstarted :class:`FakeProvider`); override the hooks below,
-    and those of :class:`~hub.testing._contract_hooks.HookContract` for webhooks and
-    ``hub_before_disconnect``, for the provider's quirks. Every test gets a new fake and a new hub."""
+    those of :class:`~hub.testing._contract_hooks.HookContract` for webhooks and
+    ``hub_before_disconnect`` and those of :class:`~hub.testing._contract_renew.RenewalContract`
+    for ``hub_renew``, for the provider's quirks. Every test gets a new fake and a new hub."""
 
     pytestmark = _MARKS
     plugin: Any = None

@@ -43,6 +43,10 @@ class TestGoogleCalendarContract(ProviderContract):
         fake._pending.clear()
         return dict(message["headers"]), b""
 
+    async def prepare_renewal(self, client: Any) -> bool:
+        await self.watch(client)  # the channel asks to be renewed before it expires
+        return True
+
     async def prepare_before_disconnect(self, client: Any) -> None:
         await self.watch(client)  # the hook stops the channel
 
