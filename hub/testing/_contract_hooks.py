@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from ._contract_parts import error_code, implements, integration_id, traces, upstream_calls, webhook_path
+from ._contract_parts import ContractMixin, error_code, implements, integration_id, traces, upstream_calls, webhook_path
 from .fake import FakeProvider
 from .kit import auth_headers
 from .observe import activity
@@ -21,15 +21,8 @@ from .observe import activity
 BEFORE_DISCONNECT_FAULTS = 10
 
 
-class HookContract:
-    """Mixed into :class:`hub.testing.ProviderContract`, which provides the plugin, the user
-    and a connected hub."""
-
-    plugin: Any
-    user: str
-
-    if TYPE_CHECKING:
-        async def connected(self, make_hub: Any) -> Any: ...
+class HookContract(ContractMixin):
+    """The webhook and ``hub_before_disconnect`` part of :class:`hub.testing.ProviderContract`."""
 
     # ------------------------------------------------------------------ hooks
 

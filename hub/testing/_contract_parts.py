@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from aiohttp.test_utils import TestClient
@@ -21,6 +21,18 @@ from hub.types import Action
 from hub.validation import QUERY_METHODS
 
 from .kit import auth_headers, hub_of, provider_name
+
+
+class ContractMixin:
+    """What a part of :class:`hub.testing.ProviderContract` mixed into it relies on: the
+    plugin, the user, a connected hub and the integration view (all provided by the suite)."""
+
+    plugin: Any
+    user: str
+
+    if TYPE_CHECKING:
+        async def connected(self, make_hub: Any) -> Any: ...
+        async def view(self, client: Any, user: str | None = None) -> tuple[int, Any]: ...
 
 
 def declared_actions(plugin: object) -> tuple[Action, ...]:

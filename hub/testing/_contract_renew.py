@@ -7,12 +7,12 @@ for a renewal."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from ._contract_parts import implements, renewal_of, upstream_calls
+from ._contract_parts import ContractMixin, implements, renewal_of, upstream_calls
 from .fake import FakeProvider
 from .kit import hub_of
 from .observe import _rewrite, activity
@@ -22,16 +22,8 @@ from .observe import _rewrite, activity
 RENEWAL_FAULTS = 10
 
 
-class RenewalContract:
-    """Mixed into :class:`hub.testing.ProviderContract`, which provides the plugin, the user
-    and a connected hub."""
-
-    plugin: Any
-    user: str
-
-    if TYPE_CHECKING:
-        async def connected(self, make_hub: Any) -> Any: ...
-        async def view(self, client: Any, user: str | None = None) -> tuple[int, Any]: ...
+class RenewalContract(ContractMixin):
+    """The ``hub_renew`` part of :class:`hub.testing.ProviderContract`."""
 
     # ------------------------------------------------------------------ hooks
 
