@@ -256,10 +256,9 @@ class CallContext:
     attached; ``access_token`` is there for the rare provider that needs it in a body.
     ``metadata`` is the connected account as stored (read-only). ``state`` is the plugin's
     own bookkeeping for this integration (a sync cursor, say): changes made through
-    :meth:`update_state` (and keys dropped with :meth:`remove_state`) are saved when the
-    action succeeds, and kept across reconnects
-    of the same account; they are merged with what other calls for the integration saved
-    meanwhile (docs/plugins.md, "State and calls at once"). ``webhook_url`` is the hub's
+    :meth:`update_state` and :meth:`remove_state` are saved when the action succeeds, and
+    kept across reconnects of the same account; they are merged with what other calls for
+    the integration saved meanwhile (docs/plugins.md, "State and calls at once"). ``webhook_url`` is the hub's
     public URL for the provider's webhooks (``hub_webhook``), to register with the provider.
     """
 
