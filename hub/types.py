@@ -256,9 +256,9 @@ class CallContext:
     attached; ``access_token`` is there for the rare provider that needs it in a body.
     ``metadata`` is the connected account as stored (read-only). ``state`` is the plugin's
     own bookkeeping for this integration (a sync cursor, say): changes made through
-    :meth:`update_state` are saved when the action succeeds, and kept across reconnects
-    of the same account; they are merged with what other calls for the integration saved
-    meanwhile (docs/plugins.md, "State and calls at once"). ``webhook_url`` is the hub's
+    :meth:`update_state` and :meth:`remove_state` are saved when the action succeeds, and
+    kept across reconnects of the same account; they are merged with what other calls for
+    the integration saved meanwhile (docs/plugins.md, "State and calls at once"). ``webhook_url`` is the hub's
     public URL for the provider's webhooks (``hub_webhook``), to register with the provider.
     """
 
@@ -284,9 +284,25 @@ class CallContext:
     # then written as given.
     _state_base: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
     _renew_base: datetime | None = field(default=None, repr=False, compare=False)
+    # The top-level keys remove_state() asked to remove. Last, and keyword-only, so that a
+    # context built with positional arguments means what it did before there was one.
+    state_removals: set[str] = field(default_factory=set, kw_only=True)
 
     def update_state(self, **values: Any) -> None:
         self.state_updates.update(values)
+        self.state_removals.difference_update(values)
+
+    def remove_state(self, *keys: str) -> None:
+        """Ask the core to remove these top-level keys of ``state`` when the call's state is
+        saved (as :meth:`update_state`: only if the call succeeds, merged with what other
+        calls saved meanwhile). Of a removal and an update of one key in the same call, the
+        later one counts. A key the state lacks is no error."""
+        wrong = sorted({type(key).__name__ for key in keys if not isinstance(key, str)})
+        if wrong:
+            raise TypeError(f"remove_state takes the names of top-level state keys as str, not {', '.join(wrong)}")
+        for key in keys:
+            self.state_updates.pop(key, None)
+        self.state_removals.update(keys)
 
     def renew_by(self, deadline: datetime | None) -> None:
         """Ask the core to call this plugin's ``hub_renew`` for this integration a while

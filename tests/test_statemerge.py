@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hub import CallContext
 from hub.core.statemerge import copy_state, merge_deadline, merge_state, merge_value
 
 
@@ -68,6 +69,55 @@ def test_keys_new_on_both_sides_and_an_unknown_base() -> None:
     assert merge_state({"k": 1}, {"k": 2}, {}) == {"k": 2}  # gone from the row meanwhile: written again
     # A context built by hand has no base: the update is written as given, as it always was.
     assert merge_state(None, {"cursor": {"a": 1}}, {"cursor": {"b": 2}, "x": 0}) == {"cursor": {"a": 1}, "x": 0}
+
+
+def test_a_removed_key_goes_when_the_row_has_not_moved_and_a_missing_one_is_no_error() -> None:
+    assert merge_state({"old": 1, "n": 2}, {}, {"old": 1, "n": 2, "other": 3}, {"old"}) == {"n": 2, "other": 3}
+    assert merge_state({"n": 2}, {}, {"n": 2}, {"never"}) == {"n": 2}
+    assert merge_state({"n": 2, "gone": 0}, {"n": 3}, {"n": 2, "gone": 0}, ["gone"]) == {"n": 3}  # with an update of another key
+    # A context built by hand has no base: the key is removed as asked.
+    assert merge_state(None, {}, {"old": {"a": 1}, "x": 0}, {"old"}) == {"x": 0}
+
+
+def test_a_removal_of_a_key_another_call_changed_meanwhile_wins_as_the_later_writer() -> None:
+    # As a dict entry this call removed goes whatever the other call made of it.
+    assert merge_value({"c1": 1, "c2": 2}, {"c2": 2}, {"c1": 5, "c2": 2}) == {"c2": 2}
+    base = {"channels": {"c1": {"exp": 1}}, "n": 1}
+    theirs = {"channels": {"c1": {"exp": 1}, "c2": {"exp": 2}}, "n": 4}
+    assert merge_state(base, {}, theirs, {"channels", "n"}) == {}
+    # The other order: a call that changed the key saves after the removal was saved.
+    assert merge_state(base, {"n": 2}, {"channels": base["channels"]}) == {"channels": base["channels"], "n": 2}
+
+
+def test_a_removal_keeps_a_key_the_call_never_saw_and_an_update_of_the_same_key_wins() -> None:
+    assert merge_state({}, {}, {"added": "theirs"}, {"added"}) == {"added": "theirs"}  # set by another call meanwhile
+    assert merge_state({"k": 1}, {"k": 2}, {"k": 1}, {"k"}) == {"k": 2}
+
+
+def bare_context() -> CallContext:
+    """A context with only what the state methods use; the rest is never read."""
+    unused: Any = None
+    return CallContext(unused, unused, {}, "u-1", unused, "", {})
+
+
+def test_remove_state_and_update_state_in_one_call_the_last_word_wins() -> None:
+    ctx = bare_context()
+    ctx.update_state(a=1, b=2, c=3)
+    ctx.remove_state("a", "gone")
+    assert ctx.state_updates == {"b": 2, "c": 3} and ctx.state_removals == {"a", "gone"}
+    ctx.update_state(gone=0)
+    ctx.remove_state("c")
+    assert ctx.state_updates == {"b": 2, "gone": 0} and ctx.state_removals == {"a", "c"}
+    assert merge_state({"a": 1, "c": 3}, ctx.state_updates, {"a": 1, "c": 3}, ctx.state_removals) == {"b": 2, "gone": 0}
+
+
+@pytest.mark.parametrize("keys", [(1,), ("ok", None), (("a", "b"),)])
+def test_remove_state_takes_key_names_only(keys: tuple[Any, ...]) -> None:
+    ctx = bare_context()
+    ctx.update_state(ok=1)
+    with pytest.raises(TypeError, match=r"remove_state takes the names of top-level state keys as str, not (int|NoneType|tuple)$"):
+        ctx.remove_state(*keys)
+    assert ctx.state_updates == {"ok": 1} and not ctx.state_removals  # nothing half done
 
 
 def test_of_two_renewal_deadlines_asked_at_once_the_sooner_is_kept() -> None:

@@ -107,7 +107,7 @@ class ActionRunner:
             await self.recorder.record(row, action.name, started, request=recorded, error=failure, secrets_=secrets_, pending_id=pending_id)
             raise failure from None
         ctx = holder["ctx"]
-        if ctx.state_updates or ctx.mark_synced or ctx.renewal_set:
+        if ctx.state_updates or ctx.state_removals or ctx.mark_synced or ctx.renewal_set:
             await self._save_call_state(row.id, ctx)
         await self.recorder.record(row, action.name, started, request=recorded, response=result, secrets_=secrets_, pending_id=pending_id)
         return result

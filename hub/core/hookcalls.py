@@ -5,8 +5,8 @@ usable token (refreshed first if need be, once more on an auth failure), a
 The hooks are ``hub_webhook_follow_up`` (a webhook event completed for an integration),
 ``hub_renew`` (something set up upstream renewed before it runs out) and
 ``hub_before_disconnect`` (undone before the token is revoked). What a hook asked to keep
-(``update_state``, ``renew_by``) is applied by :func:`keep_call_state`, in whichever
-transaction the caller writes it.
+(``update_state``, ``remove_state``, ``renew_by``) is applied by :func:`keep_call_state`,
+in whichever transaction the caller writes it.
 """
 
 from __future__ import annotations
@@ -56,12 +56,12 @@ def call_context(rt: ProviderRuntime, action: Action, data: Mapping[str, Any], s
 
 def keep_call_state(row: Integration, ctx: CallContext) -> None:
     """Apply what a handler or hook asked to keep to ``row`` (locked by the caller): each
-    updated value merged three ways (:mod:`.statemerge`), so that calls running at once for
-    one integration keep each other's changes; of two renewal deadlines asked at once, the
-    sooner."""
-    if ctx.state_updates:
+    updated or removed value merged three ways (:mod:`.statemerge`), so that calls running
+    at once for one integration keep each other's changes; of two renewal deadlines asked at
+    once, the sooner."""
+    if ctx.state_updates or ctx.state_removals:
         meta = dict(row.meta or {})
-        meta["state"] = merge_state(ctx._state_base, ctx.state_updates, meta.get("state") or {})
+        meta["state"] = merge_state(ctx._state_base, ctx.state_updates, meta.get("state") or {}, ctx.state_removals)
         row.meta = meta
     if ctx.mark_synced:
         row.last_sync_at = utcnow()

@@ -1,8 +1,9 @@
 """Merging what a call asked to keep into a plugin state that moved while it ran.
 
 A call reads the integration's state when it starts (the *base*) and asks, through
-``update_state``, for whole top-level values (*mine*). Other calls for the same
-integration may have written those values since (*theirs*, read under the row lock).
+``update_state``, for whole top-level values (*mine*), and through ``remove_state`` for
+top-level keys to drop. Other calls for the same integration may have written those
+values since (*theirs*, read under the row lock).
 Writing *mine* as it is would undo their changes; :func:`merge_state` keeps both:
 
 - theirs unchanged since base: mine, as asked;
@@ -12,6 +13,11 @@ Writing *mine* as it is would undo their changes; :func:`merge_state` keeps both
   added that theirs lacks (elements compared by equality, as a set);
 - anything else (a scalar, a type that changed): the later writer, mine.
 
+A removed top-level key is a value *mine* no longer has, merged by the same rules: it goes
+when theirs is unchanged since base, and also when theirs changed it meanwhile (the later
+writer wins, as a dict entry mine removed goes whatever theirs made of it); theirs stays
+when base lacked the key (the call removed nothing it had seen).
+
 The renewal deadline (``ctx.renew_by``) follows the state it was derived from: when another
 call set one since this call started, the sooner of the two is kept (:func:`merge_deadline`),
 since a renewal that comes early only renews, while one that comes late lets something
@@ -20,7 +26,7 @@ upstream run out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -40,15 +46,20 @@ def merge_value(base: Any, mine: Any, theirs: Any) -> Any:
     return mine
 
 
-def merge_state(base: Mapping[str, Any] | None, updates: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-    """``current`` with ``updates`` applied. ``base`` is the state the call started from;
-    ``None`` (not known) writes each update as it is, as before there was a merge."""
+def merge_state(base: Mapping[str, Any] | None, updates: Mapping[str, Any], current: Mapping[str, Any],
+                removals: Iterable[str] = ()) -> dict[str, Any]:
+    """``current`` with ``updates`` applied and the keys in ``removals`` removed (an update
+    of the same key wins: ``CallContext`` keeps the two apart). ``base`` is the state the
+    call started from; ``None`` (not known) writes each change as it is, as before there was
+    a merge."""
     merged = dict(current)
-    for key, mine in updates.items():
-        if base is None:
-            merged[key] = mine
+    changes = dict.fromkeys(removals, _MISSING) | dict(updates)
+    for key, mine in changes.items():
+        value = mine if base is None else merge_value(base.get(key, _MISSING), mine, current.get(key, _MISSING))
+        if value is _MISSING:
+            merged.pop(key, None)
         else:
-            merged[key] = merge_value(base.get(key, _MISSING), mine, current.get(key, _MISSING))
+            merged[key] = value
     return merged
 
 
